@@ -1,0 +1,75 @@
+"""Clients: registration from Telegram, language, and the conversation record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm.models import LANGUAGES, Client, ConversationMessage, utcnow
+
+
+def language_from_code(code: str | None) -> str:
+    """French by default; English when the Telegram client is set to English."""
+    return "en" if (code or "").lower().startswith("en") else "fr"
+
+
+@dataclass(frozen=True)
+class TelegramProfile:
+    telegram_id: int
+    first_name: str = ""
+    last_name: str = ""
+    username: str | None = None
+    language_code: str | None = None
+
+
+def register_client(session: Session, profile: TelegramProfile) -> tuple[Client, bool]:
+    """Find or create the client; keep names fresh. Returns (client, created)."""
+    client = session.scalar(select(Client).where(Client.telegram_id == profile.telegram_id))
+    created = client is None
+    if created:
+        client = Client(
+            telegram_id=profile.telegram_id,
+            language=language_from_code(profile.language_code),
+            first_seen=utcnow(),
+        )
+        session.add(client)
+    client.first_name = (profile.first_name or "")[:255]
+    client.last_name = (profile.last_name or "")[:255]
+    client.username = (profile.username or None) and profile.username[:255]
+    client.last_seen = utcnow()
+    session.flush()
+    return client, created
+
+
+def set_language(session: Session, client: Client, language: str) -> None:
+    if language not in LANGUAGES:
+        raise ValueError(f"unsupported language {language!r}")
+    client.language = language
+
+
+def record_message(
+    session: Session,
+    client: Client,
+    direction: str,
+    text: str,
+    *,
+    kind: str = "text",
+    answered: bool = True,
+) -> ConversationMessage:
+    message = ConversationMessage(
+        client_id=client.id, direction=direction, text=text, kind=kind, answered=answered
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def unanswered_messages(session: Session, client: Client | None = None) -> list[ConversationMessage]:
+    query = select(ConversationMessage).where(
+        ConversationMessage.direction == "in", ConversationMessage.answered.is_(False)
+    )
+    if client is not None:
+        query = query.where(ConversationMessage.client_id == client.id)
+    return list(session.scalars(query.order_by(ConversationMessage.id)))

@@ -1,0 +1,47 @@
+"""Staff members and their roles (manager, marketer, admin)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm.models import ROLES, Staff
+
+
+class StaffError(ValueError):
+    pass
+
+
+def add_staff(session: Session, telegram_id: int, role: str, name: str) -> Staff:
+    """Add a staff member, or update the role and name of an existing one (and reactivate)."""
+    if role not in ROLES:
+        raise StaffError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
+    if not name.strip():
+        raise StaffError("name must not be empty")
+    member = session.scalar(select(Staff).where(Staff.telegram_id == telegram_id))
+    if member is None:
+        member = Staff(telegram_id=telegram_id)
+        session.add(member)
+    member.role, member.name, member.active = role, name.strip(), True
+    session.flush()
+    return member
+
+
+def list_staff(session: Session) -> list[Staff]:
+    return list(session.scalars(select(Staff).order_by(Staff.role, Staff.name)))
+
+
+def remove_staff(session: Session, telegram_id: int) -> Staff:
+    """Deactivate (the history of what they did stays attached to them)."""
+    member = session.scalar(select(Staff).where(Staff.telegram_id == telegram_id))
+    if member is None or not member.active:
+        raise StaffError(f"no active staff member with Telegram id {telegram_id}")
+    member.active = False
+    return member
+
+
+def staff_role(session: Session, telegram_id: int) -> str | None:
+    member = session.scalar(
+        select(Staff).where(Staff.telegram_id == telegram_id, Staff.active.is_(True))
+    )
+    return member.role if member else None
