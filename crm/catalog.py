@@ -139,11 +139,13 @@ def search_products(session: Session, text: str, limit: int = MAX_RESULTS) -> Se
     ids = [pid for pid, _ in ranked]
     rows = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(ids)))}
     score = dict(ranked)
-    products = sorted(
-        (rows[i] for i in ids if i in rows), key=lambda p: (-score[p.id], p.stock <= 0, p.name)
-    )
-    categories = {p.category for p in products}
+    found = [rows[i] for i in ids if i in rows]
+    categories = {p.category for p in found}
     category = categories.pop() if named_category and len(categories) == 1 else None
+    if category:  # a whole range: what can be delivered first
+        products = sorted(found, key=lambda p: (p.stock <= 0, -score[p.id], p.name))
+    else:
+        products = sorted(found, key=lambda p: (-score[p.id], p.stock <= 0, p.name))
     return SearchResult(products[:limit], len(products), category, understood)
 
 

@@ -1,0 +1,6 @@
+"""rasa-sdk custom actions: thin entry points that read and write the CRM through `crm/`.
+
+Run with `python -m rasa_sdk --actions actions`.
+"""
+
+from actions import catalog, language  # noqa: F401  (registers the actions)

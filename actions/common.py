@@ -1,0 +1,70 @@
+"""What every action shares: the client's language, and CRM work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.orm import Session
+
+from crm.db import unit_of_work
+from crm.i18n import normalise_language, translate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def language_of(tracker: Tracker) -> str:
+    """The slot, else the language of the Telegram metadata of the last message."""
+    slot = tracker.get_slot("language")
+    if slot:
+        return normalise_language(slot)
+    metadata = (tracker.latest_message or {}).get("metadata") or {}
+    return normalise_language(metadata.get("language"))
+
+
+async def in_unit_of_work(work: Callable[[Session], T]) -> T:
+    """Run blocking CRM work in a thread, in its own unit of work (never a shared session)."""
+
+    def run() -> T:
+        with unit_of_work() as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
+
+
+class CrmAction(Action, ABC):
+    """An action that answers from the CRM. If the CRM fails, the client gets an apology in
+    their language and the conversation goes on; the error is logged, never swallowed silently."""
+
+    TEXTS: dict[str, dict[str, str]] = {
+        "crm_down": {
+            "fr": "Désolé, je n'arrive pas à consulter nos données pour le moment. "
+            "Réessayez dans quelques minutes.",
+            "en": "Sorry, I cannot reach our data right now. Please try again in a few minutes.",
+        }
+    }
+
+    @abstractmethod
+    def name(self) -> str:
+        """The action's name in domain.yml."""
+
+    @abstractmethod
+    async def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict, language: str
+    ) -> list[dict[str, Any]]:
+        """Send the answer in `language`; return the events."""
+
+    async def run(self, dispatcher, tracker, domain):
+        language = language_of(tracker)
+        try:
+            return await self.answer(dispatcher, tracker, domain, language)
+        except Exception:
+            log.exception("%s failed", self.name())
+            dispatcher.utter_message(text=translate(self.TEXTS, "crm_down", language))
+            return []

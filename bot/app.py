@@ -1,0 +1,287 @@
+"""The Telegram application: handlers that translate Telegram to our code and back, assembled in
+`build_application` so the whole surface of the bot reads in one screen."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.rasa_client import Answer, RasaClient, RasaUnavailable
+from bot.render import CAPTION_LIMIT, keyboard, payload_for, split_text, store_buttons
+from bot.settings import Settings
+from bot.texts import COMMANDS, TEXTS
+from crm.clients import TelegramProfile, record_message, register_client, set_language
+from crm.db import engine_for, unit_of_work
+from crm.i18n import translate
+from crm.models import LANGUAGES, Client
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_TEXT = 4096
+
+
+class Assistant:
+    """What the handlers share: the CRM, Rasa, and one lock per chat so that a client's messages
+    reach Rasa in the order they were written even though updates are handled concurrently."""
+
+    def __init__(self, engine: Engine, rasa: RasaClient):
+        self.engine = engine
+        self.rasa = rasa
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def db(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with unit_of_work(self.engine) as session:
+                return work(session)
+
+        return await asyncio.to_thread(run)
+
+    async def client(self, user: User) -> tuple[int, str]:
+        """Register (or refresh) the client; return (client id, language)."""
+
+        def work(session):
+            client, _ = register_client(session, profile(user))
+            return client.id, client.language
+
+        return await self.db(work)
+
+    async def converse(self, bot, user: User, chat_id: int, text: str, kind: str = "text") -> None:
+        """One client message to Rasa and its answers back. Never raises for Rasa or Telegram."""
+        async with self._locks[chat_id]:
+            def record_in(session):
+                client, _ = register_client(session, profile(user))
+                message = record_message(session, client, "in", text, kind=kind)
+                return client.id, client.language, message.id
+
+            client_id, language, message_id = await self.db(record_in)
+            metadata = {
+                "language": language,
+                "language_code": user.language_code,
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+                "username": user.username,
+            }
+            try:
+                answers = await self.rasa.send(str(user.id), text, metadata)
+            except RasaUnavailable:
+                await self.db(lambda s: _mark_unanswered(s, message_id))
+                await safe_send(bot, chat_id, translate(TEXTS, "rasa_down", language))
+                return
+            if not answers:  # Rasa answered nothing (an action failed): never leave silence
+                await safe_send(bot, chat_id, translate(TEXTS, "no_answer", language))
+                return
+            await self.deliver(bot, chat_id, client_id, answers)
+
+    async def deliver(self, bot, chat_id: int, client_id: int, answers: list[Answer]) -> None:
+        for answer in answers:
+            pairs = await self.db(lambda s: store_buttons(s, chat_id, answer.buttons)) if answer.buttons else []
+            markup = keyboard(pairs)
+            if answer.image:
+                caption = answer.text if len(answer.text) <= CAPTION_LIMIT else None
+                await safe_send(bot, chat_id, caption, photo=answer.image,
+                                markup=markup if caption is not None else None)
+                if caption is not None:
+                    continue
+            chunks = split_text(answer.text) or (["…"] if markup else [])
+            for i, chunk in enumerate(chunks):
+                await safe_send(bot, chat_id, chunk, markup=markup if i == len(chunks) - 1 else None)
+        texts = [a.text for a in answers if a.text]
+        if texts:
+            def record_out(session):
+                client = session.get(Client, client_id)
+                for text in texts:
+                    record_message(session, client, "out", text)
+
+            await self.db(record_out)
+
+
+def _mark_unanswered(session: Session, message_id: int) -> None:
+    from crm.models import ConversationMessage
+
+    session.get(ConversationMessage, message_id).answered = False
+
+
+def profile(user: User) -> TelegramProfile:
+    return TelegramProfile(user.id, user.first_name or "", user.last_name or "", user.username,
+                           user.language_code)
+
+
+async def safe_send(bot, chat_id: int, text: str | None, *, photo: str | None = None,
+                    markup: InlineKeyboardMarkup | None = None) -> bool:
+    """Send, logging (not raising) what Telegram refuses: one bad message never stops the bot."""
+    try:
+        if photo:
+            await bot.send_photo(chat_id, photo=photo, caption=text, reply_markup=markup)
+        else:
+            await bot.send_message(chat_id, text, reply_markup=markup)
+        return True
+    except TelegramError as exc:
+        log.warning("could not send to %s: %s", chat_id, exc)
+        return False
+
+
+def assistant(context: ContextTypes.DEFAULT_TYPE) -> Assistant:
+    return context.application.bot_data["assistant"]
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    user, chat = update.effective_user, update.effective_chat
+    await assistant(context).converse(context.bot, user, chat.id, "/greet", kind="command")
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    _, language = await assistant(context).client(update.effective_user)
+    await safe_send(context.bot, update.effective_chat.id, translate(TEXTS, "help", language))
+
+
+async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    _, language = await assistant(context).client(update.effective_user)
+    markup = InlineKeyboardMarkup(
+        [[InlineKeyboardButton("Français", callback_data="lang:fr"),
+          InlineKeyboardButton("English", callback_data="lang:en")]]
+    )
+    await safe_send(context.bot, update.effective_chat.id,
+                    translate(TEXTS, "choose_language", language), markup=markup)
+
+
+async def language_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    choice = (query.data or "")[len("lang:"):]
+    helper = assistant(context)
+    client_id, language = await helper.client(update.effective_user)
+    if choice not in LANGUAGES:
+        await query.answer(translate(TEXTS, "button_expired", language), show_alert=True)
+        return
+
+    def work(session):
+        set_language(session, session.get(Client, client_id), choice)
+
+    await helper.db(work)
+    await query.answer()
+    try:
+        await query.edit_message_text(translate(TEXTS, "language_set", choice))
+    except TelegramError as exc:
+        log.info("could not edit the language message: %s", exc)
+
+
+async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    text = (message.text or "").strip()[:MAX_TEXT]
+    if not text:
+        _, language = await assistant(context).client(update.effective_user)
+        await safe_send(context.bot, message.chat_id, translate(TEXTS, "empty", language))
+        return
+    await assistant(context).converse(context.bot, update.effective_user, message.chat_id, text)
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button of a Rasa answer: its payload goes to Rasa as if the client had typed it."""
+    query = update.callback_query
+    helper = assistant(context)
+    chat_id = query.message.chat_id if query.message else update.effective_user.id
+    payload = await helper.db(lambda s: payload_for(s, chat_id, query.data))
+    if payload is None:
+        _, language = await helper.client(update.effective_user)
+        await query.answer(translate(TEXTS, "button_expired", language), show_alert=True)
+        return
+    await query.answer()
+    await helper.converse(context.bot, update.effective_user, chat_id, payload, kind="button")
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    _, language = await assistant(context).client(update.effective_user)
+    command = (update.effective_message.text or "").split()[0][:64]
+    await safe_send(context.bot, update.effective_chat.id,
+                    translate(TEXTS, "unknown_command", language, command=command))
+
+
+async def non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    helper = assistant(context)
+
+    def work(session):
+        client, _ = register_client(session, profile(update.effective_user))
+        record_message(session, client, "in", message.caption or "", kind=_kind(message))
+        return client.language
+
+    language = await helper.db(work)
+    await safe_send(context.bot, message.chat_id, translate(TEXTS, "non_text", language))
+
+
+def _kind(message) -> str:
+    for kind in ("photo", "voice", "audio", "video", "video_note", "document", "sticker",
+                 "location", "contact", "animation", "poll", "venue"):
+        if getattr(message, kind, None):
+            return kind
+    return "other"
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log and go on: an error in one update never stops the bot."""
+    log.error("error while handling an update", exc_info=context.error)
+
+
+# --- assembly ------------------------------------------------------------------------------------
+
+
+async def _post_init(application: Application) -> None:
+    for language, commands in COMMANDS.items():
+        try:
+            await application.bot.set_my_commands(
+                [BotCommand(name, description) for name, description in commands],
+                language_code=None if language == "fr" else language,
+            )
+        except TelegramError as exc:
+            log.warning("could not set the command menu: %s", exc)
+
+
+async def _post_shutdown(application: Application) -> None:
+    await application.bot_data["assistant"].rasa.close()
+
+
+def build_application(settings: Settings, token: str | None = None) -> Application:
+    engine = engine_for(settings.database_url)
+    rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
+    application = (
+        ApplicationBuilder()
+        .token(token or settings.telegram_token)
+        .base_url(settings.telegram_base_url)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(True)
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    application.bot_data["assistant"] = Assistant(engine, rasa)
+    private = filters.ChatType.PRIVATE
+    application.add_handler(CommandHandler("start", start, filters=private))
+    application.add_handler(CommandHandler("help", help_command, filters=private))
+    application.add_handler(CommandHandler(["language", "langue"], language_command, filters=private))
+    application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
+    application.add_handler(CallbackQueryHandler(button))
+    application.add_handler(MessageHandler(private & filters.COMMAND, unknown_command))
+    application.add_handler(MessageHandler(private & filters.TEXT, text_message))
+    application.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text))
+    application.add_error_handler(on_error)
+    return application

@@ -1,0 +1,194 @@
+"""`python -m bot`: run the assistant, chat locally, train, evaluate, manage the catalogue and staff."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from crm.settings import SettingError
+
+
+def _settings():
+    from bot.settings import load_settings
+
+    try:
+        return load_settings()
+    except SettingError as exc:
+        sys.exit(f"Configuration error: {exc}")
+
+
+def prepare_database(url: str) -> None:
+    """Migrate, then load the demo catalogue into an empty database."""
+    from crm.db import engine_for, unit_of_work
+    from crm.demo import load_demo_if_empty
+    from crm.migrate import upgrade
+
+    engine = engine_for(url)
+    upgrade(engine)
+    with unit_of_work(engine) as session:
+        if load_demo_if_empty(session):
+            print("Empty database: the demo catalogue was loaded.")
+
+
+def cmd_run(args) -> None:
+    from bot.app import build_application
+    from bot.console import chat
+    from bot.rasa_model import train_if_needed
+    from bot.services import ServiceError, Services
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    model = train_if_needed()
+    services = Services(settings, model, endpoints=args.endpoints)
+    print("Starting the action server and Rasa (about 30 s)...", flush=True)
+    try:
+        services.start()
+        if settings.local_chat:
+            print("No TELEGRAM_BOT_TOKEN: opening the local chat.")
+            asyncio.run(chat(settings, args.language))
+            return
+        application = build_application(settings)
+        if settings.webhook_url:
+            from urllib.parse import urlparse
+
+            application.run_webhook(
+                listen=settings.webhook_listen, port=settings.webhook_port,
+                url_path=urlparse(settings.webhook_url).path.lstrip("/"),
+                webhook_url=settings.webhook_url, secret_token=settings.webhook_secret,
+                allowed_updates=["message", "callback_query"],
+            )
+        else:
+            application.run_polling(allowed_updates=["message", "callback_query"])
+    except ServiceError as exc:
+        sys.exit(str(exc))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("Stopping Rasa and the action server...", flush=True)
+        services.stop()
+
+
+def cmd_console(args) -> None:
+    from bot.console import chat
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    try:
+        asyncio.run(chat(settings, args.language))
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_train(args) -> None:
+    from bot.rasa_model import train_if_needed
+
+    train_if_needed()
+
+
+def cmd_nlu_eval(args) -> None:
+    from bot.nlu_eval import RESULTS, evaluate
+
+    scores = evaluate(Path(args.file), Path(args.out) if args.out else RESULTS)
+    print(f"{args.file}: {scores['examples']} examples, accuracy {scores['accuracy']:.3f}, "
+          f"macro-F1 {scores['macro_f1']:.3f} (nlu_fallback counted as out_of_scope)")
+
+
+def cmd_migrate(args) -> None:
+    prepare_database(_settings().database_url)
+    print("Database up to date.")
+
+
+def cmd_import_catalog(args) -> None:
+    from crm.catalog import CatalogImportError, import_catalog
+    from crm.db import engine_for, unit_of_work
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    path = Path(args.file)
+    if not path.is_file():
+        sys.exit(f"File not found: {path}")
+    try:
+        with unit_of_work(engine_for(settings.database_url)) as session:
+            report = import_catalog(session, path)
+    except CatalogImportError as exc:
+        print(f"{path}: rejected, nothing was imported ({len(exc.errors)} error(s)):", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        sys.exit(1)
+    print(f"{path}: {report.created} product(s) created, {report.updated} updated.")
+
+
+def cmd_staff(args) -> None:
+    from crm.db import engine_for, unit_of_work
+    from crm.staff import StaffError, add_staff, list_staff, remove_staff
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    try:
+        with unit_of_work(engine_for(settings.database_url)) as session:
+            if args.staff_command == "add":
+                member = add_staff(session, args.telegram_id, args.role, args.name)
+                print(f"{member.name} ({member.telegram_id}) is now {member.role}.")
+            elif args.staff_command == "remove":
+                member = remove_staff(session, args.telegram_id)
+                print(f"{member.name} ({member.telegram_id}) no longer has staff access.")
+            else:
+                members = list_staff(session)
+                if not members:
+                    print("No staff yet. Add one: python -m bot staff add TELEGRAM_ID --role manager --name NAME")
+                for m in members:
+                    state = "active" if m.active else "removed"
+                    print(f"{m.telegram_id}\t{m.role}\t{state}\t{m.name}")
+    except StaffError as exc:
+        sys.exit(f"Error: {exc}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="migrate, train if needed, start Rasa, the action server and the bot "
+                                     "(the local chat when there is no TELEGRAM_BOT_TOKEN)")
+    run.add_argument("--language", choices=["fr", "en"], default="fr", help="local chat client's language")
+    run.add_argument("--endpoints", default="endpoints.yml", help="Rasa endpoints file (default endpoints.yml)")
+    run.set_defaults(func=cmd_run)
+
+    console = sub.add_parser("console", help="the local chat, against Rasa already running at RASA_URL")
+    console.add_argument("--language", choices=["fr", "en"], default="fr")
+    console.set_defaults(func=cmd_console)
+
+    sub.add_parser("train", help="train the model unless it is up to date").set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("nlu-eval", help="evaluate the model on a Rasa NLU file (writes results/)")
+    ev.add_argument("file")
+    ev.add_argument("--out", help="output folder (default results/)")
+    ev.set_defaults(func=cmd_nlu_eval)
+
+    sub.add_parser("migrate", help="apply migrations and load the demo catalogue into an empty database"
+                   ).set_defaults(func=cmd_migrate)
+
+    imp = sub.add_parser("import-catalog", help="upsert products by SKU from a CSV file "
+                                                "(sku,name,category,description,price,stock)")
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_import_catalog)
+
+    staff = sub.add_parser("staff", help="manage staff members (managers, marketers, admins)")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
+    add = staff_sub.add_parser("add", help="add a staff member or change their role")
+    add.add_argument("telegram_id", type=int)
+    add.add_argument("--role", required=True, choices=["manager", "marketer", "admin"])
+    add.add_argument("--name", required=True)
+    staff_sub.add_parser("list", help="list staff members")
+    rm = staff_sub.add_parser("remove", help="remove a staff member's access")
+    rm.add_argument("telegram_id", type=int)
+    staff.set_defaults(func=cmd_staff)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    args.func(args)

@@ -1,0 +1,92 @@
+"""The local chat: talk to the assistant in a terminal, through the same bot code as Telegram.
+
+A Bot API emulator on 127.0.0.1 stands in for Telegram; the terminal plays the client. Buttons
+are shown as numbered choices: type the number to press one. /quit (or Ctrl-D) ends the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import replace
+from typing import TextIO
+
+from bot.app import build_application
+from bot.emulator import BotApiEmulator, Sent, User
+from bot.settings import Settings
+
+LOCAL_TOKEN = "100000000:local-chat-token-not-a-real-one"
+LOCAL_USER_ID = 100_000_001
+
+GREETING = {
+    "fr": "Chat local avec l'assistant (tapez le numéro d'un bouton pour l'utiliser, /quit pour sortir).",
+    "en": "Local chat with the assistant (type a button's number to press it, /quit to leave).",
+}
+
+
+async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.stdin,
+               stdout: TextIO = sys.stdout) -> None:
+    emulator = BotApiEmulator().start()
+    application = build_application(replace(settings, telegram_base_url=emulator.base_url),
+                                    token=LOCAL_TOKEN)
+    user = User(id=LOCAL_USER_ID, first_name="Client", last_name="Local", language_code=language)
+    choices: list[Sent] = []
+
+    def show(sent: Sent) -> None:
+        prefix = "(modifié) " if sent.method.startswith("edit") and language == "fr" else (
+            "(edited) " if sent.method.startswith("edit") else "")
+        if sent.photo:
+            stdout.write(f"\n[image] {sent.photo}\n")
+        if sent.text:
+            stdout.write(f"\nAssistant: {prefix}{sent.text}\n")
+        if sent.buttons:
+            choices[:] = [sent]
+            for i, title in enumerate(sent.button_titles, 1):
+                stdout.write(f"  [{i}] {title}\n")
+        stdout.flush()
+
+    emulator.listeners.append(show)
+
+    def wait_for_answer(before: int, timeout: float) -> None:
+        try:
+            emulator.wait_for(lambda sent: len(sent) > before, timeout)
+        except TimeoutError:
+            return
+        last = len(emulator.sent)
+        while True:  # an answer may be several messages: wait until the bot is quiet
+            time.sleep(0.4)
+            if len(emulator.sent) == last:
+                return
+            last = len(emulator.sent)
+
+    stdout.write(GREETING.get(language, GREETING["fr"]) + "\n")
+    stdout.flush()
+    async with application:
+        await application.start()
+        await application.updater.start_polling(poll_interval=0, timeout=5)
+        try:
+            before = len(emulator.sent)
+            emulator.user_says(user, "/start")
+            await asyncio.to_thread(wait_for_answer, before, settings.rasa_timeout + 10)
+            while True:
+                stdout.write("\nVous> " if language == "fr" else "\nYou> ")
+                stdout.flush()
+                line = await asyncio.to_thread(stdin.readline)
+                if not line:
+                    break
+                line = line.strip()
+                if line in ("/quit", "/exit", "/q"):
+                    break
+                before = len(emulator.sent)
+                if line.isdigit() and choices and 1 <= int(line) <= len(choices[0].button_titles):
+                    emulator.user_presses(user, choices[0], index=int(line) - 1)
+                elif line:
+                    emulator.user_says(user, line)
+                else:
+                    continue
+                await asyncio.to_thread(wait_for_answer, before, settings.rasa_timeout + 10)
+        finally:
+            await application.updater.stop()
+            await application.stop()
+            emulator.stop()

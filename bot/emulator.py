@@ -1,0 +1,364 @@
+"""A Bot API server on 127.0.0.1 that plays Telegram for the local chat, the tests and the
+benchmarks. python-telegram-bot reaches it through `TELEGRAM_BASE_URL`, exactly as it reaches
+Telegram: long polling (getUpdates) or webhook delivery with the secret token.
+
+Clients are simulated with `user_says`, `user_presses` and `user_sends`; everything the bot sends
+is kept in `sent`. `responder` may answer a call with an error (429, 403, 5xx) to test failures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+BOT_ID = 999_000_001
+JSON_FIELDS = {
+    "reply_markup", "entities", "caption_entities", "allowed_updates", "commands", "scope",
+    "link_preview_options", "reply_parameters", "media",
+}
+
+
+@dataclass
+class User:
+    id: int
+    first_name: str = "Client"
+    last_name: str = ""
+    username: str | None = None
+    language_code: str | None = "fr"
+
+    def as_json(self) -> dict:
+        data = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.last_name:
+            data["last_name"] = self.last_name
+        if self.username:
+            data["username"] = self.username
+        if self.language_code:
+            data["language_code"] = self.language_code
+        return data
+
+
+@dataclass
+class Sent:
+    """A message the bot sent (or edited)."""
+
+    method: str
+    chat_id: int
+    message_id: int
+    text: str = ""
+    photo: str | None = None
+    buttons: list[list[dict]] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+    @property
+    def button_titles(self) -> list[str]:
+        return [b.get("text", "") for row in self.buttons for b in row]
+
+
+class BotApiEmulator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.updates: list[dict] = []
+        self.sent: list[Sent] = []
+        self.calls: list[tuple[str, dict]] = []
+        self.callback_answers: list[dict] = []
+        self.webhook: dict | None = None
+        self.responder: Callable[[str, dict], tuple[int, dict] | None] | None = None
+        self.listeners: list[Callable[[Sent], None]] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._cond = threading.Condition()
+        self._confirmed = 0  # getUpdates offset: updates below it were received by the bot
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/bot"
+
+    def start(self) -> "BotApiEmulator":
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- simulated clients ---------------------------------------------------------------------
+    def _message(self, user: User, **content) -> dict:
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+            "from": user.as_json(),
+            **content,
+        }
+
+    def user_says(self, user: User, text: str) -> int:
+        entities = []
+        if text.startswith("/"):
+            entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        message = self._message(user, text=text, **({"entities": entities} if entities else {}))
+        return self.push_update({"message": message})
+
+    def user_sends(self, user: User, **content) -> int:
+        """A non-text message: user_sends(user, sticker={...}) or photo=[...], voice=..."""
+        return self.push_update({"message": self._message(user, **content)})
+
+    def user_presses(self, user: User, sent: Sent, data: str | None = None, index: int = 0) -> int:
+        """Press a button of a message the bot sent (by index), or send forged callback data."""
+        if data is None:
+            data = [b for row in sent.buttons for b in row][index]["callback_data"]
+        query = {
+            "id": str(next(self._update_ids) * 7919),
+            "from": user.as_json(),
+            "chat_instance": str(user.id),
+            "data": data,
+            "message": {
+                "message_id": sent.message_id,
+                "date": int(time.time()),
+                "chat": {"id": sent.chat_id, "type": "private"},
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Assistant"},
+                "text": sent.text or " ",
+            },
+        }
+        return self.push_update({"callback_query": query})
+
+    def push_update(self, update: dict) -> int:
+        with self._cond:
+            update = {"update_id": next(self._update_ids), **update}
+            self.updates.append(update)
+            self._cond.notify_all()
+            webhook = self.webhook
+        if webhook:
+            threading.Thread(target=self._deliver, args=(webhook, update), daemon=True).start()
+        return update["update_id"]
+
+    def _deliver(self, webhook: dict, update: dict) -> None:
+        request = urllib.request.Request(
+            webhook["url"], data=json.dumps(update).encode(), method="POST",
+            headers={"Content-Type": "application/json",
+                     **({"X-Telegram-Bot-Api-Secret-Token": webhook["secret_token"]}
+                        if webhook.get("secret_token") else {})},
+        )
+        for attempt in range(5):  # Telegram retries a failed delivery too
+            try:
+                with urllib.request.urlopen(request, timeout=10):
+                    return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2 * (attempt + 1))
+
+    # --- waiting for the bot ---------------------------------------------------------------------
+    def messages_to(self, chat_id: int) -> list[Sent]:
+        with self._cond:
+            return [s for s in self.sent if s.chat_id == chat_id]
+
+    def wait_for(self, predicate: Callable[[list[Sent]], bool], timeout: float = 30.0) -> list[Sent]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(list(self.sent)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the bot did not answer in {timeout}s; sent: {self.sent[-5:]}")
+                self._cond.wait(remaining)
+            return list(self.sent)
+
+    def wait_for_messages(self, chat_id: int, count: int, timeout: float = 30.0) -> list[Sent]:
+        self.wait_for(lambda sent: len([s for s in sent if s.chat_id == chat_id]) >= count, timeout)
+        return self.messages_to(chat_id)
+
+    # --- the Bot API -------------------------------------------------------------------------------
+    def _handler_class(self):
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                self.do_POST()
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                method = self.path.rstrip("/").rsplit("/", 1)[-1]
+                params = emulator._parse(self.headers.get("Content-Type", ""), body)
+                status, payload = emulator.handle(method, params)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+    @staticmethod
+    def _parse(content_type: str, body: bytes) -> dict:
+        if not body:
+            return {}
+        if content_type.startswith("application/json"):
+            return json.loads(body)
+        if content_type.startswith("multipart/form-data"):
+            from email.parser import BytesParser
+            from email.policy import HTTP
+
+            message = BytesParser(policy=HTTP).parsebytes(
+                b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+            )
+            params = {}
+            for part in message.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                if part.get_filename():
+                    params[name] = f"<upload {part.get_filename()}>"
+                else:
+                    params[name] = part.get_content()
+            raw = params
+        else:
+            raw = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        params = {}
+        for key, value in raw.items():
+            if key in JSON_FIELDS:
+                params[key] = json.loads(value)
+            elif key.endswith("_id") or key in ("offset", "limit", "timeout"):
+                try:
+                    params[key] = int(value)
+                except ValueError:
+                    params[key] = value
+            else:
+                params[key] = value
+        return params
+
+    def handle(self, method: str, params: dict) -> tuple[int, dict]:
+        with self._cond:
+            self.calls.append((method, params))
+        if self.responder is not None:
+            forced = self.responder(method, params)
+            if forced is not None:
+                return forced
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
+        return 200, {"ok": True, "result": handler(params)}
+
+    def _bot_message(self, chat_id: int, **content) -> dict:
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Assistant", "username": "assistant_bot"},
+            **content,
+        }
+
+    def _record(self, method: str, params: dict, message: dict) -> None:
+        keyboard = (params.get("reply_markup") or {}).get("inline_keyboard") or []
+        sent = Sent(
+            method=method,
+            chat_id=int(params["chat_id"]),
+            message_id=message["message_id"],
+            text=params.get("text") or params.get("caption") or "",
+            photo=params.get("photo"),
+            buttons=keyboard,
+            params=params,
+        )
+        with self._cond:
+            self.sent.append(sent)
+            self._cond.notify_all()
+        for listener in list(self.listeners):
+            listener(sent)
+
+    def _api_getMe(self, params):
+        return {"id": BOT_ID, "is_bot": True, "first_name": "Assistant", "username": "assistant_bot",
+                "can_join_groups": True, "can_read_all_group_messages": False,
+                "supports_inline_queries": False}
+
+    def _api_getUpdates(self, params):
+        offset = params.get("offset") or 0
+        timeout = min(float(params.get("timeout") or 0), 30.0)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if offset:
+                self._confirmed = max(self._confirmed, offset)
+            while True:
+                pending = [u for u in self.updates if u["update_id"] >= self._confirmed]
+                remaining = deadline - time.monotonic()
+                if pending or remaining <= 0 or self.webhook:
+                    return pending[: params.get("limit") or 100]
+                self._cond.wait(min(remaining, 0.5))
+
+    def _api_setWebhook(self, params):
+        with self._cond:
+            self.webhook = {"url": params["url"], "secret_token": params.get("secret_token")}
+            self._cond.notify_all()
+        return True
+
+    def _api_deleteWebhook(self, params):
+        with self._cond:
+            self.webhook = None
+        return True
+
+    def _api_getWebhookInfo(self, params):
+        return {"url": (self.webhook or {}).get("url", ""), "has_custom_certificate": False,
+                "pending_update_count": 0}
+
+    def _api_setMyCommands(self, params):
+        return True
+
+    def _api_deleteMyCommands(self, params):
+        return True
+
+    def _api_sendChatAction(self, params):
+        return True
+
+    def _api_close(self, params):
+        return True
+
+    def _api_logOut(self, params):
+        return True
+
+    def _api_sendMessage(self, params):
+        content = {"text": params["text"]}
+        if params.get("reply_markup"):
+            content["reply_markup"] = params["reply_markup"]
+        message = self._bot_message(int(params["chat_id"]), **content)
+        self._record("sendMessage", params, message)
+        return message
+
+    def _api_sendPhoto(self, params):
+        content = {"photo": [{"file_id": "photo1", "file_unique_id": "u1", "width": 1, "height": 1}]}
+        if params.get("caption"):
+            content["caption"] = params["caption"]
+        message = self._bot_message(int(params["chat_id"]), **content)
+        self._record("sendPhoto", params, message)
+        return message
+
+    def _api_editMessageText(self, params):
+        message = self._bot_message(int(params["chat_id"]), text=params["text"])
+        message["message_id"] = int(params["message_id"])
+        self._record("editMessageText", params, message)
+        return message
+
+    def _api_editMessageReplyMarkup(self, params):
+        message = self._bot_message(int(params["chat_id"]), text=" ")
+        message["message_id"] = int(params["message_id"])
+        return message
+
+    def _api_answerCallbackQuery(self, params):
+        with self._cond:
+            self.callback_answers.append(params)
+            self._cond.notify_all()
+        return True

@@ -1,0 +1,64 @@
+"""Talks to Rasa's REST channel: one client message in, the assistant's answers out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class RasaUnavailable(Exception):
+    """Rasa (or the action server behind it) did not answer in time or answered with an error."""
+
+
+@dataclass
+class Answer:
+    text: str = ""
+    buttons: list[dict] = field(default_factory=list)  # {"title": ..., "payload": ...}
+    image: str | None = None
+
+
+class RasaClient:
+    def __init__(self, base_url: str, token: str, timeout: float):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=3.0))
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def send(self, sender: str, message: str, metadata: dict) -> list[Answer]:
+        """Send one message; raise RasaUnavailable rather than hang or crash."""
+        try:
+            response = await self._http.post(
+                f"{self.base_url}/webhooks/rest/webhook",
+                json={"sender": sender, "message": message, "metadata": metadata},
+            )
+            response.raise_for_status()
+            payload = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("Rasa unavailable for %s: %s", sender, exc)
+            raise RasaUnavailable(str(exc)) from exc
+        if not isinstance(payload, list):
+            raise RasaUnavailable(f"unexpected answer from Rasa: {payload!r:.200}")
+        return [parse_answer(item) for item in payload if isinstance(item, dict)]
+
+    async def ready(self) -> bool:
+        try:
+            response = await self._http.get(f"{self.base_url}/status", params={"token": self.token})
+            return response.status_code == 200 and bool(response.json().get("model_file"))
+        except (httpx.HTTPError, ValueError):
+            return False
+
+
+def parse_answer(item: dict) -> Answer:
+    buttons = [
+        {"title": str(b.get("title", ""))[:64], "payload": str(b.get("payload", ""))}
+        for b in item.get("buttons") or []
+        if isinstance(b, dict) and b.get("payload")
+    ]
+    image = item.get("image") if isinstance(item.get("image"), str) else None
+    return Answer(text=str(item.get("text") or ""), buttons=buttons, image=image)

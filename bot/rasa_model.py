@@ -1,0 +1,55 @@
+"""The trained model, cached by a hash of what it is trained from: train only when that changed."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from crm.settings import ROOT
+
+MODELS = ROOT / "models"
+RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+TRAINING_INPUTS = ["config.yml", "domain.yml", "data", "nlu"]
+
+
+def training_files() -> list[Path]:
+    files: list[Path] = []
+    for name in TRAINING_INPUTS:
+        path = ROOT / name
+        files += sorted(p for p in path.rglob("*.yml")) if path.is_dir() else [path]
+    return files
+
+
+def training_hash() -> str:
+    digest = hashlib.sha256()
+    for path in training_files():
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def model_path() -> Path:
+    return MODELS / f"{training_hash()}.tar.gz"
+
+
+def train_if_needed() -> Path:
+    """Train unless the model for the current training data already exists. Returns its path."""
+    path = model_path()
+    if path.exists():
+        print(f"Model up to date: {path.relative_to(ROOT)}")
+        return path
+    MODELS.mkdir(exist_ok=True)
+    print(f"Training {path.name} (the training data, domain or config changed)...", flush=True)
+    command = [
+        str(RASA), "train",
+        "--config", "config.yml", "--domain", "domain.yml", "--data", "data", "nlu",
+        "--out", str(MODELS), "--fixed-model-name", path.name.removesuffix(".tar.gz"),
+    ]
+    result = subprocess.run(command, cwd=ROOT)
+    if result.returncode != 0 or not path.exists():
+        sys.exit(f"Training failed (exit code {result.returncode}); see the output above.")
+    for old in MODELS.glob("*.tar.gz"):  # keep the cache small: one model per training state
+        if old != path:
+            old.unlink()
+    return path

@@ -1,0 +1,111 @@
+"""Starts and stops the Rasa server and the action server for `make run` and the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from bot.settings import Settings
+from crm.settings import ROOT, VAR
+
+RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+class Services:
+    """The two Rasa processes, each in its own process group, logging under var/logs/."""
+
+    def __init__(self, settings: Settings, model: Path, endpoints: str = "endpoints.yml",
+                 env: dict | None = None, log_dir: Path | None = None):
+        self.settings = settings
+        self.model = model
+        self.endpoints = endpoints
+        self.env = {**os.environ, **(env or {})}
+        self.log_dir = log_dir or VAR / "logs"
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def _spawn(self, name: str, command: list[str], env: dict) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+
+    def start_actions(self) -> None:
+        env = {**self.env, "DATABASE_URL": self.settings.database_url, "PYTHONPATH": str(ROOT)}
+        self._spawn("actions", [str(PYTHON), "-m", "rasa_sdk", "--actions", "actions",
+                                "--port", str(self.settings.action_port)], env)
+
+    def start_rasa(self) -> None:
+        VAR.mkdir(exist_ok=True)
+        env = {
+            "RASA_TRACKER_DB": str(VAR / "rasa_tracker.db"),
+            **self.env,
+            "ACTION_ENDPOINT_URL": f"{self.settings.action_url}/webhook",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        }
+        self._spawn("rasa", [
+            str(RASA), "run", "--enable-api", "--auth-token", self.settings.rasa_token,
+            "--interface", "127.0.0.1", "--port", str(self.settings.rasa_port),
+            "--model", str(self.model), "--endpoints", self.endpoints,
+            "--credentials", "credentials.yml", "--cors", "[]",
+        ], env)
+
+    def start(self, timeout: float = 180.0) -> None:
+        self.start_actions()
+        self.start_rasa()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        checks = {
+            "actions": f"{self.settings.action_url}/health",
+            "rasa": f"{self.settings.rasa_url}/status?token={self.settings.rasa_token}",
+        }
+        pending = {name for name in checks if name in self.processes}
+        while pending:
+            for name in sorted(pending):
+                process = self.processes[name]
+                if process.poll() is not None:
+                    raise ServiceError(
+                        f"{name} stopped at start-up (exit code {process.returncode}); "
+                        f"see {self.log_dir / (name + '.log')}"
+                    )
+                try:
+                    response = httpx.get(checks[name], timeout=2)
+                    if response.status_code == 200 and (name != "rasa" or response.json().get("model_file")):
+                        pending.discard(name)
+                except (httpx.HTTPError, ValueError):
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise ServiceError(f"{', '.join(sorted(pending))} not ready after {timeout:.0f}s; "
+                                   f"see {self.log_dir}")
+            if pending:
+                time.sleep(0.5)
+
+    def stop(self, name: str | None = None) -> None:
+        names = [name] if name else list(self.processes)
+        for n in names:
+            process = self.processes.get(n)
+            if process and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for n in names:
+            process = self.processes.pop(n, None)
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -1,0 +1,53 @@
+"""What the Telegram edge itself says (everything else comes from Rasa), in French and English."""
+
+TEXTS = {
+    "rasa_down": {
+        "fr": "Désolé, je rencontre un problème technique et ne peux pas vous répondre tout de suite. "
+        "Votre message est bien enregistré ; réessayez dans quelques minutes.",
+        "en": "Sorry, I have a technical problem and cannot answer right now. "
+        "Your message has been saved; please try again in a few minutes.",
+    },
+    "no_answer": {
+        "fr": "Désolé, je n'ai pas de réponse à vous donner pour le moment. Pourriez-vous reformuler ?",
+        "en": "Sorry, I have no answer for you right now. Could you rephrase?",
+    },
+    "help": {
+        "fr": "Je suis l'assistant relations clients. Je peux chercher dans notre catalogue et vous "
+        "donner les prix et le stock.\n\nExemples : « avez-vous des imprimantes ? », « un écran 27 "
+        "pouces », « ThinkPad ».\n\nCommandes :\n/start — recommencer\n/help — cette aide\n"
+        "/language — changer de langue",
+        "en": "I am the client relations assistant. I can search our catalogue and give you prices "
+        "and stock.\n\nExamples: \"do you have printers?\", \"a 27-inch screen\", \"ThinkPad\".\n\n"
+        "Commands:\n/start — start again\n/help — this help\n/language — change language",
+    },
+    "choose_language": {
+        "fr": "Dans quelle langue souhaitez-vous échanger ?",
+        "en": "Which language would you like to use?",
+    },
+    "language_set": {
+        "fr": "C'est noté : je vous répondrai en français.",
+        "en": "Noted: I will answer you in English.",
+    },
+    "non_text": {
+        "fr": "Je ne sais lire que les messages écrits pour le moment. Pouvez-vous me poser votre "
+        "question par écrit ?",
+        "en": "I can only read written messages for now. Could you type your question?",
+    },
+    "unknown_command": {
+        "fr": "Je ne connais pas la commande {command}. Commandes disponibles : /start, /help, /language.",
+        "en": "I do not know the command {command}. Available commands: /start, /help, /language.",
+    },
+    "button_expired": {
+        "fr": "Ce bouton n'est plus valable. Écrivez-moi votre demande.",
+        "en": "This button is no longer valid. Please type your request.",
+    },
+    "empty": {
+        "fr": "Votre message est vide. Que puis-je faire pour vous ?",
+        "en": "Your message is empty. How can I help you?",
+    },
+}
+
+COMMANDS = {
+    "fr": [("start", "Recommencer"), ("help", "Aide"), ("language", "Changer de langue")],
+    "en": [("start", "Start again"), ("help", "Help"), ("language", "Change language")],
+}
