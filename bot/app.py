@@ -199,7 +199,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A button of a Rasa answer: its payload goes to Rasa as if the client had typed it."""
     query = update.callback_query
     helper = assistant(context)
-    chat_id = query.message.chat_id if query.message else update.effective_user.id
+    # Buttons live in the client's private chat, whose id is the client's own id: a button is
+    # honoured only for the client it was sent to.
+    chat_id = update.effective_user.id
     payload = await helper.db(lambda s: payload_for(s, chat_id, query.data))
     if payload is None:
         _, language = await helper.client(update.effective_user)

@@ -199,11 +199,14 @@ class BotApiEmulator:
                 params = emulator._parse(self.headers.get("Content-Type", ""), body)
                 status, payload = emulator.handle(method, params)
                 data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the bot stopped polling
+                    pass
 
         return Handler
 

@@ -150,9 +150,11 @@ def search_products(session: Session, text: str, limit: int = MAX_RESULTS) -> Se
 
 
 def products_in_category(session: Session, category: str, limit: int = MAX_RESULTS) -> SearchResult:
-    query = select(Product).where(
-        Product.active.is_(True), func.lower(Product.category) == category.lower()
-    )
+    wanted = fold(category).strip()
+    exact = next((c for c in categories(session) if fold(c) == wanted), None)
+    if exact is None:
+        return SearchResult([], 0, None)
+    query = select(Product).where(Product.active.is_(True), Product.category == exact)
     products = sorted(session.scalars(query), key=lambda p: (p.stock <= 0, p.name))
     return SearchResult(products[:limit], len(products), products[0].category if products else None)
 

@@ -1,0 +1,101 @@
+"""Runs the real bot Application against the Bot API emulator, as in production but on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from bot.app import build_application
+from bot.emulator import BotApiEmulator, User
+from bot.settings import Settings
+
+TOKEN = "123456789:test-token-for-the-bot-api-emulator"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_settings(database_url: str, rasa_url: str, **overrides) -> Settings:
+    values = dict(
+        telegram_token=TOKEN, telegram_base_url="http://127.0.0.1:1/bot", database_url=database_url,
+        rasa_url=rasa_url, rasa_port=5005, action_port=5055, action_url="http://127.0.0.1:5055",
+        rasa_token="test-token", rasa_timeout=5.0, webhook_url=None, webhook_secret=None,
+        webhook_listen="127.0.0.1", webhook_port=8443,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+class StubRasa:
+    """A REST-channel stand-in for edge tests that do not need the language model: it answers
+    with `reply(sender, message, metadata)` and records what it received."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.received: list[dict] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.received.append(body)
+                answer = stub.reply(body["sender"], body["message"], body.get("metadata") or {})
+                status, payload = answer if isinstance(answer, tuple) else (200, answer)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class BotHarness:
+    """The bot's Application polling the emulator, inside the test's event loop."""
+
+    def __init__(self, settings: Settings):
+        self.emulator = BotApiEmulator().start()
+        self.settings = replace(settings, telegram_base_url=self.emulator.base_url)
+        self.application = build_application(self.settings, token=TOKEN)
+
+    async def __aenter__(self) -> "BotHarness":
+        await self.application.initialize()
+        await self.application.start()
+        await self.application.updater.start_polling(poll_interval=0, timeout=1)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.application.updater.stop()
+        await self.application.stop()
+        await self.application.shutdown()
+        self.emulator.stop()
+
+    async def say(self, user: User, text: str, expect: int = 1, timeout: float = 30.0):
+        """The user writes; wait until `expect` more messages reached them; return the new ones."""
+        before = len(self.emulator.messages_to(user.id))
+        self.emulator.user_says(user, text)
+        return (await self.wait(user, before + expect, timeout))[before:]
+
+    async def wait(self, user: User, count: int, timeout: float = 30.0):
+        return await asyncio.to_thread(self.emulator.wait_for_messages, user.id, count, timeout)

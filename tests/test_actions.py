@@ -1,0 +1,113 @@
+"""Custom actions, run as Rasa runs them: a recorded tracker in, a CollectingDispatcher out."""
+
+from __future__ import annotations
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.catalog import ActionSearchCatalog
+from actions.language import ValidateSlotMappings
+from crm.catalog import import_catalog
+from crm.db import unit_of_work
+from crm.demo import load_demo_if_empty
+
+DOMAIN = {"slots": {"language": {"mappings": [{"type": "custom"}]},
+                    "first_name": {"mappings": [{"type": "custom"}]}}}
+
+
+def tracker(text: str, language: str | None = "fr", entities=None, metadata=None) -> Tracker:
+    return Tracker(
+        sender_id="501",
+        slots={"language": language, "first_name": None},
+        latest_message={"text": text, "intent": {"name": "ask_catalog", "confidence": 0.9},
+                        "entities": entities or [], "metadata": metadata or {}},
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+@pytest.fixture
+def crm(engine, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    with unit_of_work(engine) as session:
+        load_demo_if_empty(session)
+    return engine
+
+
+async def run(action, t: Tracker) -> tuple[list[dict], list]:
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, t, DOMAIN)
+    return dispatcher.messages, events
+
+
+async def test_printers_are_listed_with_prices_and_stock(crm):
+    [message], events = await run(ActionSearchCatalog(), tracker("avez-vous des imprimantes ?"))
+    lines = message["text"].splitlines()
+    assert lines[0] == "Voici notre rayon Imprimantes :"
+    assert "• Imprimante laser HP LaserJet Pro M404dn (IMP-HP-M404) — 289,00 € — en stock (14)" in lines
+    assert lines[-1] == "• Imprimante Epson EcoTank ET-2850 (IMP-EPS-ET2850) — 279,00 € — en rupture de stock"
+    assert events == []
+
+
+async def test_english_clients_get_english_prices(crm):
+    [message], _ = await run(ActionSearchCatalog(), tracker("do you have printers?", language="en"))
+    assert message["text"].startswith("Here is our Imprimantes range:")
+    assert "€289.00 — in stock (14)" in message["text"]
+
+
+async def test_a_category_button_lists_that_category(crm):
+    t = tracker('/ask_catalog{"category":"Écrans"}', entities=[{"entity": "category", "value": "Écrans"}])
+    [message], _ = await run(ActionSearchCatalog(), t)
+    assert message["text"].startswith("Voici notre rayon Écrans :")
+    assert message["text"].count("•") == 4
+
+
+async def test_a_product_we_do_not_sell_is_never_invented(crm):
+    [message], _ = await run(ActionSearchCatalog(), tracker("vous vendez des réfrigérateurs ?"))
+    assert message["text"].startswith("Je ne trouve pas « vous vendez des réfrigérateurs ? »")
+    assert "•" not in message["text"]
+    assert "Imprimantes" in [b["title"] for b in message["buttons"]]
+    assert message["buttons"][0]["payload"].startswith('/ask_catalog{"category": ')
+
+
+async def test_the_catalogue_button_offers_the_ranges(crm):
+    [message], _ = await run(ActionSearchCatalog(), tracker("/ask_catalog"))
+    assert message["text"] == "Voici nos rayons. Lequel vous intéresse ?"
+    assert len(message["buttons"]) == 8
+
+
+async def test_out_of_stock_product_offers_alternatives(crm):
+    [message], _ = await run(ActionSearchCatalog(), tracker("EliteBook 840"))
+    text = message["text"]
+    assert "HP EliteBook 840 G10 (ORD-HP-840) — 1\u202f379,00 € — en rupture de stock" in text
+    alternatives = text.split("Disponibles dans le même rayon :")[1]
+    assert alternatives.count("en stock") == 3 and "rupture" not in alternatives
+
+
+async def test_products_added_after_training_are_found(crm):
+    with unit_of_work(crm) as session:
+        import_catalog(session, "sku,name,category,description,price,stock\n"
+                                "FOU-PLA-A3,Plastifieuse GBC A3,Fournitures de bureau,Pochettes,89.00,4\n")
+    [message], _ = await run(ActionSearchCatalog(), tracker("une plastifieuse"))
+    assert "Plastifieuse GBC A3 (FOU-PLA-A3) — 89,00 € — en stock (4)" in message["text"]
+
+
+async def test_a_crm_outage_gets_an_apology_not_a_crash(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")
+    [message], events = await run(ActionSearchCatalog(), tracker("imprimantes", language="en"))
+    assert message["text"] == "Sorry, I cannot reach our data right now. Please try again in a few minutes."
+
+
+async def test_language_slot_follows_the_telegram_metadata():
+    action = ValidateSlotMappings()
+    _, events = await run(action, tracker("hello", language="fr", metadata={"language": "en", "first_name": "John"}))
+    assert SlotSet("language", "en") in events and SlotSet("first_name", "John") in events
+    _, events = await run(action, tracker("bonjour", language="fr", metadata={"language": "fr"}))
+    assert events == []
+    _, events = await run(action, tracker("hallo", language="fr", metadata={"language": "de"}))
+    assert events == [], "an unsupported language falls back to French"

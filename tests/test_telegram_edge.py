@@ -1,0 +1,202 @@
+"""The Telegram edge against the Bot API emulator (a real HTTP server), with a stub Rasa."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from sqlalchemy import select
+
+from bot.emulator import User
+from crm.db import unit_of_work
+from crm.models import Client, ConversationMessage
+from tests.harness import BotHarness, StubRasa, free_port, make_settings
+
+FR = User(id=501, first_name="Élodie", last_name="Martin", username="elodie", language_code="fr")
+EN = User(id=502, first_name="John", last_name="Smith", language_code="en-GB")
+
+
+def echo(sender, message, metadata):
+    return [{"recipient_id": sender, "text": f"[{metadata.get('language')}] {message}"}]
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    from crm.db import engine_for
+    from crm.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'edge.db'}"
+    upgrade(engine_for(url))
+    return url
+
+
+@pytest.fixture
+def stub():
+    rasa = StubRasa(echo)
+    yield rasa
+    rasa.close()
+
+
+@pytest.fixture
+async def bot(database_url, stub):
+    async with BotHarness(make_settings(database_url, stub.url)) as harness:
+        yield harness
+
+
+def crm(bot):
+    return unit_of_work(bot.application.bot_data["assistant"].engine)
+
+
+async def test_start_registers_the_client_and_greets_through_rasa(bot, stub):
+    [greeting] = await bot.say(FR, "/start")
+    assert greeting.text == "[fr] /greet"
+    assert stub.received[0]["sender"] == "501"
+    assert stub.received[0]["metadata"]["first_name"] == "Élodie"
+    with crm(bot) as s:
+        client = s.scalar(select(Client).where(Client.telegram_id == 501))
+        assert (client.first_name, client.username, client.language) == ("Élodie", "elodie", "fr")
+
+
+async def test_an_english_telegram_client_is_answered_in_english(bot, stub):
+    [greeting] = await bot.say(EN, "/start")
+    assert greeting.text == "[en] /greet"
+    [help_text] = await bot.say(EN, "/help")
+    assert help_text.text.startswith("I am the client relations assistant")
+
+
+async def test_buttons_carry_their_payload_server_side(bot, stub):
+    stub.reply = lambda s, m, md: [{"text": "Choisissez :", "buttons": [
+        {"title": "Imprimantes", "payload": '/ask_catalog{"category":"Imprimantes"}'},
+        {"title": "Écrans", "payload": '/ask_catalog{"category":"Écrans"}'}]}] if m == "menu" else echo(s, m, md)
+    [menu] = await bot.say(FR, "menu")
+    assert menu.button_titles == ["Imprimantes", "Écrans"]
+    assert all(len(b["callback_data"]) <= 64 for row in menu.buttons for b in row)
+    bot.emulator.user_presses(FR, menu, index=1)
+    answer = (await bot.wait(FR, 2))[-1]
+    assert answer.text == '[fr] /ask_catalog{"category":"Écrans"}'
+    assert stub.received[-1]["message"] == '/ask_catalog{"category":"Écrans"}'
+
+
+async def test_forged_or_foreign_button_data_changes_nothing(bot, stub):
+    stub.reply = lambda s, m, md: [{"text": "Choix", "buttons": [{"title": "A", "payload": "/greet"}]}]
+    [menu] = await bot.say(FR, "menu")
+    calls = len(stub.received)
+    bot.emulator.user_presses(FR, menu, data="b:forged-token")
+    bot.emulator.user_presses(FR, menu, data="/restart{\"x\":1}")
+    bot.emulator.user_presses(EN, menu, index=0)  # another client replaying FR's button
+    await asyncio.to_thread(bot.emulator.wait_for, lambda _: len(bot.emulator.callback_answers) >= 3, 10)
+    assert len(stub.received) == calls, "nothing forged may reach Rasa"
+    texts = [a.get("text") for a in bot.emulator.callback_answers]
+    assert texts.count("Ce bouton n'est plus valable. Écrivez-moi votre demande.") == 2
+    assert "This button is no longer valid. Please type your request." in texts
+
+
+async def test_long_answers_are_split_under_telegram_limit(bot, stub):
+    paragraph = "Ligne de catalogue avec un prix exact. " * 20
+    long_text = "\n\n".join(f"{i}: {paragraph}" for i in range(12))
+    stub.reply = lambda s, m, md: [{"text": long_text}]
+    chunks = await bot.say(FR, "tout le catalogue", expect=3)
+    assert all(len(c.text) <= 4096 for c in chunks)
+    assert " ".join(c.text for c in chunks).split() == long_text.split()
+
+
+async def test_images_are_sent_as_photos(bot, stub):
+    stub.reply = lambda s, m, md: [{"text": "La HP M404dn", "image": "https://example.org/m404.jpg"}]
+    [photo] = await bot.say(FR, "photo de la M404")
+    assert photo.method == "sendPhoto" and photo.photo == "https://example.org/m404.jpg"
+    assert photo.text == "La HP M404dn"
+
+
+@pytest.mark.parametrize("failure", ["error", "down", "empty"])
+async def test_rasa_failures_get_an_apology_and_the_message_is_kept(database_url, failure):
+    stub = StubRasa(lambda s, m, md: (500, {"error": "boom"}) if failure == "error" else [])
+    rasa_url = f"http://127.0.0.1:{free_port()}" if failure == "down" else stub.url
+    try:
+        async with BotHarness(make_settings(database_url, rasa_url)) as bot:
+            [apology] = await bot.say(EN, "do you have printers?")
+            if failure == "empty":
+                assert apology.text == "Sorry, I have no answer for you right now. Could you rephrase?"
+            else:
+                assert apology.text.startswith("Sorry, I have a technical problem")
+                with crm(bot) as s:
+                    kept = s.scalars(select(ConversationMessage).where(ConversationMessage.answered.is_(False))).all()
+                    assert [m.text for m in kept] == ["do you have printers?"]
+            stub.reply = echo  # Rasa is back: the bot goes on as if nothing happened
+            if failure != "down":
+                [answer] = await bot.say(EN, "hello")
+                assert answer.text == "[en] hello"
+    finally:
+        stub.close()
+
+
+async def test_a_slow_rasa_gets_an_apology_in_time(database_url):
+    def slow(sender, message, metadata):
+        time.sleep(3)
+        return echo(sender, message, metadata)
+
+    stub = StubRasa(slow)
+    try:
+        async with BotHarness(make_settings(database_url, stub.url, rasa_timeout=1.0)) as bot:
+            started = time.monotonic()
+            [apology] = await bot.say(FR, "bonjour")
+            assert apology.text.startswith("Désolé, je rencontre un problème technique")
+            assert time.monotonic() - started < 3
+    finally:
+        stub.close()
+
+
+@pytest.mark.parametrize("content", [
+    {"sticker": {"file_id": "s", "file_unique_id": "s", "width": 1, "height": 1, "is_animated": False,
+                 "is_video": False, "type": "regular"}},
+    {"voice": {"file_id": "v", "file_unique_id": "v", "duration": 3}},
+    {"location": {"latitude": 48.85, "longitude": 2.35}},
+    {"photo": [{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}], "caption": "ça ?"},
+])
+async def test_non_text_messages_get_a_polite_answer(bot, stub, content):
+    bot.emulator.user_sends(FR, **content)
+    [answer] = await bot.wait(FR, 1)
+    assert answer.text.startswith("Je ne sais lire que les messages écrits")
+    assert stub.received == []
+    with crm(bot) as s:
+        assert s.scalar(select(ConversationMessage.kind)) in {"sticker", "voice", "location", "photo"}
+
+
+async def test_unknown_commands_are_explained(bot, stub):
+    [answer] = await bot.say(FR, "/commande_inconnue")
+    assert "Je ne connais pas la commande /commande_inconnue" in answer.text
+    assert stub.received == []
+
+
+async def test_language_can_be_changed_and_is_sent_to_rasa(bot, stub):
+    [choice] = await bot.say(FR, "/language")
+    assert choice.button_titles == ["Français", "English"]
+    bot.emulator.user_presses(FR, choice, index=1)
+    confirmation = (await bot.wait(FR, 2))[-1]
+    assert confirmation.method == "editMessageText"
+    assert confirmation.text == "Noted: I will answer you in English."
+    [answer] = await bot.say(FR, "bonjour")
+    assert answer.text == "[en] bonjour"
+    bot.emulator.user_presses(FR, choice, data="lang:de")
+    await asyncio.to_thread(bot.emulator.wait_for, lambda _: len(bot.emulator.callback_answers) >= 2, 10)
+    with crm(bot) as s:
+        assert s.scalar(select(Client.language).where(Client.telegram_id == FR.id)) == "en"
+
+
+async def test_a_clients_messages_reach_rasa_in_order(bot, stub):
+    for i in range(6):
+        bot.emulator.user_says(FR, f"message {i}")
+    await bot.wait(FR, 6)
+    assert [r["message"] for r in stub.received] == [f"message {i}" for i in range(6)]
+    for _ in range(50):  # the answer is recorded right after it is sent
+        with crm(bot) as s:
+            directions = s.scalars(select(ConversationMessage.direction)).all()
+        if directions.count("out") == 6:
+            break
+        await asyncio.sleep(0.1)
+    assert directions.count("in") == 6 and directions.count("out") == 6
+
+
+async def test_huge_messages_are_capped(bot, stub):
+    await bot.say(FR, "x" * 10_000)
+    assert len(stub.received[0]["message"]) == 4096
