@@ -262,6 +262,24 @@ async def _post_shutdown(application: Application) -> None:
     await application.bot_data["assistant"].rasa.close()
 
 
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+def webhook_options(settings: Settings) -> dict:
+    """How the bot listens in webhook mode: Telegram calls WEBHOOK_URL with the secret token in
+    a header, and python-telegram-bot refuses any request without it."""
+    from urllib.parse import urlparse
+
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": urlparse(settings.webhook_url).path.lstrip("/"),
+        "webhook_url": settings.webhook_url,
+        "secret_token": settings.webhook_secret,
+        "allowed_updates": ALLOWED_UPDATES,
+    }
+
+
 def build_application(settings: Settings, token: str | None = None) -> Application:
     engine = engine_for(settings.database_url)
     rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)

@@ -34,7 +34,7 @@ def prepare_database(url: str) -> None:
 
 
 def cmd_run(args) -> None:
-    from bot.app import build_application
+    from bot.app import ALLOWED_UPDATES, build_application, webhook_options
     from bot.console import chat
     from bot.rasa_model import train_if_needed
     from bot.services import ServiceError, Services
@@ -52,16 +52,9 @@ def cmd_run(args) -> None:
             return
         application = build_application(settings)
         if settings.webhook_url:
-            from urllib.parse import urlparse
-
-            application.run_webhook(
-                listen=settings.webhook_listen, port=settings.webhook_port,
-                url_path=urlparse(settings.webhook_url).path.lstrip("/"),
-                webhook_url=settings.webhook_url, secret_token=settings.webhook_secret,
-                allowed_updates=["message", "callback_query"],
-            )
+            application.run_webhook(**webhook_options(settings))
         else:
-            application.run_polling(allowed_updates=["message", "callback_query"])
+            application.run_polling(allowed_updates=ALLOWED_UPDATES)
     except ServiceError as exc:
         sys.exit(str(exc))
     except KeyboardInterrupt:

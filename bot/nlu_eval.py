@@ -1,7 +1,11 @@
 """`make nlu-eval`: evaluate the current model on any Rasa-format NLU file.
 
-Rasa writes its standard reports under results/; the scores printed here count a prediction of
-`nlu_fallback` as `out_of_scope` (rejecting what the assistant does not handle is right).
+Every example is parsed by the trained model as the server parses it (tools/rasa_parse.py, run in
+.venv-rasa), so a low-confidence message really is `nlu_fallback` (`rasa test nlu` undoes the
+fallback and skips files with a single intent). The reports are written under results/ in Rasa's
+standard layout: intent_report.json, intent_errors.json, intent_successes.json. Scores count a
+prediction of `nlu_fallback` as `out_of_scope`: rejecting what the assistant does not handle is
+the right answer for those.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from bot.rasa_model import RASA, train_if_needed
+from bot.rasa_model import train_if_needed
 from crm.settings import ROOT
 
 RESULTS = ROOT / "results"
+RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 
 
 def normalise(intent: str | None) -> str:
@@ -23,54 +28,70 @@ def normalise(intent: str | None) -> str:
 
 
 def score(pairs: list[tuple[str, str]]) -> dict:
-    """Accuracy and macro-F1 over the labels present (gold or predicted), fallback = out_of_scope."""
+    """Accuracy, and macro-F1 over the labels present in the file; fallback = out_of_scope."""
     pairs = [(normalise(g), normalise(p)) for g, p in pairs]
     if not pairs:
-        return {"examples": 0, "accuracy": 0.0, "macro_f1": 0.0, "per_intent": {}}
-    labels = sorted({g for g, _ in pairs} | {p for _, p in pairs})
+        return {"examples": 0, "accuracy": 0.0, "macro_f1": 0.0, "per_intent": {}, "confusions": []}
+    gold_labels = {g for g, _ in pairs}
+    labels = sorted(gold_labels | {p for _, p in pairs})
     tp, fp, fn = Counter(), Counter(), Counter()
+    confusions = Counter()
     for gold, predicted in pairs:
         if gold == predicted:
             tp[gold] += 1
         else:
             fp[predicted] += 1
             fn[gold] += 1
+            confusions[(gold, predicted)] += 1
     per_intent = {}
     for label in labels:
         precision = tp[label] / (tp[label] + fp[label]) if tp[label] + fp[label] else 0.0
         recall = tp[label] / (tp[label] + fn[label]) if tp[label] + fn[label] else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_intent[label] = {"precision": precision, "recall": recall, "f1": f1,
+        per_intent[label] = {"precision": precision, "recall": recall, "f1-score": f1,
                              "support": tp[label] + fn[label]}
     return {
         "examples": len(pairs),
         "accuracy": sum(tp.values()) / len(pairs),
-        "macro_f1": sum(v["f1"] for v in per_intent.values()) / len(labels),
+        "macro_f1": sum(per_intent[g]["f1-score"] for g in gold_labels) / len(gold_labels),
         "per_intent": per_intent,
+        "confusions": [{"intent": g, "predicted": p, "count": n}
+                       for (g, p), n in confusions.most_common(10)],
     }
 
 
-def read_predictions(out: Path) -> list[tuple[str, str]]:
-    pairs = []
-    for name in ("intent_successes.json", "intent_errors.json"):
-        path = out / name
-        if path.exists():
-            for row in json.loads(path.read_text()):
-                pairs.append((row["intent"], (row.get("intent_prediction") or {}).get("name")))
-    return pairs
+def parse_file(nlu_file: Path, model: Path) -> list[dict]:
+    command = [str(RASA_PYTHON), str(ROOT / "tools" / "rasa_parse.py"), str(model), str(nlu_file)]
+    env = {**os.environ, "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"parsing {nlu_file} failed:\n{result.stderr[-2000:]}")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def write_reports(rows: list[dict], scores: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    as_rasa = [{"text": r["text"], "intent": r["intent"],
+                "intent_prediction": {"name": r["prediction"], "confidence": r["confidence"]}}
+               for r in rows]
+    correct = [r for r in as_rasa
+               if normalise(r["intent"]) == normalise(r["intent_prediction"]["name"])]
+    wrong = [r for r in as_rasa if r not in correct]
+    report = dict(scores["per_intent"])
+    report["accuracy"] = scores["accuracy"]
+    report["macro avg"] = {
+        key: sum(v[key] for v in scores["per_intent"].values()) / max(len(scores["per_intent"]), 1)
+        for key in ("precision", "recall", "f1-score")
+    } | {"support": scores["examples"]}
+    (out / "intent_report.json").write_text(json.dumps(report, indent=2))
+    (out / "intent_errors.json").write_text(json.dumps(wrong, indent=2, ensure_ascii=False))
+    (out / "intent_successes.json").write_text(json.dumps(correct, indent=2, ensure_ascii=False))
 
 
 def evaluate(nlu_file: Path, out: Path = RESULTS) -> dict:
-    if not nlu_file.exists():
+    if not nlu_file.is_file():
         raise SystemExit(f"NLU_TEST file not found: {nlu_file}")
-    model = train_if_needed()
-    out.mkdir(parents=True, exist_ok=True)
-    command = [str(RASA), "test", "nlu", "--nlu", str(nlu_file), "--model", str(model),
-               "--out", str(out), "--no-plot", "--successes"]
-    env = {**os.environ, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
-    result = subprocess.run(command, cwd=ROOT, env=env)
-    if result.returncode != 0:
-        raise SystemExit(f"rasa test nlu failed (exit code {result.returncode})")
-    scores = score(read_predictions(out))
-    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    rows = parse_file(nlu_file, train_if_needed())
+    scores = score([(r["intent"], r["prediction"]) for r in rows])
+    write_reports(rows, scores, out)
     return scores

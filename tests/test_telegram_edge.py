@@ -200,3 +200,34 @@ async def test_a_clients_messages_reach_rasa_in_order(bot, stub):
 async def test_huge_messages_are_capped(bot, stub):
     await bot.say(FR, "x" * 10_000)
     assert len(stub.received[0]["message"]) == 4096
+
+
+async def test_webhook_mode_checks_the_secret_token(database_url, stub):
+    import httpx
+
+    from bot.app import webhook_options
+
+    port = free_port()
+    settings = make_settings(database_url, stub.url, webhook_url=f"http://127.0.0.1:{port}/telegram",
+                             webhook_secret="the_secret", webhook_listen="127.0.0.1", webhook_port=port)
+    harness = BotHarness(settings)
+    app = harness.application
+    await app.initialize()
+    await app.start()
+    try:
+        await app.updater.start_webhook(**webhook_options(settings))
+        assert harness.emulator.webhook == {"url": f"http://127.0.0.1:{port}/telegram", "secret_token": "the_secret"}
+        [answer] = await harness.say(FR, "bonjour")  # delivered by the emulator, with the secret
+        assert answer.text == "[fr] bonjour"
+        forged = {"update_id": 99, "message": {"message_id": 1, "date": 0, "text": "forged",
+                                               "chat": {"id": 77, "type": "private"},
+                                               "from": {"id": 77, "is_bot": False, "first_name": "X"}}}
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"http://127.0.0.1:{port}/telegram", json=forged)
+        assert response.status_code == 403
+        assert [r["message"] for r in stub.received] == ["bonjour"]
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
+        harness.emulator.stop()

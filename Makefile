@@ -1,0 +1,64 @@
+# Two environments (see README): .venv for our code, .venv-rasa for the Rasa engine.
+# Every target sets up what is missing first, so a fresh clone needs nothing else.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.10 (Rasa 3.6 needs Python < 3.11): on the PATH, else through pyenv.
+PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || \
+	{ command -v pyenv >/dev/null 2>&1 && ls -d "$$(pyenv root)"/versions/3.10.*/bin/python3.10 2>/dev/null | sort -V | tail -n 1; })
+PIP_FLAGS ?= --disable-pip-version-check --no-input -q
+NLU_TEST ?= tests/nlu/heldout.yml
+
+.PHONY: help setup run test train nlu-eval bench clean python310
+
+help:
+	@echo "make run        set up, migrate, load demo data, train if needed, start everything"
+	@echo "                (local chat in the terminal when TELEGRAM_BOT_TOKEN is not set)"
+	@echo "make test       set up and run the whole test suite"
+	@echo "make train      train the Rasa model if its training data, domain or config changed"
+	@echo "make nlu-eval   NLU_TEST=file.yml: evaluate the model (writes results/)"
+	@echo "make bench      run the benchmarks (bench/), print a table, write bench/results/"
+	@echo "make clean      remove environments, models, results and the local databases"
+
+python310:
+	@if [ -z "$(PYTHON310)" ]; then \
+	  echo "Python 3.10 is required (Rasa 3.6 does not run on 3.11+) and was not found."; \
+	  echo "Install it, for example: pyenv install 3.10.13   (or: apt-get install python3.10 python3.10-venv)"; \
+	  echo "then run make again, or point to it: make PYTHON310=/path/to/python3.10 ..."; \
+	  exit 1; fi
+
+.venv/.installed: requirements.txt | python310
+	@echo "Setting up .venv (our code) with $(PYTHON310)..."
+	@test -x .venv/bin/python || "$(PYTHON310)" -m venv .venv
+	@.venv/bin/pip install $(PIP_FLAGS) -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	@.venv/bin/python -c "import telegram, rasa_sdk, sqlalchemy, alembic, pytest" || { echo "Installing .venv failed"; exit 1; }
+	@touch $@
+
+.venv-rasa/.installed: requirements-rasa.txt | python310
+	@echo "Setting up .venv-rasa (the Rasa engine; a few minutes the first time)..."
+	@test -x .venv-rasa/bin/python || "$(PYTHON310)" -m venv .venv-rasa
+	@.venv-rasa/bin/pip install $(PIP_FLAGS) -r requirements-rasa.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	@.venv-rasa/bin/rasa --version >/dev/null 2>&1 || { echo "Installing .venv-rasa failed"; exit 1; }
+	@touch $@
+
+setup: .venv/.installed .venv-rasa/.installed
+
+train: setup
+	@.venv/bin/python -m bot train
+
+run: setup
+	@.venv/bin/python -m bot run
+
+test: setup
+	@.venv/bin/python -m bot train
+	@.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+nlu-eval: setup
+	@.venv/bin/python -m bot nlu-eval $(NLU_TEST)
+
+bench: setup
+	@.venv/bin/python -m bench
+
+clean:
+	rm -rf .venv .venv-rasa models results var bench/results/*.json

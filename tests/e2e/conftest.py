@@ -1,0 +1,99 @@
+"""The real stack: the action server and the Rasa server as separate processes, the trained model,
+a real database; python-telegram-bot talks to the Bot API emulator.
+
+Two stacks: the embedded defaults (SQLite CRM and tracker store, in-memory lock store) and the
+production set-up (PostgreSQL CRM and tracker store, Redis lock store), the second skipped with a
+message when PostgreSQL or Redis is not reachable.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.cli import prepare_database
+from bot.rasa_model import train_if_needed
+from bot.services import Services
+from bot.settings import Settings
+from tests.conftest import PG_URL, postgres_reachable
+from tests.harness import free_port, make_settings
+
+
+def redis_reachable() -> str | None:
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
+        return None
+    except redis.RedisError as exc:
+        return f"Redis not reachable at 127.0.0.1:6379 ({type(exc).__name__}); start it to run these"
+
+
+@dataclass
+class Stack:
+    name: str
+    settings: Settings
+    services: Services
+
+
+def _start(name: str, database_url: str, endpoints: str, env: dict, log_dir: Path) -> Stack:
+    prepare_database(database_url)
+    rasa_port, action_port = free_port(), free_port()
+    settings = make_settings(
+        database_url, f"http://127.0.0.1:{rasa_port}", rasa_port=rasa_port, action_port=action_port,
+        action_url=f"http://127.0.0.1:{action_port}", rasa_timeout=20.0,
+    )
+    services = Services(settings, train_if_needed(), endpoints=endpoints, env=env, log_dir=log_dir)
+    try:
+        services.start(timeout=240)
+    except Exception:
+        services.stop()
+        for log in log_dir.glob("*.log"):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+        raise
+    return Stack(name, settings, services)
+
+
+@pytest.fixture(scope="session")
+def sqlite_stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stack-sqlite")
+    stack = _start("sqlite", f"sqlite:///{tmp / 'crm.db'}", "endpoints.yml",
+                   {"RASA_TRACKER_DB": str(tmp / "tracker.db")}, tmp / "logs")
+    yield stack
+    stack.services.stop()
+
+
+@pytest.fixture(scope="session")
+def postgresql_stack(tmp_path_factory):
+    reason = postgres_reachable() or redis_reachable()
+    if reason:
+        pytest.skip(reason)
+    tmp = tmp_path_factory.mktemp("stack-postgres")
+    schema = f"e2e_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'create schema "{schema}"'))
+    url = create_engine(PG_URL).url
+    env = {
+        "RASA_DB_HOST": url.host or "127.0.0.1", "RASA_DB_PORT": str(url.port or 5432),
+        "RASA_DB_NAME": url.database or "test", "RASA_DB_USER": url.username or "postgres",
+        "RASA_DB_PASSWORD": url.password or "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
+        "REDIS_DB": os.environ.get("TEST_REDIS_DB", "0"),
+    }
+    stack = _start("postgresql", f"{PG_URL}?options=-csearch_path%3D{schema}",
+                   "endpoints.production.yml", env, tmp / "logs")
+    yield stack
+    stack.services.stop()
+    with admin.begin() as conn:
+        conn.execute(text(f'drop schema "{schema}" cascade'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stack(request) -> Stack:
+    return request.getfixturevalue(f"{request.param}_stack")

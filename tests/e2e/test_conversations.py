@@ -1,0 +1,106 @@
+"""A client on Telegram (the emulator) talks to the whole assistant: bot, Rasa, actions, CRM."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bot.emulator import User
+from tests.harness import BotHarness
+
+pytestmark = pytest.mark.e2e
+
+
+def client(language: str = "fr") -> User:
+    # A new Telegram id per test, so the tracker stores (shared per stack) start afresh.
+    return User(id=random.randint(10**9, 2 * 10**9), first_name="Camille", language_code=language)
+
+
+async def test_bonjour_gets_the_french_greeting(stack):
+    user = client("fr")
+    async with BotHarness(stack.settings) as bot:
+        [answer] = await bot.say(user, "bonjour")
+    assert answer.text.startswith("Bonjour ! Je suis l'assistant relations clients.")
+    assert answer.button_titles == ["Voir le catalogue", "Que savez-vous faire ?"]
+
+
+async def test_hello_from_an_english_client_gets_the_english_greeting(stack):
+    user = client("en")
+    async with BotHarness(stack.settings) as bot:
+        [answer] = await bot.say(user, "hello")
+    assert answer.text.startswith("Hello! I am the client relations assistant.")
+
+
+async def test_asking_for_printers_lists_them_with_prices(stack):
+    user = client("fr")
+    async with BotHarness(stack.settings) as bot:
+        [answer] = await bot.say(user, "avez-vous des imprimantes ?")
+    assert answer.text.startswith("Voici notre rayon Imprimantes :")
+    assert "Imprimante laser HP LaserJet Pro M404dn (IMP-HP-M404) — 289,00 € — en stock" in answer.text
+    assert answer.text.count("•") == 5
+
+
+async def test_the_catalogue_through_buttons(stack):
+    user = client("en")
+    async with BotHarness(stack.settings) as bot:
+        [greeting] = await bot.say(user, "/start")
+        bot.emulator.user_presses(user, greeting, index=0)  # "Browse the catalogue"
+        ranges = (await bot.wait(user, 2))[-1]
+        assert ranges.text == "Here are our ranges. Which one interests you?"
+        bot.emulator.user_presses(user, ranges, index=ranges.button_titles.index("Écrans"))
+        screens = (await bot.wait(user, 3))[-1]
+    assert screens.text.startswith("Here is our Écrans range:")
+    assert "Dell P2423D 24 pouces (ECR-DEL-P2423) — €279.00 — in stock" in screens.text
+
+
+async def test_gibberish_gets_a_request_to_rephrase(stack):
+    user = client("fr")
+    async with BotHarness(stack.settings) as bot:
+        [answer] = await bot.say(user, "zkqw vbnx plourf")
+    assert answer.text in {
+        "Je ne suis pas sûr d'avoir compris. Pourriez-vous reformuler votre question ?",
+        "Désolé, je ne peux pas vous aider sur ce sujet. Je peux répondre à vos questions sur nos "
+        "produits, nos prix et notre stock.",
+    }
+
+
+async def test_rasa_stopped_mid_conversation_gives_the_apology(sqlite_stack):
+    user = client("fr")
+    services = sqlite_stack.services
+    async with BotHarness(sqlite_stack.settings) as bot:
+        [answer] = await bot.say(user, "bonjour")
+        assert answer.text.startswith("Bonjour !")
+        services.stop("rasa")
+        try:
+            [apology] = await bot.say(user, "avez-vous des écrans ?")
+            assert apology.text.startswith("Désolé, je rencontre un problème technique")
+        finally:
+            services.start_rasa()
+            services.wait_ready(240)
+        [again] = await bot.say(user, "avez-vous des écrans ?")
+    assert again.text.startswith("Voici notre rayon Écrans :")
+
+
+def test_the_local_chat_in_the_terminal(sqlite_stack):
+    """What a newcomer does after `make run` without a token: type in the terminal, read answers."""
+    import os
+    import subprocess
+    import sys
+
+    from crm.settings import ROOT
+
+    settings = sqlite_stack.settings
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "RASA_URL": settings.rasa_url,
+           "RASA_TOKEN": settings.rasa_token}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--language", "en"], cwd=ROOT, env=env,
+        input="do you have printers?\n1\n/quit\n", capture_output=True, text=True, timeout=180,
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Assistant: Hello! I am the client relations assistant." in out
+    assert "  [1] Browse the catalogue" in out
+    assert "Assistant: Here is our Imprimantes range:" in out
+    assert "Here are our ranges. Which one interests you?" in out, "typing 1 presses the first button"

@@ -1,0 +1,24 @@
+from bot.nlu_eval import score
+from bot.rasa_model import training_files, training_hash
+
+
+def test_fallback_counts_as_out_of_scope():
+    result = score([("out_of_scope", "nlu_fallback"), ("out_of_scope", "greet"), ("greet", "greet"),
+                    ("greet", "nlu_fallback")])
+    assert result["accuracy"] == 0.5
+    assert result["per_intent"]["out_of_scope"]["recall"] == 0.5
+    assert result["per_intent"]["greet"]["precision"] == 0.5
+    assert result["confusions"][0]["count"] == 1
+
+
+def test_macro_f1_is_over_the_labels_of_the_file():
+    result = score([("out_of_scope", "out_of_scope")] * 9 + [("out_of_scope", "ask_catalog")])
+    assert result["accuracy"] == 0.9
+    assert round(result["macro_f1"], 3) == round(2 * 1 * 0.9 / 1.9, 3)
+
+
+def test_the_model_cache_key_covers_every_training_input():
+    names = {p.name for p in training_files()}
+    assert {"config.yml", "domain.yml", "rules.yml", "stories.yml", "basics.yml", "catalog.yml"} <= names
+    assert "heldout.yml" not in names, "the held-out set must never be trained on"
+    assert len(training_hash()) == 16 and training_hash() == training_hash()

@@ -1,0 +1,96 @@
+"""Settings validation and the `python -m bot` command line, as an operator would use them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bot.settings import load_settings
+from crm.settings import ROOT, SettingError
+
+SETTING_NAMES = ["TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "DATABASE_URL", "RASA_URL", "RASA_PORT",
+                 "ACTION_PORT", "ACTION_SERVER_URL", "RASA_TIMEOUT", "WEBHOOK_URL", "WEBHOOK_SECRET",
+                 "WEBHOOK_PORT"]
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("RASA_TOKEN", "t")
+    return monkeypatch
+
+
+def test_defaults_need_nothing(env):
+    settings = load_settings()
+    assert settings.local_chat and settings.telegram_base_url == "https://api.telegram.org/bot"
+    assert settings.rasa_url == "http://127.0.0.1:5005" and settings.webhook_url is None
+
+
+@pytest.mark.parametrize("name,value", [
+    ("TELEGRAM_BOT_TOKEN", "not-a-token"),
+    ("TELEGRAM_BASE_URL", "ftp://example.org"),
+    ("DATABASE_URL", "mysql://localhost/crm"),
+    ("RASA_PORT", "70000"),
+    ("ACTION_PORT", "abc"),
+    ("RASA_TIMEOUT", "-1"),
+    ("WEBHOOK_URL", "http://bot.example.org/hook"),
+    ("WEBHOOK_SECRET", "with spaces!"),
+])
+def test_a_wrong_value_is_named(env, name, value):
+    env.setenv(name, value)
+    if name == "WEBHOOK_SECRET":
+        env.setenv("WEBHOOK_URL", "https://bot.example.org/hook")
+    with pytest.raises(SettingError) as err:
+        load_settings()
+    assert name in str(err.value)
+
+
+def test_webhook_needs_its_secret(env):
+    env.setenv("WEBHOOK_URL", "https://bot.example.org/hook")
+    with pytest.raises(SettingError, match="WEBHOOK_SECRET"):
+        load_settings()
+    env.setenv("WEBHOOK_SECRET", "s3cret_token")
+    assert load_settings().webhook_secret == "s3cret_token"
+
+
+def cli(*args, database_url: str, extra_env: dict | None = None):
+    environment = {**os.environ, "DATABASE_URL": database_url, "RASA_TOKEN": "t", **(extra_env or {})}
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_import_catalog_accepts_good_files_and_rejects_bad_ones_whole(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    good = tmp_path / "good.csv"
+    good.write_text("sku,name,category,description,price,stock\nNEW-1,Plastifieuse A3,Fournitures,x,89.00,4\n")
+    result = cli("import-catalog", str(good), database_url=url)
+    assert result.returncode == 0 and "1 product(s) created" in result.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,name,category,description,price,stock\nNEW-2,Ok,Cat,x,1.00,1\nNEW-3,Bad,Cat,x,abc,1\n")
+    result = cli("import-catalog", str(bad), database_url=url)
+    assert result.returncode == 1
+    assert "rejected, nothing was imported" in result.stderr and "line 3: price 'abc'" in result.stderr
+    missing = cli("import-catalog", str(tmp_path / "nope.csv"), database_url=url)
+    assert missing.returncode != 0 and "File not found" in missing.stderr
+
+
+def test_cli_staff_commands(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert cli("staff", "add", "4242", "--role", "manager", "--name", "Claire", database_url=url).returncode == 0
+    listing = cli("staff", "list", database_url=url)
+    assert "4242\tmanager\tactive\tClaire" in listing.stdout
+    assert cli("staff", "remove", "4242", database_url=url).returncode == 0
+    again = cli("staff", "remove", "4242", database_url=url)
+    assert again.returncode != 0 and "no active staff member" in again.stderr
+    wrong = cli("staff", "add", "1", "--role", "boss", "--name", "X", database_url=url)
+    assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
+
+
+def test_cli_stops_on_a_wrong_setting(tmp_path):
+    result = cli("staff", "list", database_url="mysql://nope")
+    assert result.returncode != 0 and "Configuration error: DATABASE_URL" in result.stderr
