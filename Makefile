@@ -4,9 +4,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Python 3.10 (Rasa 3.6 needs Python < 3.11): on the PATH, else through pyenv.
-PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || \
-	{ command -v pyenv >/dev/null 2>&1 && ls -d "$$(pyenv root)"/versions/3.10.*/bin/python3.10 2>/dev/null | sort -V | tail -n 1; })
+# Python 3.10 (Rasa 3.6 needs Python < 3.11): on the PATH, else through pyenv (tools/find-python310).
+PYTHON310 ?= $(shell tools/find-python310)
 PIP_FLAGS ?= --disable-pip-version-check --no-input -q
 NLU_TEST ?= tests/nlu/heldout.yml
 
