@@ -1,0 +1,174 @@
+"""Complaints: a ticket with a severity from documented rules (company.yml), managers alerted
+for severe ones, the client told when it is resolved and asked for a satisfaction score."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm.company import company_profile
+from crm.i18n import translate
+from crm.models import COMPLAINT_CATEGORIES, Client, Complaint, Order, utcnow
+from crm.outbox import enqueue, notify_managers
+from crm.text import fold
+
+COMPLAINT_NUMBER = re.compile(r"\bREC[-\s]?0*(\d{1,9})\b", re.IGNORECASE)
+RATE_PREFIX = "rate:"
+
+CATEGORY_LABELS = {
+    "product": {"fr": "produit", "en": "product"},
+    "delivery": {"fr": "livraison", "en": "delivery"},
+    "invoice": {"fr": "facture", "en": "invoice"},
+    "service": {"fr": "service", "en": "service"},
+    "other": {"fr": "autre", "en": "other"},
+}
+STATUS_LABELS = {
+    "open": {"fr": "en cours de traitement", "en": "being handled"},
+    "resolved": {"fr": "résolue", "en": "resolved"},
+}
+TEXTS = {
+    "alert": {
+        "fr": "⚠️ Réclamation {severity} {number} de {client}{order}\nCatégorie : {category}\n"
+        "Raisons : {reasons}\n\n{description}",
+        "en": "⚠️ {severity} complaint {number} from {client}{order}\nCategory: {category}\n"
+        "Reasons: {reasons}\n\n{description}",
+    },
+    "resolved": {
+        "fr": "Votre réclamation {number} est résolue : {resolution}\n\nÊtes-vous satisfait(e) de "
+        "son traitement ? Notez-le de 1 (pas du tout) à 5 (tout à fait).",
+        "en": "Your complaint {number} is resolved: {resolution}\n\nAre you satisfied with how it "
+        "was handled? Rate it from 1 (not at all) to 5 (completely).",
+    },
+}
+SEVERITY_LABELS = {"high": {"fr": "urgente", "en": "Urgent"},
+                   "critical": {"fr": "critique", "en": "Critical"}}
+REASON_LABELS = {
+    "urgent_words": {"fr": "termes d'urgence", "en": "urgent wording"},
+    "critical_words": {"fr": "termes critiques (juridique, sécurité)", "en": "critical wording (legal, safety)"},
+    "repeated": {"fr": "réclamations répétées", "en": "repeated complaints"},
+    "large_order": {"fr": "commande importante", "en": "large order"},
+}
+
+
+class ComplaintError(ValueError):
+    pass
+
+
+def complaint_number(complaint_id: int) -> str:
+    return f"REC-{complaint_id:06d}"
+
+
+def parse_complaint_number(text: str | None) -> str | None:
+    match = COMPLAINT_NUMBER.search(text or "")
+    return complaint_number(int(match.group(1))) if match else None
+
+
+def _mentions(text: str, words: list[str]) -> bool:
+    folded = f" {fold(text)} "
+    return any(re.search(rf"\b{re.escape(fold(w))}\b", folded) for w in words)
+
+
+def assess_severity(session: Session, client: Client, description: str, order: Order | None) -> tuple[str, list[str]]:
+    """The documented rules of company.yml → (severity, reasons)."""
+    rules = company_profile().get("complaints", {})
+    reasons = []
+    if _mentions(description, rules.get("urgent_words", [])):
+        reasons.append("urgent_words")
+    critical = _mentions(description, rules.get("critical_words", []))
+    if critical:
+        reasons.append("critical_words")
+    since = utcnow() - timedelta(days=int(rules.get("repeated_within_days", 60)))
+    earlier = session.scalar(select(func.count(Complaint.id)).where(
+        Complaint.client_id == client.id, Complaint.created_at >= since))
+    if earlier >= int(rules.get("repeated_complaints", 2)):
+        reasons.append("repeated")
+    if order is not None and order.total >= Decimal(str(rules.get("large_order_total", 1000))):
+        reasons.append("large_order")
+    if critical or len(reasons) >= 2:
+        return "critical", reasons
+    return ("high" if reasons else "normal"), reasons
+
+
+def open_complaint(session: Session, client: Client, category: str, description: str,
+                   order: Order | None = None) -> Complaint:
+    if category not in COMPLAINT_CATEGORIES:
+        raise ComplaintError(f"category must be one of {', '.join(COMPLAINT_CATEGORIES)}")
+    if order is not None and order.client_id != client.id:
+        raise ComplaintError("the order is not the client's")
+    description = description.strip()[:4000]
+    if not description:
+        raise ComplaintError("the description is empty")
+    severity, reasons = assess_severity(session, client, description, order)
+    complaint = Complaint(client_id=client.id, order_id=order.id if order else None,
+                          category=category, description=description, severity=severity,
+                          severity_reasons=",".join(reasons))
+    session.add(complaint)
+    session.flush()
+    complaint.number = complaint_number(complaint.id)
+    if severity != "normal":
+        texts = {
+            lang: translate(
+                TEXTS, "alert", lang, severity=translate(SEVERITY_LABELS, severity, lang),
+                number=complaint.number, client=client.display_name,
+                order=f" ({order.number})" if order else "",
+                category=translate(CATEGORY_LABELS, category, lang),
+                reasons=", ".join(translate(REASON_LABELS, r, lang) for r in reasons),
+                description=description[:1500])
+            for lang in ("fr", "en")
+        }
+        notify_managers(session, texts)
+    session.flush()
+    return complaint
+
+
+def client_complaints(session: Session, client: Client, limit: int = 5) -> list[Complaint]:
+    return list(session.scalars(select(Complaint).where(Complaint.client_id == client.id)
+                                .order_by(Complaint.id.desc()).limit(limit)))
+
+
+def find_client_complaint(session: Session, client: Client, number: str) -> Complaint | None:
+    return session.scalar(select(Complaint).where(Complaint.number == number,
+                                                  Complaint.client_id == client.id))
+
+
+def resolve_complaint(session: Session, number: str, resolution: str) -> Complaint:
+    complaint = session.scalar(select(Complaint).where(Complaint.number == number))
+    if complaint is None:
+        raise ComplaintError(f"no complaint {number}")
+    if complaint.status == "resolved":
+        raise ComplaintError(f"complaint {number} is already resolved")
+    resolution = resolution.strip()
+    if not resolution:
+        raise ComplaintError("say how it was resolved: the client reads it")
+    complaint.status, complaint.resolution, complaint.resolved_at = "resolved", resolution, utcnow()
+    client = session.get(Client, complaint.client_id)
+    buttons = [{"title": str(n), "data": f"{RATE_PREFIX}{complaint.id}:{n}"} for n in range(1, 6)]
+    enqueue(session, client.telegram_id, translate(
+        TEXTS, "resolved", client.language, number=complaint.number, resolution=resolution), buttons)
+    session.flush()
+    return complaint
+
+
+def rate_complaint(session: Session, telegram_id: int, data: str) -> Complaint | None:
+    """A satisfaction button: 'rate:<complaint id>:<1-5>'. None when forged, foreign or unresolved."""
+    match = re.fullmatch(rf"{RATE_PREFIX}(\d{{1,9}}):([1-5])", data or "")
+    if not match:
+        return None
+    complaint = session.get(Complaint, int(match.group(1)))
+    if complaint is None or complaint.status != "resolved":
+        return None
+    client = session.get(Client, complaint.client_id)
+    if client.telegram_id != telegram_id:
+        return None
+    complaint.satisfaction = int(match.group(2))
+    return complaint
+
+
+def complaint_line(complaint: Complaint, language: str) -> str:
+    return (f"{complaint.number} — {complaint.created_at:%d/%m/%Y} — "
+            f"{translate(CATEGORY_LABELS, complaint.category, language)} — "
+            f"{translate(STATUS_LABELS, complaint.status, language)}")

@@ -1,0 +1,176 @@
+"""Orders: placing one (stock taken atomically), following and cancelling one's own, and staff
+changing the status (the client is told in their language)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crm.catalog import format_money
+from crm.company import company_profile
+from crm.i18n import translate
+from crm.models import ORDER_STATUSES, Client, Order, OrderLine, Product
+from crm.outbox import enqueue
+from crm.promotions import price_of, running_promotions
+
+ORDER_NUMBER = re.compile(r"\bCMD[-\s]?0*(\d{1,9})\b", re.IGNORECASE)
+MAX_QUANTITY = 100_000
+
+STATUS_LABELS = {
+    "confirmed": {"fr": "confirmée", "en": "confirmed"},
+    "preparing": {"fr": "en préparation", "en": "being prepared"},
+    "shipped": {"fr": "expédiée", "en": "shipped"},
+    "delivered": {"fr": "livrée", "en": "delivered"},
+    "cancelled": {"fr": "annulée", "en": "cancelled"},
+}
+TEXTS = {
+    "status_changed": {
+        "fr": "Votre commande {number} est maintenant {status}.",
+        "en": "Your order {number} is now {status}.",
+    },
+}
+
+
+class OrderError(ValueError):
+    pass
+
+
+class NotEnoughStock(OrderError):
+    def __init__(self, available: int):
+        super().__init__(f"only {available} left")
+        self.available = available
+
+
+def order_number(order_id: int) -> str:
+    return f"CMD-{order_id:06d}"
+
+
+def parse_order_number(text: str | None) -> str | None:
+    match = ORDER_NUMBER.search(text or "")
+    return order_number(int(match.group(1))) if match else None
+
+
+def status_label(status: str, language: str) -> str:
+    return translate(STATUS_LABELS, status, language)
+
+
+@dataclass(frozen=True)
+class Quote:
+    product: Product
+    quantity: int
+    unit_price: Decimal
+    total: Decimal
+    promotion_title: str | None
+
+
+def quote(session: Session, product: Product, quantity: int, language: str) -> Quote:
+    price = price_of(product, running_promotions(session))
+    title = None
+    if price.promotion is not None:
+        title = price.promotion.title_en if language == "en" else price.promotion.title_fr
+    return Quote(product, quantity, price.unit, price.unit * quantity, title)
+
+
+def place_order(session: Session, client: Client, product_id: int, quantity: int, address: str) -> Order:
+    """Take the stock and record the order in one transaction. The stock decrement is a single
+    conditional UPDATE, so two clients racing for the last item can never both get it."""
+    if not 0 < quantity <= MAX_QUANTITY:
+        raise OrderError("quantity out of range")
+    product = session.get(Product, product_id)
+    if product is None or not product.active:
+        raise OrderError("product not available")
+    taken = session.execute(
+        update(Product)
+        .where(Product.id == product_id, Product.stock >= quantity)
+        .values(stock=Product.stock - quantity)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if taken != 1:
+        session.refresh(product)
+        raise NotEnoughStock(product.stock)
+    session.refresh(product)
+    priced = quote(session, product, quantity, client.language)
+    order = Order(client_id=client.id, status="confirmed", delivery_address=address.strip(),
+                  total=priced.total, currency=product.currency)
+    session.add(order)
+    session.flush()
+    order.number = order_number(order.id)
+    session.add(OrderLine(order_id=order.id, product_id=product.id, quantity=quantity,
+                          unit_price=priced.unit_price))
+    session.flush()
+    return order
+
+
+def last_address(session: Session, client: Client) -> str | None:
+    return session.scalar(
+        select(Order.delivery_address).where(Order.client_id == client.id)
+        .order_by(Order.id.desc()).limit(1)
+    )
+
+
+def client_orders(session: Session, client: Client, limit: int = 5) -> list[Order]:
+    return list(session.scalars(
+        select(Order).where(Order.client_id == client.id).order_by(Order.id.desc()).limit(limit)
+    ))
+
+
+def find_client_order(session: Session, client: Client, number: str) -> Order | None:
+    """The client's own order by number; another client's order is simply not found."""
+    return session.scalar(select(Order).where(Order.number == number, Order.client_id == client.id))
+
+
+def order_lines(session: Session, order: Order) -> list[tuple[OrderLine, Product]]:
+    return list(session.execute(
+        select(OrderLine, Product).join(Product, Product.id == OrderLine.product_id)
+        .where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+    ).tuples())
+
+
+def cancellable(order: Order) -> bool:
+    return order.status in company_profile().get("orders", {}).get(
+        "cancellable_statuses", ["confirmed", "preparing"])
+
+
+def cancel_order(session: Session, order: Order) -> None:
+    """Cancel and give the stock back. The caller checked `cancellable` and ownership."""
+    if not cancellable(order):
+        raise OrderError(f"order {order.number} is {order.status}")
+    order.status = "cancelled"
+    for line, _ in order_lines(session, order):
+        session.execute(
+            update(Product).where(Product.id == line.product_id)
+            .values(stock=Product.stock + line.quantity).execution_options(synchronize_session="fetch")
+        )
+    session.flush()
+
+
+def set_order_status(session: Session, number: str, status: str) -> Order:
+    """Staff change an order's status; the client is told at once, in their language."""
+    if status not in ORDER_STATUSES:
+        raise OrderError(f"status must be one of {', '.join(ORDER_STATUSES)} (got {status!r})")
+    order = session.scalar(select(Order).where(Order.number == number))
+    if order is None:
+        raise OrderError(f"no order {number}")
+    if order.status == status:
+        return order
+    if order.status == "cancelled":
+        raise OrderError(f"order {number} is cancelled")
+    if status == "cancelled":
+        cancel_order(session, order)  # gives the stock back; refused once shipped
+    else:
+        order.status = status
+    client = session.get(Client, order.client_id)
+    enqueue(session, client.telegram_id, translate(
+        TEXTS, "status_changed", client.language, number=order.number,
+        status=status_label(status, client.language)))
+    session.flush()
+    return order
+
+
+def order_summary_line(order: Order, language: str) -> str:
+    total = format_money(order.total, order.currency, language)
+    return f"{order.number} — {order.created_at:%d/%m/%Y} — {total} — {status_label(order.status, language)}"
