@@ -1,22 +1,16 @@
-"""The assortment: search the CRM catalogue and list products with price and stock."""
+"""The assortment: search, product details with related products, running promotions."""
 
 from __future__ import annotations
 
-import json
-
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import func, select
 
-from actions.common import CrmAction, in_unit_of_work
-from crm.catalog import (
-    SearchResult,
-    categories,
-    format_money,
-    products_in_category,
-    search_products,
-)
+from actions.common import CrmAction, button, entity, in_unit_of_work, latest_text
+from crm.catalog import SearchResult, categories, format_money, products_in_category, search_products
 from crm.i18n import translate
-from crm.models import Product
+from crm.models import OrderLine, Product, Promotion
+from crm.promotions import price_of, running_promotions
 
 TEXTS = {
     "found": {"fr": "Voici ce que j'ai trouvé :", "en": "Here is what I found:"},
@@ -25,17 +19,22 @@ TEXTS = {
         "fr": "… et {count} autre(s). Précisez votre recherche (marque, modèle, taille) pour affiner.",
         "en": "… and {count} more. Tell me a brand, model or size to narrow it down.",
     },
+    "pick": {"fr": "Touchez un produit pour le détail.", "en": "Tap a product for its details."},
     "in_stock": {"fr": "en stock ({stock})", "en": "in stock ({stock})"},
     "out_of_stock": {"fr": "en rupture de stock", "en": "out of stock"},
+    "promo_price": {
+        "fr": "{price} au lieu de {list_price} (−{discount} % : {title})",
+        "en": "{price} instead of {list_price} (−{discount}%: {title})",
+    },
     "alternatives": {
         "fr": "Ce produit est en rupture. Disponibles dans le même rayon :",
         "en": "This product is out of stock. Available in the same range:",
     },
     "not_sold": {
         "fr": "Je ne trouve pas « {query} » dans notre catalogue : nous ne proposons pas ce produit. "
-        "Voici nos rayons :",
+        "Voici nos rayons ; un conseiller peut aussi vous répondre.",
         "en": "I cannot find \"{query}\" in our catalogue: we do not sell this product. "
-        "Here are our ranges:",
+        "Here are our ranges; a manager can also answer you.",
     },
     "ranges": {"fr": "Voici nos rayons. Lequel vous intéresse ?", "en": "Here are our ranges. Which one interests you?"},
     "empty_catalogue": {
@@ -43,31 +42,84 @@ TEXTS = {
         "pour le moment.",
         "en": "Our catalogue is being updated: I cannot offer you a product right now.",
     },
+    "several": {"fr": "Plusieurs produits correspondent. Lequel ?", "en": "Several products match. Which one?"},
+    "card": {
+        "fr": "{name} ({sku})\nPrix : {price}\nStock : {stock}\nGarantie : {warranty} mois\n{description}",
+        "en": "{name} ({sku})\nPrice: {price}\nStock: {stock}\nWarranty: {warranty} months\n{description}",
+    },
+    "related": {"fr": "Souvent choisis avec ce produit :", "en": "Often chosen with this product:"},
+    "order_it": {"fr": "Commander ce produit", "en": "Order this product"},
+    "talk_to_manager": {"fr": "Parler à un conseiller", "en": "Talk to a manager"},
+    "no_promotions": {
+        "fr": "Aucune promotion en cours pour le moment. Je peux vous prévenir des prochaines si vous "
+        "tapez /subscribe.",
+        "en": "No promotion is running right now. I can tell you about the next ones if you type "
+        "/subscribe.",
+    },
+    "promotions": {"fr": "Nos promotions en cours :", "en": "Our current promotions:"},
+    "promotion_line": {
+        "fr": "• {title} : −{discount} % sur {scope}, jusqu'au {ends:%d/%m/%Y}. {text}",
+        "en": "• {title}: −{discount}% on {scope}, until {ends:%d/%m/%Y}. {text}",
+    },
+    "scope_all": {"fr": "tout le catalogue", "en": "the whole catalogue"},
+    "scope_category": {"fr": "le rayon {category}", "en": "the {category} range"},
 }
 
 
-def product_line(product: Product, language: str) -> str:
-    price = format_money(product.price, product.currency, language)
-    stock = (
-        translate(TEXTS, "in_stock", language, stock=product.stock)
-        if product.stock > 0
-        else translate(TEXTS, "out_of_stock", language)
-    )
-    return f"• {product.name} ({product.sku}) — {price} — {stock}"
+def price_text(product: Product, promotions: list[Promotion], language: str) -> str:
+    price = price_of(product, promotions)
+    unit = format_money(price.unit, product.currency, language)
+    if price.promotion is None:
+        return unit
+    title = price.promotion.title_en if language == "en" else price.promotion.title_fr
+    return translate(TEXTS, "promo_price", language, price=unit, title=title,
+                     list_price=format_money(price.list_price, product.currency, language),
+                     discount=f"{price.promotion.discount_percent.normalize():f}")
+
+
+def stock_text(product: Product, language: str) -> str:
+    if product.stock > 0:
+        return translate(TEXTS, "in_stock", language, stock=product.stock)
+    return translate(TEXTS, "out_of_stock", language)
+
+
+def product_line(product: Product, promotions: list[Promotion], language: str) -> str:
+    return (f"• {product.name} ({product.sku}) — {price_text(product, promotions, language)} — "
+            f"{stock_text(product, language)}")
 
 
 def category_buttons(names: list[str]) -> list[dict]:
-    return [
-        {"title": name, "payload": "/ask_catalog" + json.dumps({"category": name}, ensure_ascii=False)}
-        for name in names
-    ]
+    return [button(name, "ask_catalog", category=name) for name in names]
 
 
-def _entity(tracker: Tracker, name: str) -> str | None:
-    for entity in (tracker.latest_message or {}).get("entities") or []:
-        if entity.get("entity") == name and isinstance(entity.get("value"), str):
-            return entity["value"]
-    return None
+def product_buttons(products: list[Product]) -> list[dict]:
+    return [button(p.name, "ask_product_info", product=p.sku) for p in products]
+
+
+def related_products(session, product: Product, limit: int = 3) -> list[Product]:
+    """Bought together in past orders first, then the same range; in stock only."""
+    orders_with_it = select(OrderLine.order_id).where(OrderLine.product_id == product.id)
+    together = session.execute(
+        select(Product, func.count(OrderLine.id).label("n"))
+        .join(OrderLine, OrderLine.product_id == Product.id)
+        .where(OrderLine.order_id.in_(orders_with_it), Product.id != product.id,
+               Product.active.is_(True), Product.stock > 0)
+        .group_by(Product.id).order_by(func.count(OrderLine.id).desc()).limit(limit)
+    ).scalars().all()
+    related = list(together)
+    if len(related) < limit:
+        same_range = session.scalars(
+            select(Product).where(Product.category == product.category, Product.id != product.id,
+                                  Product.active.is_(True), Product.stock > 0)
+            .order_by(Product.name)
+        ).all()
+        related += [p for p in same_range if p not in related][: limit - len(related)]
+    return related
+
+
+def not_sold(dispatcher: CollectingDispatcher, query: str, ranges: list[str], language: str) -> None:
+    buttons = category_buttons(ranges) + [button(translate(TEXTS, "talk_to_manager", language), "request_human")]
+    dispatcher.utter_message(text=translate(TEXTS, "not_sold", language, query=query[:80]), buttons=buttons)
 
 
 class ActionSearchCatalog(CrmAction):
@@ -75,15 +127,15 @@ class ActionSearchCatalog(CrmAction):
         return "action_search_catalog"
 
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain, language):
-        category = _entity(tracker, "category")
-        text = _entity(tracker, "product") or (tracker.latest_message or {}).get("text") or ""
+        category = entity(tracker, "category")
+        text = entity(tracker, "product") or latest_text(tracker)
         if text.startswith("/"):  # a button without a product: the question is "what do you sell?"
             text = ""
 
         def work(session):
             if category:
                 result = products_in_category(session, category)
-            elif text.strip():
+            elif text:
                 result = search_products(session, text)
             else:
                 result = SearchResult([])
@@ -91,37 +143,107 @@ class ActionSearchCatalog(CrmAction):
             if result.products and all(p.stock <= 0 for p in result.products):
                 same_range = products_in_category(session, result.products[0].category, limit=50)
                 alternatives = [p for p in same_range.products if p.stock > 0][:3]
-            return result, alternatives, categories(session)
+            return result, alternatives, categories(session), running_promotions(session)
 
-        result, alternatives, ranges = await in_unit_of_work(work)
+        result, alternatives, ranges, promotions = await in_unit_of_work(work)
         if result.products:
-            self._list(dispatcher, result, alternatives, language)
+            self._list(dispatcher, result, alternatives, promotions, language)
         elif not ranges:
             dispatcher.utter_message(text=translate(TEXTS, "empty_catalogue", language))
-        elif text.strip() and not category:
-            query = text.strip()[:80]
-            dispatcher.utter_message(
-                text=translate(TEXTS, "not_sold", language, query=query),
-                buttons=category_buttons(ranges),
-            )
+        elif text and not category:
+            not_sold(dispatcher, text, ranges, language)
         else:
-            dispatcher.utter_message(
-                text=translate(TEXTS, "ranges", language), buttons=category_buttons(ranges)
-            )
+            dispatcher.utter_message(text=translate(TEXTS, "ranges", language),
+                                     buttons=category_buttons(ranges))
         return []
 
     @staticmethod
-    def _list(dispatcher, result: SearchResult, alternatives: list[Product], language: str) -> None:
+    def _list(dispatcher, result: SearchResult, alternatives, promotions, language: str) -> None:
         if result.category:
             lines = [translate(TEXTS, "found_category", language, category=result.category)]
         else:
             lines = [translate(TEXTS, "found", language)]
-        lines += [product_line(p, language) for p in result.products]
+        lines += [product_line(p, promotions, language) for p in result.products]
         hidden = result.total - len(result.products)
         if hidden > 0:
             lines.append(translate(TEXTS, "more", language, count=hidden))
         if alternatives:
-            lines.append("")
-            lines.append(translate(TEXTS, "alternatives", language))
-            lines += [product_line(p, language) for p in alternatives]
-        dispatcher.utter_message(text="\n".join(lines))
+            lines += ["", translate(TEXTS, "alternatives", language)]
+            lines += [product_line(p, promotions, language) for p in alternatives]
+        lines += ["", translate(TEXTS, "pick", language)]
+        dispatcher.utter_message(text="\n".join(lines),
+                                 buttons=product_buttons(result.products + alternatives))
+
+
+class ActionProductInfo(CrmAction):
+    """Price (with any running promotion), stock, key characteristics and warranty of one product."""
+
+    def name(self) -> str:
+        return "action_product_info"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        sku = entity(tracker, "product")
+        text = latest_text(tracker)
+
+        def work(session):
+            product = session.scalar(select(Product).where(Product.sku == sku, Product.active.is_(True))) if sku else None
+            result = SearchResult([product], 1) if product else search_products(session, text)
+            related = related_products(session, result.products[0]) if result.total == 1 else []
+            alternatives = []
+            if result.total == 1 and result.products[0].stock <= 0:
+                alternatives = related
+            return result, related, alternatives, categories(session), running_promotions(session)
+
+        result, related, alternatives, ranges, promotions = await in_unit_of_work(work)
+        if result.total == 0:
+            not_sold(dispatcher, text, ranges, language)
+        elif result.total > 1:
+            dispatcher.utter_message(text=translate(TEXTS, "several", language),
+                                     buttons=product_buttons(result.products))
+        else:
+            product = result.products[0]
+            card = translate(TEXTS, "card", language, name=product.name, sku=product.sku,
+                             price=price_text(product, promotions, language),
+                             stock=stock_text(product, language), warranty=product.warranty_months,
+                             description=product.description)
+            buttons = []
+            if product.stock > 0:
+                buttons.append(button(translate(TEXTS, "order_it", language), "place_order", product=product.sku))
+            if related:
+                key = "alternatives" if alternatives else "related"
+                card += "\n\n" + translate(TEXTS, key, language) + "\n" + "\n".join(
+                    product_line(p, promotions, language) for p in related)
+                buttons += product_buttons(related)
+            dispatcher.utter_message(text=card, buttons=buttons)
+        return []
+
+
+class ActionPromotions(CrmAction):
+    def name(self) -> str:
+        return "action_promotions"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        def work(session):
+            promotions = running_promotions(session)
+            names = {p.id: session.get(Product, p.product_id).name for p in promotions if p.product_id}
+            return promotions, names
+
+        promotions, product_names = await in_unit_of_work(work)
+        if not promotions:
+            dispatcher.utter_message(text=translate(TEXTS, "no_promotions", language))
+            return []
+        lines = [translate(TEXTS, "promotions", language)]
+        for p in promotions:
+            if p.product_id:
+                scope = product_names[p.id]
+            elif p.category:
+                scope = translate(TEXTS, "scope_category", language, category=p.category)
+            else:
+                scope = translate(TEXTS, "scope_all", language)
+            lines.append(translate(
+                TEXTS, "promotion_line", language, title=p.title_en if language == "en" else p.title_fr,
+                discount=f"{p.discount_percent.normalize():f}", scope=scope, ends=p.ends_on,
+                text=(p.text_en if language == "en" else p.text_fr) or "").rstrip())
+        buttons = [button(p.category, "ask_catalog", category=p.category) for p in promotions if p.category]
+        dispatcher.utter_message(text="\n".join(lines), buttons=buttons)
+        return []

@@ -68,3 +68,42 @@ class CrmAction(Action, ABC):
             log.exception("%s failed", self.name())
             dispatcher.utter_message(text=translate(self.TEXTS, "crm_down", language))
             return []
+
+
+def client_for(session: Session, tracker: Tracker):
+    """The CRM client behind this conversation (the sender id is their Telegram id). The bot
+    registers clients first; a conversation that reached Rasa another way is registered here."""
+    from crm.clients import TelegramProfile, register_client
+    from crm.models import Client
+    from sqlalchemy import select
+
+    try:
+        telegram_id = int(tracker.sender_id)
+    except (TypeError, ValueError):
+        raise ValueError(f"sender {tracker.sender_id!r} is not a Telegram user id") from None
+    client = session.scalar(select(Client).where(Client.telegram_id == telegram_id))
+    if client is None:
+        metadata = (tracker.latest_message or {}).get("metadata") or {}
+        client, _ = register_client(session, TelegramProfile(
+            telegram_id, metadata.get("first_name") or "", metadata.get("last_name") or "",
+            metadata.get("username"), metadata.get("language")))
+    return client
+
+
+def entity(tracker: Tracker, name: str) -> str | None:
+    for item in (tracker.latest_message or {}).get("entities") or []:
+        if item.get("entity") == name and isinstance(item.get("value"), (str, int)):
+            return str(item["value"])
+    return None
+
+
+def latest_text(tracker: Tracker) -> str:
+    return ((tracker.latest_message or {}).get("text") or "").strip()
+
+
+def button(title: str, intent: str, **entities) -> dict:
+    """A button that sends `intent` with `entities` to Rasa when pressed."""
+    import json
+
+    payload = f"/{intent}" + (json.dumps(entities, ensure_ascii=False) if entities else "")
+    return {"title": title[:60], "payload": payload}

@@ -28,7 +28,12 @@ from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, payload_for, split_text, store_buttons
 from bot.settings import Settings
 from bot.texts import COMMANDS, TEXTS
+from bot.outbox import INTERVAL, deliver_outbox
+from bot.staff import order_command, resolve_command
 from crm.clients import TelegramProfile, record_message, register_client, set_language
+from crm.complaints import RATE_PREFIX, rate_complaint
+from crm.consent import TEXTS as CONSENT_TEXTS
+from crm.consent import set_consent
 from crm.db import engine_for, unit_of_work
 from crm.i18n import translate
 from crm.models import LANGUAGES, Client
@@ -211,6 +216,37 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await helper.converse(context.bot, update.effective_user, chat_id, payload, kind="button")
 
 
+async def consent_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/subscribe and /stop: promotional consent, effective at once, recorded with its source."""
+    granted = update.effective_message.text.split()[0].split("@")[0].lower() == "/subscribe"
+    helper = assistant(context)
+
+    def work(session):
+        client, _ = register_client(session, profile(update.effective_user))
+        set_consent(session, client, granted, "command")
+        return client.language
+
+    language = await helper.db(work)
+    await safe_send(context.bot, update.effective_chat.id,
+                    translate(CONSENT_TEXTS, "subscribed" if granted else "unsubscribed", language))
+
+
+async def rating(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A satisfaction score (1-5) on a resolved complaint; only its client can give it."""
+    query = update.callback_query
+    helper = assistant(context)
+    complaint = await helper.db(lambda s: rate_complaint(s, update.effective_user.id, query.data))
+    _, language = await helper.client(update.effective_user)
+    if complaint is None:
+        await query.answer(translate(TEXTS, "button_expired", language), show_alert=True)
+        return
+    await query.answer()
+    try:
+        await query.edit_message_text(translate(TEXTS, "rated", language, score=complaint.satisfaction))
+    except TelegramError as exc:
+        log.info("could not edit the rating message: %s", exc)
+
+
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _, language = await assistant(context).client(update.effective_user)
     command = (update.effective_message.text or "").split()[0][:64]
@@ -298,10 +334,15 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler("start", start, filters=private))
     application.add_handler(CommandHandler("help", help_command, filters=private))
     application.add_handler(CommandHandler(["language", "langue"], language_command, filters=private))
+    application.add_handler(CommandHandler(["subscribe", "stop"], consent_command, filters=private))
+    application.add_handler(CommandHandler("order", order_command, filters=private))
+    application.add_handler(CommandHandler("resolve", resolve_command, filters=private))
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
+    application.add_handler(CallbackQueryHandler(rating, pattern=f"^{RATE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(button))
     application.add_handler(MessageHandler(private & filters.COMMAND, unknown_command))
     application.add_handler(MessageHandler(private & filters.TEXT, text_message))
     application.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text))
     application.add_error_handler(on_error)
+    application.job_queue.run_repeating(deliver_outbox, interval=INTERVAL, first=0.5, name="outbox")
     return application

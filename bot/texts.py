@@ -15,10 +15,11 @@ TEXTS = {
         "fr": "Je suis l'assistant relations clients. Je peux chercher dans notre catalogue et vous "
         "donner les prix et le stock.\n\nExemples : « avez-vous des imprimantes ? », « un écran 27 "
         "pouces », « ThinkPad ».\n\nCommandes :\n/start — recommencer\n/help — cette aide\n"
-        "/language — changer de langue",
+        "/language — changer de langue\n/subscribe — recevoir nos promotions\n/stop — ne plus les recevoir",
         "en": "I am the client relations assistant. I can search our catalogue and give you prices "
         "and stock.\n\nExamples: \"do you have printers?\", \"a 27-inch screen\", \"ThinkPad\".\n\n"
-        "Commands:\n/start — start again\n/help — this help\n/language — change language",
+        "Commands:\n/start — start again\n/help — this help\n/language — change language\n"
+        "/subscribe — receive our promotions\n/stop — stop receiving them",
     },
     "choose_language": {
         "fr": "Dans quelle langue souhaitez-vous échanger ?",
@@ -34,12 +35,18 @@ TEXTS = {
         "en": "I can only read written messages for now. Could you type your question?",
     },
     "unknown_command": {
-        "fr": "Je ne connais pas la commande {command}. Commandes disponibles : /start, /help, /language.",
-        "en": "I do not know the command {command}. Available commands: /start, /help, /language.",
+        "fr": "Je ne connais pas la commande {command}. Commandes disponibles : /start, /help, /language, "
+        "/subscribe, /stop.",
+        "en": "I do not know the command {command}. Available commands: /start, /help, /language, "
+        "/subscribe, /stop.",
     },
     "button_expired": {
         "fr": "Ce bouton n'est plus valable. Écrivez-moi votre demande.",
         "en": "This button is no longer valid. Please type your request.",
+    },
+    "rated": {
+        "fr": "Merci pour votre note : {score}/5. Elle aide nos équipes à s'améliorer.",
+        "en": "Thank you for your rating: {score}/5. It helps our teams improve.",
     },
     "empty": {
         "fr": "Votre message est vide. Que puis-je faire pour vous ?",
@@ -48,6 +55,8 @@ TEXTS = {
 }
 
 COMMANDS = {
-    "fr": [("start", "Recommencer"), ("help", "Aide"), ("language", "Changer de langue")],
-    "en": [("start", "Start again"), ("help", "Help"), ("language", "Change language")],
+    "fr": [("start", "Recommencer"), ("help", "Aide"), ("language", "Changer de langue"),
+           ("subscribe", "Recevoir nos promotions"), ("stop", "Ne plus recevoir de promotions")],
+    "en": [("start", "Start again"), ("help", "Help"), ("language", "Change language"),
+           ("subscribe", "Receive our promotions"), ("stop", "Stop receiving promotions")],
 }

@@ -17,11 +17,12 @@ DOMAIN = {"slots": {"language": {"mappings": [{"type": "custom"}]},
                     "first_name": {"mappings": [{"type": "custom"}]}}}
 
 
-def tracker(text: str, language: str | None = "fr", entities=None, metadata=None) -> Tracker:
+def tracker(text: str, language: str | None = "fr", entities=None, metadata=None, slots=None,
+            intent: str = "ask_catalog", sender: str = "1001") -> Tracker:
     return Tracker(
-        sender_id="501",
-        slots={"language": language, "first_name": None},
-        latest_message={"text": text, "intent": {"name": "ask_catalog", "confidence": 0.9},
+        sender_id=sender,
+        slots={"language": language, "first_name": None, **(slots or {})},
+        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.9},
                         "entities": entities or [], "metadata": metadata or {}},
         events=[],
         paused=False,
@@ -50,7 +51,9 @@ async def test_printers_are_listed_with_prices_and_stock(crm):
     lines = message["text"].splitlines()
     assert lines[0] == "Voici notre rayon Imprimantes :"
     assert "• Imprimante laser HP LaserJet Pro M404dn (IMP-HP-M404) — 289,00 € — en stock (14)" in lines
-    assert lines[-1] == "• Imprimante Epson EcoTank ET-2850 (IMP-EPS-ET2850) — 279,00 € — en rupture de stock"
+    assert lines[5] == "• Imprimante Epson EcoTank ET-2850 (IMP-EPS-ET2850) — 279,00 € — en rupture de stock"
+    assert lines[-1] == "Touchez un produit pour le détail."
+    assert message["buttons"][0]["payload"].startswith('/ask_product_info{"product": "IMP-')
     assert events == []
 
 
@@ -72,6 +75,7 @@ async def test_a_product_we_do_not_sell_is_never_invented(crm):
     assert message["text"].startswith("Je ne trouve pas « vous vendez des réfrigérateurs ? »")
     assert "•" not in message["text"]
     assert "Imprimantes" in [b["title"] for b in message["buttons"]]
+    assert message["buttons"][-1] == {"title": "Parler à un conseiller", "payload": "/request_human"}
     assert message["buttons"][0]["payload"].startswith('/ask_catalog{"category": ')
 
 

@@ -1,0 +1,151 @@
+"""Complaints: the complaint form (optional order, category, description) and the ticket."""
+
+from __future__ import annotations
+
+from rasa_sdk import FormValidationAction
+from rasa_sdk.events import SlotSet
+
+from actions.common import CrmAction, button, client_for, entity, in_unit_of_work, language_of, latest_text
+from actions.orders import COMPLAINT_SLOTS, AskAfterValidation
+from actions.parsing import guess_category, means_none
+from crm.complaints import CATEGORY_LABELS, open_complaint
+from crm.i18n import translate
+from crm.models import COMPLAINT_CATEGORIES
+from crm.orders import client_orders, find_client_order, order_summary_line, parse_order_number
+
+NO_ORDER = "none"
+TEXTS = {
+    "ask_order": {
+        "fr": "Votre réclamation concerne-t-elle une commande ? Choisissez-la ou donnez son numéro.",
+        "en": "Is your complaint about an order? Choose it or give its number.",
+    },
+    "ask_order_none": {
+        "fr": "Votre réclamation concerne-t-elle une commande ? Donnez son numéro (par exemple "
+        "CMD-000123), ou répondez « non ».",
+        "en": "Is your complaint about an order? Give its number (for example CMD-000123), or answer "
+        "\"no\".",
+    },
+    "no_order": {"fr": "Pas de commande", "en": "Not about an order"},
+    "order_not_yours": {
+        "fr": "Je ne trouve pas la commande {number} parmi les vôtres. Vérifiez le numéro, ou répondez « non ».",
+        "en": "I cannot find order {number} among yours. Please check the number, or answer \"no\".",
+    },
+    "order_unclear": {
+        "fr": "Je n'ai pas trouvé de numéro de commande. Donnez-le (par exemple CMD-000123) ou répondez « non ».",
+        "en": "I did not find an order number. Give it (for example CMD-000123) or answer \"no\".",
+    },
+    "bad_category": {"fr": "Choisissez une catégorie avec les boutons, s'il vous plaît.",
+                     "en": "Please choose a category with the buttons."},
+    "short_description": {
+        "fr": "Pouvez-vous m'en dire un peu plus ? Quelques mots de description suffisent.",
+        "en": "Could you tell me a little more? A few words of description are enough.",
+    },
+    "recorded": {
+        "fr": "Votre réclamation {number} est enregistrée (catégorie : {category}). Un conseiller la "
+        "traite ; je vous préviendrai dès qu'elle sera résolue. Demandez « où en est ma réclamation ? » "
+        "à tout moment.",
+        "en": "Your complaint {number} is recorded (category: {category}). A manager is handling it; I "
+        "will tell you as soon as it is resolved. Ask \"where does my complaint stand?\" at any time.",
+    },
+    "urgent": {"fr": "Elle est traitée en priorité : nos conseillers sont alertés.",
+               "en": "It is handled as a priority: our managers have been alerted."},
+}
+
+
+def t(key: str, language: str, **values) -> str:
+    return translate(TEXTS, key, language, **values)
+
+
+class ActionStartComplaint(CrmAction):
+    """Before the form: what the first message already says is kept (an order number, a
+    description long enough to stand alone)."""
+
+    def name(self) -> str:
+        return "action_start_complaint"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        text = latest_text(tracker)
+        events = [SlotSet(slot, None) for slot in COMPLAINT_SLOTS]
+        number = parse_order_number(text)
+        if number:
+            events.append(SlotSet("complaint_order", number))
+        if len(text.split()) >= 4 and not text.startswith("/"):
+            events.append(SlotSet("complaint_description", text))
+            category = guess_category(text)
+            if category:
+                events.append(SlotSet("complaint_category", category))
+        return events
+
+
+class ValidateComplaintForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_complaint_form"
+
+    async def validate_complaint_order(self, value, dispatcher, tracker, domain):
+        language = language_of(tracker)
+        text = str(value or "")
+        if text == NO_ORDER or means_none(text):
+            return {"complaint_order": NO_ORDER}
+        number = parse_order_number(text)
+        if number is None:
+            dispatcher.utter_message(text=t("order_unclear", language))
+            return {"complaint_order": None, "choices_shown": True}
+        order = await in_unit_of_work(lambda s: find_client_order(s, client_for(s, tracker), number))
+        if order is None:
+            dispatcher.utter_message(text=t("order_not_yours", language, number=number))
+            return {"complaint_order": None, "choices_shown": True}
+        return {"complaint_order": number}
+
+    async def validate_complaint_category(self, value, dispatcher, tracker, domain):
+        text = str(value or "")
+        category = text if text in COMPLAINT_CATEGORIES else guess_category(text)
+        if category is None:
+            dispatcher.utter_message(text=t("bad_category", language_of(tracker)))
+            return {"complaint_category": None}
+        return {"complaint_category": category}
+
+    async def validate_complaint_description(self, value, dispatcher, tracker, domain):
+        text = " ".join(str(value or "").split())
+        if len(text) < 8 or text.startswith("/"):
+            dispatcher.utter_message(text=t("short_description", language_of(tracker)))
+            return {"complaint_description": None}
+        return {"complaint_description": text[:4000]}
+
+
+class ActionAskComplaintOrder(AskAfterValidation):
+    def name(self) -> str:
+        return "action_ask_complaint_order"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        orders = await in_unit_of_work(lambda s: client_orders(s, client_for(s, tracker), limit=5))
+        if not orders:
+            dispatcher.utter_message(text=t("ask_order_none", language),
+                                     buttons=[button(t("no_order", language), "inform", complaint_order=NO_ORDER)])
+            return []
+        buttons = [button(order_summary_line(o, language), "inform", complaint_order=o.number) for o in orders]
+        buttons.append(button(t("no_order", language), "inform", complaint_order=NO_ORDER))
+        dispatcher.utter_message(text=t("ask_order", language), buttons=buttons)
+        return []
+
+
+class ActionSubmitComplaint(CrmAction):
+    def name(self) -> str:
+        return "action_submit_complaint"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        number = tracker.get_slot("complaint_order")
+        category = tracker.get_slot("complaint_category")
+        description = tracker.get_slot("complaint_description")
+
+        def work(session):
+            client = client_for(session, tracker)
+            order = find_client_order(session, client, number) if number and number != NO_ORDER else None
+            return open_complaint(session, client, category, description, order)
+
+        complaint = await in_unit_of_work(work)
+        text = t("recorded", language, number=complaint.number,
+                 category=translate(CATEGORY_LABELS, complaint.category, language))
+        if complaint.severity != "normal":
+            text += " " + t("urgent", language)
+        dispatcher.utter_message(text=text)
+        return [SlotSet(slot, None) for slot in COMPLAINT_SLOTS]

@@ -1,0 +1,43 @@
+"""Delivers the CRM's outbox (order status changes, resolved complaints, alerts to managers)
+every few seconds. The rows live in the CRM, so a restart resumes where it stopped."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import ContextTypes
+
+from crm.outbox import mark_failed, mark_sent, pending
+
+log = logging.getLogger(__name__)
+INTERVAL = 2.0
+
+
+def markup(buttons: list[dict] | None) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b["title"], callback_data=b["data"]) for b in buttons]])
+
+
+async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
+    """Send what is pending; returns how many were sent."""
+    assistant = context.application.bot_data["assistant"]
+    rows = await assistant.db(lambda s: [(n.id, n.chat_id, n.text, n.buttons) for n in pending(s)])
+    sent = 0
+    for notification_id, chat_id, text, buttons in rows:
+        try:
+            await context.bot.send_message(chat_id, text, reply_markup=markup(buttons))
+        except RetryAfter:
+            return sent  # Telegram asks us to slow down: the rest waits for the next round
+        except (Forbidden, BadRequest) as exc:  # blocked the bot, or the chat does not exist
+            await assistant.db(lambda s: mark_failed(s, notification_id, str(exc), permanent=True))
+            continue
+        except TelegramError as exc:
+            log.warning("outbox %s: %s", notification_id, exc)
+            await assistant.db(lambda s: mark_failed(s, notification_id, str(exc)))
+            continue
+        await assistant.db(lambda s: mark_sent(s, notification_id))
+        sent += 1
+    return sent

@@ -1,0 +1,94 @@
+"""Staff commands in Telegram: change an order's status, resolve a complaint. Managers and
+admins only; anyone else gets a polite refusal and changes nothing."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from crm.complaints import ComplaintError, parse_complaint_number, resolve_complaint
+from crm.i18n import translate
+from crm.models import ORDER_STATUSES, Client, Staff
+from crm.orders import OrderError, parse_order_number, set_order_status, status_label
+
+TEXTS = {
+    "refused": {
+        "fr": "Cette commande est réservée à l'équipe de l'entreprise.",
+        "en": "This command is for the company's staff only.",
+    },
+    "order_usage": {
+        "fr": "Usage : /order CMD-000123 STATUT (statuts : {statuses})",
+        "en": "Usage: /order CMD-000123 STATUS (statuses: {statuses})",
+    },
+    "order_done": {
+        "fr": "Commande {number} : {status}. Le client est prévenu.",
+        "en": "Order {number}: {status}. The client has been told.",
+    },
+    "resolve_usage": {
+        "fr": "Usage : /resolve REC-000045 ce qui a été fait (le client le lira)",
+        "en": "Usage: /resolve REC-000045 what was done (the client reads it)",
+    },
+    "resolved": {
+        "fr": "Réclamation {number} résolue. Le client est prévenu et invité à noter le traitement.",
+        "en": "Complaint {number} resolved. The client has been told and asked to rate it.",
+    },
+    "error": {"fr": "Impossible : {error}", "en": "Not possible: {error}"},
+}
+
+
+async def staff_member(update: Update, context: ContextTypes.DEFAULT_TYPE, roles=("manager", "admin")):
+    """(staff, language) for an active staff member with one of `roles`; otherwise refuse politely."""
+    from sqlalchemy import select
+
+    assistant = context.application.bot_data["assistant"]
+    user = update.effective_user
+
+    def work(session):
+        member = session.scalar(select(Staff).where(Staff.telegram_id == user.id, Staff.active.is_(True)))
+        if member is not None:
+            return (member.id, member.language) if member.role in roles else (None, member.language)
+        client = session.scalar(select(Client.language).where(Client.telegram_id == user.id))
+        return None, client or ("en" if (user.language_code or "").startswith("en") else "fr")
+
+    member_id, language = await assistant.db(work)
+    if member_id is None:
+        await update.effective_message.reply_text(translate(TEXTS, "refused", language))
+    return member_id, language
+
+
+async def order_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    member_id, language = await staff_member(update, context)
+    if member_id is None:
+        return
+    args = context.args or []
+    number = parse_order_number(args[0]) if args else None
+    status = args[1].lower() if len(args) == 2 else None
+    if number is None or status not in ORDER_STATUSES:
+        await update.effective_message.reply_text(
+            translate(TEXTS, "order_usage", language, statuses=", ".join(ORDER_STATUSES)))
+        return
+    try:
+        await context.application.bot_data["assistant"].db(lambda s: set_order_status(s, number, status))
+    except OrderError as exc:
+        await update.effective_message.reply_text(translate(TEXTS, "error", language, error=exc))
+        return
+    await update.effective_message.reply_text(
+        translate(TEXTS, "order_done", language, number=number, status=status_label(status, language)))
+
+
+async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    member_id, language = await staff_member(update, context)
+    if member_id is None:
+        return
+    args = context.args or []
+    number = parse_complaint_number(args[0]) if args else None
+    resolution = " ".join(args[1:]).strip()
+    if number is None or not resolution:
+        await update.effective_message.reply_text(translate(TEXTS, "resolve_usage", language))
+        return
+    try:
+        await context.application.bot_data["assistant"].db(lambda s: resolve_complaint(s, number, resolution))
+    except ComplaintError as exc:
+        await update.effective_message.reply_text(translate(TEXTS, "error", language, error=exc))
+        return
+    await update.effective_message.reply_text(translate(TEXTS, "resolved", language, number=number))

@@ -1,0 +1,311 @@
+"""Orders, complaints, product details, promotions and policy answers, as Rasa runs the actions."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from rasa_sdk.events import SlotSet
+from sqlalchemy import select
+
+from actions.catalog import ActionProductInfo, ActionPromotions
+from actions.company import ActionPolicyAnswer, ActionSubscribe, ActionUnsubscribe
+from actions.complaints import ActionAskComplaintOrder, ActionStartComplaint, ActionSubmitComplaint, ValidateComplaintForm
+from actions.orders import (
+    ActionAskOrderAddress,
+    ActionCancelOrder,
+    ActionOrderStatus,
+    ActionOrderSummary,
+    ActionPlaceOrder,
+    ActionStartOrder,
+    ValidateOrderForm,
+)
+from crm.clients import TelegramProfile, register_client
+from crm.consent import has_consent
+from crm.db import unit_of_work
+from crm.models import Client, Complaint, Notification, Product
+from crm.orders import place_order, set_order_status
+from crm.promotions import add_promotion
+from crm.staff import add_staff
+from tests.test_actions import crm, run, tracker  # noqa: F401  (fixture)
+
+ALICE, BOB = "1001", "1002"
+
+
+@pytest.fixture
+def shop(crm):  # noqa: F811
+    with unit_of_work(crm) as s:
+        register_client(s, TelegramProfile(1001, "Alice", language_code="fr"))
+        register_client(s, TelegramProfile(1002, "Bob", language_code="en"))
+        add_staff(s, 9001, "manager", "Claire")
+    return crm
+
+
+def client(s, telegram_id):
+    return s.scalar(select(Client).where(Client.telegram_id == int(telegram_id)))
+
+
+def sku_id(s, sku):
+    return s.scalar(select(Product.id).where(Product.sku == sku))
+
+
+def order_for(engine, telegram_id, sku="PER-LOG-MXM3", quantity=1, status=None):
+    with unit_of_work(engine) as s:
+        order = place_order(s, client(s, telegram_id), sku_id(s, sku), quantity, "12 rue de la Paix, 75002 Paris")
+        if status:
+            set_order_status(s, order.number, status)
+        return order.number
+
+
+async def validate(action, slot, value, **kw):
+    t = tracker(str(value), slots=kw.pop("slots", {}), sender=kw.pop("sender", ALICE), **kw)
+    from rasa_sdk.executor import CollectingDispatcher
+
+    dispatcher = CollectingDispatcher()
+    result = await getattr(action, f"validate_{slot}")(value, dispatcher, t, {})
+    return result, [m.get("text") for m in dispatcher.messages], dispatcher.messages
+
+
+# --- products and promotions ---------------------------------------------------------------------
+
+
+async def test_product_card_applies_the_running_promotion_and_suggests_related(shop):
+    with unit_of_work(shop) as s:
+        add_promotion(s, title_fr="Rentrée", title_en="Back to school", discount_percent=Decimal(10),
+                      starts_on=date.today(), ends_on=date.today() + timedelta(days=7), category="Imprimantes")
+    [card], _ = await run(ActionProductInfo(), tracker("prix de la HP M404dn ?", intent="ask_product_info"))
+    text = card["text"]
+    assert text.startswith("Imprimante laser HP LaserJet Pro M404dn (IMP-HP-M404)\nPrix : 260,10 € au lieu de 289,00 € (−10 % : Rentrée)")
+    assert "Stock : en stock (14)" in text and "Garantie : 24 mois" in text and "recto verso" in text
+    assert "Souvent choisis avec ce produit :" in text
+    assert card["buttons"][0] == {"title": "Commander ce produit", "payload": '/place_order{"product": "IMP-HP-M404"}'}
+
+
+async def test_product_bought_together_comes_first_among_related(shop):
+    with unit_of_work(shop) as s:
+        alice = client(s, ALICE)
+        from crm.models import Order, OrderLine
+        order = Order(client_id=alice.id, delivery_address="x", total=Decimal(1), number="CMD-777777")
+        s.add(order)
+        s.flush()
+        s.add_all([OrderLine(order_id=order.id, product_id=sku_id(s, "IMP-HP-M404"), quantity=1, unit_price=1),
+                   OrderLine(order_id=order.id, product_id=sku_id(s, "CON-HP-59A"), quantity=2, unit_price=1)])
+    t = tracker("/ask_product_info", intent="ask_product_info", entities=[{"entity": "product", "value": "IMP-HP-M404"}])
+    [card], _ = await run(ActionProductInfo(), t)
+    related = card["text"].split("Souvent choisis avec ce produit :\n")[1].splitlines()
+    assert related[0].startswith("• Toner HP 59A noir (CON-HP-59A)")
+
+
+async def test_several_products_match_gives_buttons(shop):
+    [message], _ = await run(ActionProductInfo(), tracker("prix de l'imprimante laser", intent="ask_product_info"))
+    assert message["text"] == "Plusieurs produits correspondent. Lequel ?"
+    assert len(message["buttons"]) >= 2
+
+
+async def test_promotions_list_and_none(shop):
+    [message], _ = await run(ActionPromotions(), tracker("des promos ?", language="en", intent="ask_promotions"))
+    assert message["text"].startswith("No promotion is running right now.")
+    with unit_of_work(shop) as s:
+        add_promotion(s, title_fr="Semaine écrans", title_en="Screen week", discount_percent=Decimal("12.5"),
+                      starts_on=date.today(), ends_on=date(2099, 1, 31), category="Écrans",
+                      text_fr="Sur tous les écrans.", text_en="On every screen.")
+    [message], _ = await run(ActionPromotions(), tracker("des promos ?", language="en", intent="ask_promotions"))
+    assert message["text"] == "Our current promotions:\n• Screen week: −12.5% on the Écrans range, until 31/01/2099. On every screen."
+
+
+# --- policy answers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("topic", ["ask_delivery", "ask_payment", "ask_returns", "ask_contract", "ask_contact",
+                                   "ask_loyalty", "request_human", "business_inquiry", "book_meeting"])
+async def test_policy_answers_in_both_languages(shop, topic):
+    [fr], _ = await run(ActionPolicyAnswer(), tracker("?", intent=topic))
+    [en], _ = await run(ActionPolicyAnswer(), tracker("?", language="en", intent=topic))
+    assert fr["text"] and en["text"] and fr["text"] != en["text"]
+
+
+async def test_policy_answers_follow_the_profile_without_retraining(shop, tmp_path, monkeypatch):
+    import yaml
+
+    from crm.settings import ROOT
+
+    profile = yaml.safe_load((ROOT / "company.yml").read_text())
+    profile["answers"]["ask_delivery"]["fr"] = "Livraison gratuite partout, en 2 heures."
+    path = tmp_path / "company.yml"
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True))
+    monkeypatch.setenv("COMPANY_PROFILE", str(path))
+    [message], _ = await run(ActionPolicyAnswer(), tracker("délais ?", intent="ask_delivery"))
+    assert message["text"] == "Livraison gratuite partout, en 2 heures."
+
+
+# --- orders --------------------------------------------------------------------------------------
+
+
+async def test_a_product_named_when_ordering_is_taken_at_once(shop):
+    _, events = await run(ActionStartOrder(), tracker("je veux commander le thinkpad", intent="place_order"))
+    assert SlotSet("order_product", "ORD-LEN-T14") in events
+    _, events = await run(ActionStartOrder(), tracker("je veux commander", intent="place_order"))
+    assert all(e["value"] is None for e in events)
+
+
+async def test_order_product_validation(shop):
+    form = ValidateOrderForm()
+    result, texts, _ = await validate(form, "order_product", "ThinkPad")
+    assert result == {"order_product": "ORD-LEN-T14", "choices_shown": False}
+    assert texts == ["C'est noté : Ordinateur portable Lenovo ThinkPad T14 Gen 4 à 1\u202f449,00 €, 5 en stock."]
+    result, texts, messages = await validate(form, "order_product", "imprimante laser")
+    assert result["order_product"] is None and texts[0] == "Plusieurs produits correspondent. Lequel voulez-vous ?"
+    assert all(b["payload"].startswith('/inform{"product": ') for b in messages[0]["buttons"])
+    result, texts, _ = await validate(form, "order_product", "réfrigérateur")
+    assert result["order_product"] is None and texts[0].startswith("Je ne trouve pas ce produit")
+    result, texts, messages = await validate(form, "order_product", "EliteBook 840")
+    assert result["order_product"] is None
+    assert texts[0] == "Ordinateur portable HP EliteBook 840 G10 est en rupture de stock. Voici des produits disponibles du même rayon :"
+    assert len(messages[0]["buttons"]) == 4
+
+
+@pytest.mark.parametrize("answer,expected", [
+    ("beaucoup", "Combien exactement ? Indiquez un nombre entier, par exemple 2."),
+    ("0", "La quantité doit être un nombre entier supérieur à zéro. Combien en voulez-vous ?"),
+    ("-3", "La quantité doit être un nombre entier supérieur à zéro. Combien en voulez-vous ?"),
+    ("10^9", "Il n'en reste que 5 en stock. Combien en voulez-vous (5 au plus) ?"),
+    ("6", "Il n'en reste que 5 en stock. Combien en voulez-vous (5 au plus) ?"),
+    ("2,5", "Combien exactement ? Indiquez un nombre entier, par exemple 2."),
+])
+async def test_bad_quantities_get_a_clear_reask(shop, answer, expected):
+    result, texts, _ = await validate(ValidateOrderForm(), "order_quantity", answer, slots={"order_product": "ORD-LEN-T14"})
+    assert result["order_quantity"] is None and texts == [expected]
+
+
+async def test_good_quantities(shop):
+    for answer, value in (("2", "2"), ("trois", "3"), ("5 unités", "5")):
+        result, texts, _ = await validate(ValidateOrderForm(), "order_quantity", answer, slots={"order_product": "ORD-LEN-T14"})
+        assert result["order_quantity"] == value and texts == []
+
+
+async def test_address_validation_and_the_last_address_is_offered(shop):
+    result, texts, _ = await validate(ValidateOrderForm(), "order_address", "ici")
+    assert result["order_address"] is None and texts[0].startswith("Cette adresse semble incomplète")
+    result, _, _ = await validate(ValidateOrderForm(), "order_address", " 5  avenue Louise, 1050 Bruxelles ")
+    assert result["order_address"] == "5 avenue Louise, 1050 Bruxelles"
+    [ask], _ = await run(ActionAskOrderAddress(), tracker("", sender=ALICE))
+    assert ask["text"] == "À quelle adresse faut-il livrer ?"
+    order_for(shop, ALICE)
+    [ask], _ = await run(ActionAskOrderAddress(), tracker("", sender=ALICE))
+    assert ask["text"].endswith("Votre dernière adresse : 12 rue de la Paix, 75002 Paris")
+    assert ask["buttons"][0]["payload"] == '/inform{"address": "12 rue de la Paix, 75002 Paris"}'
+
+
+ORDER_SLOTS = {"order_product": "IMP-HP-M404", "order_quantity": "3", "order_address": "5 avenue Louise, 1050 Bruxelles"}
+
+
+async def test_summary_then_confirmation_places_the_order(shop):
+    [summary], _ = await run(ActionOrderSummary(), tracker("", slots=ORDER_SLOTS))
+    assert summary["text"] == ("Récapitulatif de votre commande :\n3 × Imprimante laser HP LaserJet Pro M404dn "
+                               "(IMP-HP-M404) à 289,00 €\nTotal : 867,00 €\nLivraison : 5 avenue Louise, 1050 "
+                               "Bruxelles\n\nJe confirme la commande ?")
+    assert [b["payload"] for b in summary["buttons"]] == ["/affirm", "/deny"]
+    [placed], events = await run(ActionPlaceOrder(), tracker("/affirm", slots=ORDER_SLOTS))
+    assert placed["text"].startswith("Commande CMD-")
+    assert "3 × Imprimante laser HP LaserJet Pro M404dn, total 867,00 €" in placed["text"]
+    assert SlotSet("order_product", None) in events
+    with unit_of_work(shop) as s:
+        assert s.scalar(select(Product.stock).where(Product.sku == "IMP-HP-M404")) == 11
+
+
+async def test_stock_taken_meanwhile_is_explained_and_nothing_ordered(shop):
+    with unit_of_work(shop) as s:
+        s.scalar(select(Product).where(Product.sku == "IMP-HP-M404")).stock = 2
+    [message], _ = await run(ActionPlaceOrder(), tracker("/affirm", slots=ORDER_SLOTS))
+    assert message["text"].startswith("Désolé, entre-temps le stock a changé : il n'en reste que 2.")
+
+
+async def test_order_status_shows_only_ones_own_orders(shop):
+    [message], _ = await run(ActionOrderStatus(), tracker("où en est ma commande ?", intent="order_status"))
+    assert message["text"] == "Vous n'avez pas encore passé de commande."
+    mine = order_for(shop, ALICE, quantity=2)
+    bobs = order_for(shop, BOB)
+    [message], _ = await run(ActionOrderStatus(), tracker("mes commandes", intent="order_status"))
+    assert message["text"].startswith("Vos dernières commandes :\n• " + mine) and bobs not in message["text"]
+    [message], _ = await run(ActionOrderStatus(), tracker(f"où en est {mine} ?", intent="order_status"))
+    assert message["text"].startswith(f"Commande {mine} du ") and "2 × Souris sans fil Logitech MX Master 3S" in message["text"]
+    [foreign], _ = await run(ActionOrderStatus(), tracker(f"où en est {bobs} ?", intent="order_status"))
+    [missing], _ = await run(ActionOrderStatus(), tracker("où en est CMD-999999 ?", intent="order_status"))
+    assert foreign["text"] == f"Je ne trouve pas de commande {bobs} à votre nom. Vérifiez le numéro (par exemple CMD-000123)."
+    assert missing["text"] == foreign["text"].replace(bobs, "CMD-999999"), "another client's order looks like no order"
+
+
+async def test_cancel_own_order_until_shipped(shop):
+    mine = order_for(shop, ALICE, quantity=4)
+    shipped = order_for(shop, ALICE, status="shipped")
+    bobs = order_for(shop, BOB)
+    [choice], _ = await run(ActionCancelOrder(), tracker("je veux annuler ma commande", intent="cancel_order"))
+    assert choice["text"] == "Quelle commande voulez-vous annuler ?"
+    assert [b["payload"] for b in choice["buttons"]] == [f'/cancel_order{{"order_number": "{mine}"}}']
+    [foreign], _ = await run(ActionCancelOrder(), tracker(f"annuler {bobs}", intent="cancel_order"))
+    assert foreign["text"].startswith(f"Je ne trouve pas de commande {bobs}")
+    [late], _ = await run(ActionCancelOrder(), tracker(f"annuler {shipped}", intent="cancel_order"))
+    assert late["text"].startswith(f"La commande {shipped} est expédiée : elle ne peut plus être annulée.")
+    [done], _ = await run(ActionCancelOrder(), tracker("/cancel_order", intent="cancel_order",
+                                                       entities=[{"entity": "order_number", "value": mine}]))
+    assert done["text"] == f"La commande {mine} est annulée. Rien ne vous sera facturé."
+    with unit_of_work(shop) as s:
+        assert s.scalar(select(Product.stock).where(Product.sku == "PER-LOG-MXM3")) == 45 - 1 - 1
+
+
+# --- complaints ----------------------------------------------------------------------------------
+
+
+async def test_a_descriptive_first_message_is_kept(shop):
+    _, events = await run(ActionStartComplaint(), tracker("mon colis est arrivé abîmé et en retard", intent="complain"))
+    assert SlotSet("complaint_description", "mon colis est arrivé abîmé et en retard") in events
+    _, events = await run(ActionStartComplaint(), tracker("réclamation", intent="complain"))
+    assert all(e["value"] is None for e in events)
+
+
+async def test_complaint_order_must_be_the_clients_own(shop):
+    mine, bobs = order_for(shop, ALICE), order_for(shop, BOB)
+    form = ValidateComplaintForm()
+    assert (await validate(form, "complaint_order", f"c'est pour {mine}"))[0] == {"complaint_order": mine}
+    result, texts, _ = await validate(form, "complaint_order", bobs)
+    assert result["complaint_order"] is None and texts[0].startswith(f"Je ne trouve pas la commande {bobs} parmi les vôtres")
+    assert (await validate(form, "complaint_order", "non"))[0] == {"complaint_order": "none"}
+    assert (await validate(form, "complaint_order", "none"))[0] == {"complaint_order": "none"}
+    [ask], _ = await run(ActionAskComplaintOrder(), tracker("", sender=ALICE))
+    assert [b["payload"] for b in ask["buttons"]][-1] == '/inform{"complaint_order": "none"}'
+    assert mine in ask["buttons"][0]["title"]
+
+
+async def test_complaint_category_and_description(shop):
+    form = ValidateComplaintForm()
+    assert (await validate(form, "complaint_category", "delivery"))[0] == {"complaint_category": "delivery"}
+    assert (await validate(form, "complaint_category", "la facture"))[0] == {"complaint_category": "invoice"}
+    assert (await validate(form, "complaint_category", "bof"))[0] == {"complaint_category": None}
+    assert (await validate(form, "complaint_description", "nul"))[0] == {"complaint_description": None}
+
+
+async def test_submitting_a_severe_complaint_alerts_the_managers(shop):
+    mine = order_for(shop, BOB)
+    slots = {"complaint_order": mine, "complaint_category": "product",
+             "complaint_description": "The charger caught fire, this is dangerous!"}
+    [message], events = await run(ActionSubmitComplaint(), tracker("", language="en", slots=slots, sender=BOB))
+    assert message["text"].startswith("Your complaint REC-")
+    assert message["text"].endswith("It is handled as a priority: our managers have been alerted.")
+    with unit_of_work(shop) as s:
+        complaint = s.scalar(select(Complaint))
+        assert complaint.severity == "critical" and complaint.order_id is not None
+        alert = s.scalar(select(Notification).where(Notification.chat_id == 9001))
+        assert alert.text.startswith(f"⚠️ Réclamation critique {complaint.number} de Bob ({mine})")
+    [status], _ = await run(ActionOrderStatus(), tracker("where does my complaint stand?", language="en", sender=BOB))
+    assert status["text"].startswith("Your complaints:\n• REC-") and "being handled" in status["text"]
+
+
+async def test_consent_through_the_conversation(shop):
+    [message], _ = await run(ActionSubscribe(), tracker("abonnez-moi", intent="subscribe_promotions"))
+    assert message["text"].startswith("C'est noté : vous recevrez nos nouveautés")
+    with unit_of_work(shop) as s:
+        assert has_consent(s, client(s, ALICE))
+    await run(ActionUnsubscribe(), tracker("stop pub", intent="unsubscribe_promotions"))
+    with unit_of_work(shop) as s:
+        assert not has_consent(s, client(s, ALICE))
