@@ -117,6 +117,25 @@ def related_products(session, product: Product, limit: int = 3) -> list[Product]
     return related
 
 
+def product_card(product: Product, related: list[Product], out_of_stock: bool,
+                 promotions: list[Promotion], language: str) -> tuple[str, list[dict]]:
+    """One product in full: price (with any promotion), stock, warranty, characteristics, and
+    related products (alternatives when it is out of stock)."""
+    card = translate(TEXTS, "card", language, name=product.name, sku=product.sku,
+                     price=price_text(product, promotions, language),
+                     stock=stock_text(product, language), warranty=product.warranty_months,
+                     description=product.description)
+    buttons = []
+    if product.stock > 0:
+        buttons.append(button(translate(TEXTS, "order_it", language), "place_order", product=product.sku))
+    if related:
+        key = "alternatives" if out_of_stock else "related"
+        card += "\n\n" + translate(TEXTS, key, language) + "\n" + "\n".join(
+            product_line(p, promotions, language) for p in related)
+        buttons += product_buttons(related)
+    return card, buttons
+
+
 def not_sold(dispatcher: CollectingDispatcher, query: str, ranges: list[str], language: str) -> None:
     buttons = category_buttons(ranges) + [button(translate(TEXTS, "talk_to_manager", language), "request_human")]
     dispatcher.utter_message(text=translate(TEXTS, "not_sold", language, query=query[:80]), buttons=buttons)
@@ -140,13 +159,19 @@ class ActionSearchCatalog(CrmAction):
             else:
                 result = SearchResult([])
             alternatives: list[Product] = []
-            if result.products and all(p.stock <= 0 for p in result.products):
+            if result.total == 1:  # one product: its details at once
+                alternatives = related_products(session, result.products[0])
+            elif result.products and all(p.stock <= 0 for p in result.products):
                 same_range = products_in_category(session, result.products[0].category, limit=50)
                 alternatives = [p for p in same_range.products if p.stock > 0][:3]
             return result, alternatives, categories(session), running_promotions(session)
 
         result, alternatives, ranges, promotions = await in_unit_of_work(work)
-        if result.products:
+        if result.total == 1:
+            product = result.products[0]
+            card, buttons = product_card(product, alternatives, product.stock <= 0, promotions, language)
+            dispatcher.utter_message(text=card, buttons=buttons)
+        elif result.products:
             self._list(dispatcher, result, alternatives, promotions, language)
         elif not ranges:
             dispatcher.utter_message(text=translate(TEXTS, "empty_catalogue", language))
@@ -201,19 +226,7 @@ class ActionProductInfo(CrmAction):
             dispatcher.utter_message(text=translate(TEXTS, "several", language),
                                      buttons=product_buttons(result.products))
         else:
-            product = result.products[0]
-            card = translate(TEXTS, "card", language, name=product.name, sku=product.sku,
-                             price=price_text(product, promotions, language),
-                             stock=stock_text(product, language), warranty=product.warranty_months,
-                             description=product.description)
-            buttons = []
-            if product.stock > 0:
-                buttons.append(button(translate(TEXTS, "order_it", language), "place_order", product=product.sku))
-            if related:
-                key = "alternatives" if alternatives else "related"
-                card += "\n\n" + translate(TEXTS, key, language) + "\n" + "\n".join(
-                    product_line(p, promotions, language) for p in related)
-                buttons += product_buttons(related)
+            card, buttons = product_card(result.products[0], related, bool(alternatives), promotions, language)
             dispatcher.utter_message(text=card, buttons=buttons)
         return []
 

@@ -7,7 +7,7 @@ from rasa_sdk.events import SlotSet
 
 from actions.common import CrmAction, button, client_for, entity, in_unit_of_work, language_of, latest_text
 from actions.orders import COMPLAINT_SLOTS, AskAfterValidation
-from actions.parsing import guess_category, means_none
+from actions.parsing import describes_a_problem, guess_category, means_none
 from crm.complaints import CATEGORY_LABELS, open_complaint
 from crm.i18n import translate
 from crm.models import COMPLAINT_CATEGORIES
@@ -34,8 +34,8 @@ TEXTS = {
         "fr": "Je n'ai pas trouvé de numéro de commande. Donnez-le (par exemple CMD-000123) ou répondez « non ».",
         "en": "I did not find an order number. Give it (for example CMD-000123) or answer \"no\".",
     },
-    "bad_category": {"fr": "Choisissez une catégorie avec les boutons, s'il vous plaît.",
-                     "en": "Please choose a category with the buttons."},
+    "ask_description": {"fr": "Décrivez-moi le problème en quelques phrases, s'il vous plaît.",
+                        "en": "Please describe the problem in a few sentences."},
     "short_description": {
         "fr": "Pouvez-vous m'en dire un peu plus ? Quelques mots de description suffisent.",
         "en": "Could you tell me a little more? A few words of description are enough.",
@@ -65,11 +65,11 @@ class ActionStartComplaint(CrmAction):
 
     async def answer(self, dispatcher, tracker, domain, language):
         text = latest_text(tracker)
-        events = [SlotSet(slot, None) for slot in COMPLAINT_SLOTS]
+        events = [SlotSet(slot, None) for slot in COMPLAINT_SLOTS if tracker.get_slot(slot)]
         number = parse_order_number(text)
         if number:
             events.append(SlotSet("complaint_order", number))
-        if len(text.split()) >= 4 and not text.startswith("/"):
+        if not text.startswith("/") and describes_a_problem(text):
             events.append(SlotSet("complaint_description", text))
             category = guess_category(text)
             if category:
@@ -84,6 +84,8 @@ class ValidateComplaintForm(FormValidationAction):
     async def validate_complaint_order(self, value, dispatcher, tracker, domain):
         language = language_of(tracker)
         text = str(value or "")
+        if not text.strip():
+            return {"complaint_order": None}
         if text == NO_ORDER or means_none(text):
             return {"complaint_order": NO_ORDER}
         number = parse_order_number(text)
@@ -99,16 +101,17 @@ class ValidateComplaintForm(FormValidationAction):
     async def validate_complaint_category(self, value, dispatcher, tracker, domain):
         text = str(value or "")
         category = text if text in COMPLAINT_CATEGORIES else guess_category(text)
-        if category is None:
-            dispatcher.utter_message(text=t("bad_category", language_of(tracker)))
+        if category is None:  # the question comes again, with its buttons
             return {"complaint_category": None}
         return {"complaint_category": category}
 
     async def validate_complaint_description(self, value, dispatcher, tracker, domain):
         text = " ".join(str(value or "").split())
+        if not text:
+            return {"complaint_description": None}
         if len(text) < 8 or text.startswith("/"):
             dispatcher.utter_message(text=t("short_description", language_of(tracker)))
-            return {"complaint_description": None}
+            return {"complaint_description": None, "choices_shown": True}
         return {"complaint_description": text[:4000]}
 
 
@@ -125,6 +128,15 @@ class ActionAskComplaintOrder(AskAfterValidation):
         buttons = [button(order_summary_line(o, language), "inform", complaint_order=o.number) for o in orders]
         buttons.append(button(t("no_order", language), "inform", complaint_order=NO_ORDER))
         dispatcher.utter_message(text=t("ask_order", language), buttons=buttons)
+        return []
+
+
+class ActionAskComplaintDescription(AskAfterValidation):
+    def name(self) -> str:
+        return "action_ask_complaint_description"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        dispatcher.utter_message(text=t("ask_description", language))
         return []
 
 

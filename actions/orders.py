@@ -78,6 +78,8 @@ TEXTS = {
         "fr": "Il n'en reste que {stock} en stock. Combien en voulez-vous ({stock} au plus) ?",
         "en": "Only {stock} left in stock. How many would you like ({stock} at most)?",
     },
+    "ask_quantity": {"fr": "Combien en voulez-vous ? (un nombre entier, par exemple 2)",
+                     "en": "How many would you like? (a whole number, for example 2)"},
     "ask_address": {"fr": "À quelle adresse faut-il livrer ?", "en": "Which address should we deliver to?"},
     "ask_address_last": {
         "fr": "À quelle adresse faut-il livrer ? Votre dernière adresse : {address}",
@@ -161,12 +163,14 @@ class ActionStartOrder(CrmAction):
                 product = session.scalar(select(Product).where(Product.sku == sku, Product.active.is_(True)))
                 return product.sku if product and product.stock > 0 else None
             result = search_products(session, text)
-            if result.total == 1 and result.products[0].stock > 0:
+            if result.total == 1 and result.strong and result.products[0].stock > 0:
                 return result.products[0].sku
             return None
 
         found = await in_unit_of_work(work)
-        events: list[dict[str, Any]] = [SlotSet(slot, None) for slot in ORDER_SLOTS]
+        # Only slots left over from an earlier order are emptied: a reset counts as "set", and the
+        # form would validate (and complain about) empty values.
+        events: list[dict[str, Any]] = [SlotSet(slot, None) for slot in ORDER_SLOTS if tracker.get_slot(slot)]
         if found:
             events.append(SlotSet("order_product", found))
         return events
@@ -179,11 +183,13 @@ class ValidateOrderForm(FormValidationAction):
     async def validate_order_product(self, value, dispatcher, tracker, domain):
         language = language_of(tracker)
         text = str(value or "")
+        if not text.strip():
+            return {"order_product": None}
 
         def work(session):
             product = session.scalar(select(Product).where(Product.sku == text.strip(), Product.active.is_(True)))
             result = search_products(session, text) if product is None else None
-            if product is None and result.total == 1:
+            if product is None and result.total == 1 and result.strong:
                 product = result.products[0]
             alternatives = []
             if product is not None and product.stock <= 0:
@@ -192,7 +198,7 @@ class ValidateOrderForm(FormValidationAction):
             return product, result, alternatives, running_promotions(session)
 
         product, result, alternatives, promotions = await in_unit_of_work(work)
-        if product is None and result is not None and result.total > 1:
+        if product is None and result is not None and result.total > 1 and result.strong:
             dispatcher.utter_message(text=t("which_product", language),
                                      buttons=[button(p.name, "inform", product=p.sku) for p in result.products])
             return {"order_product": None, "choices_shown": True}
@@ -209,6 +215,8 @@ class ValidateOrderForm(FormValidationAction):
 
     async def validate_order_quantity(self, value, dispatcher, tracker, domain):
         language = language_of(tracker)
+        if value is None:
+            return {"order_quantity": None}
         quantity = parse_quantity(str(value or ""))
         sku = tracker.get_slot("order_product")
         if quantity is None:
@@ -227,6 +235,8 @@ class ValidateOrderForm(FormValidationAction):
     async def validate_order_address(self, value, dispatcher, tracker, domain):
         language = language_of(tracker)
         address = " ".join(str(value or "").split())
+        if not address:
+            return {"order_address": None}
         if address.startswith("/") or not 8 <= len(address) <= 300 or not any(c.isalpha() for c in address):
             dispatcher.utter_message(text=t("bad_address", language))
             return {"order_address": None, "choices_shown": True}
@@ -248,6 +258,15 @@ class ActionAskOrderProduct(AskAfterValidation):
 
     async def answer(self, dispatcher, tracker, domain, language):
         dispatcher.utter_message(text=t("ask_product", language))
+        return []
+
+
+class ActionAskOrderQuantity(AskAfterValidation):
+    def name(self) -> str:
+        return "action_ask_order_quantity"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        dispatcher.utter_message(text=t("ask_quantity", language))
         return []
 
 

@@ -70,3 +70,16 @@ def guess_category(text: str) -> str | None:
     folded = fold(text or "")
     found = {cat for cat, words in CATEGORY_WORDS.items() if any(w in folded for w in words)}
     return found.pop() if len(found) == 1 else None
+
+
+_COMPLAINT_REQUEST = re.compile(
+    r"\b(je (veux|voudrais|souhaite|aimerais|vais)|j ai|i (want|would like|d like|have)|i ?m)?\s*"
+    r"(faire|deposer|porter|deposer|to make|to file|to lodge|make|file)?\s*(une |a )?"
+    r"(reclamation|plainte|complaint|me plaindre|complain)( a faire| to make)?\b")
+
+
+def describes_a_problem(text: str) -> bool:
+    """Whether a first complaint message already says what went wrong (not just "I want to
+    complain"): what is left once the request itself is removed is a few words long."""
+    rest = _COMPLAINT_REQUEST.sub(" ", fold(text or "").replace("'", " "))
+    return len(re.findall(r"[a-z0-9]+", rest)) >= 4

@@ -139,6 +139,79 @@ def cmd_staff(args) -> None:
         sys.exit(f"Error: {exc}")
 
 
+def _crm_command(work, error_types) -> None:
+    """Run `work(session)` on the configured CRM; print its result, or the error and exit 1."""
+    from crm.db import engine_for, unit_of_work
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    try:
+        with unit_of_work(engine_for(settings.database_url)) as session:
+            message = work(session)
+    except error_types as exc:
+        sys.exit(f"Error: {exc}")
+    print(message)
+
+
+def cmd_order(args) -> None:
+    from crm.orders import OrderError, parse_order_number, set_order_status
+
+    number = parse_order_number(args.number)
+    if number is None:
+        sys.exit(f"Error: {args.number!r} is not an order number (CMD-000123)")
+
+    def work(session):
+        order = set_order_status(session, number, args.status)
+        return f"{order.number} is now {order.status}; the client will be told."
+
+    _crm_command(work, OrderError)
+
+
+def cmd_complaint(args) -> None:
+    from crm.complaints import ComplaintError, parse_complaint_number, resolve_complaint
+
+    number = parse_complaint_number(args.number)
+    if number is None:
+        sys.exit(f"Error: {args.number!r} is not a complaint number (REC-000045)")
+
+    def work(session):
+        complaint = resolve_complaint(session, number, args.resolution)
+        return f"{complaint.number} resolved; the client will be told and asked for a score."
+
+    _crm_command(work, ComplaintError)
+
+
+def cmd_promotion(args) -> None:
+    from datetime import date
+    from decimal import Decimal, InvalidOperation
+
+    from crm.promotions import add_promotion, running_promotions
+
+    if args.promotion_command == "list":
+        def work(session):
+            rows = running_promotions(session)
+            return "\n".join(f"{p.id}\t-{p.discount_percent}%\t{p.starts_on}..{p.ends_on}\t"
+                             f"{p.category or ''}\t{p.title_fr}" for p in rows) or "No running promotion."
+
+        _crm_command(work, ValueError)
+        return
+    try:
+        discount = Decimal(args.discount)
+        starts, ends = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except (InvalidOperation, ValueError) as exc:
+        sys.exit(f"Error: discount must be a number and dates YYYY-MM-DD ({exc})")
+
+    def work(session):
+        promotion = add_promotion(
+            session, title_fr=args.title_fr, title_en=args.title_en or args.title_fr,
+            text_fr=args.text_fr or "", text_en=args.text_en or args.text_fr or "",
+            discount_percent=discount, starts_on=starts, ends_on=ends,
+            product_sku=args.sku, category=args.category)
+        return f"Promotion {promotion.id} added."
+
+    _crm_command(work, ValueError)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -178,6 +251,32 @@ def parser() -> argparse.ArgumentParser:
     rm = staff_sub.add_parser("remove", help="remove a staff member's access")
     rm.add_argument("telegram_id", type=int)
     staff.set_defaults(func=cmd_staff)
+
+    order = sub.add_parser("order", help="change an order's status (the client is told)")
+    order.add_argument("number", help="CMD-000123")
+    order.add_argument("status", choices=["confirmed", "preparing", "shipped", "delivered", "cancelled"])
+    order.set_defaults(func=cmd_order)
+
+    complaint = sub.add_parser("resolve-complaint", help="resolve a complaint (the client is told and asked for a score)")
+    complaint.add_argument("number", help="REC-000045")
+    complaint.add_argument("resolution", help="what was done; the client reads it")
+    complaint.set_defaults(func=cmd_complaint)
+
+    promo = sub.add_parser("promotion", help="add or list promotions")
+    promo_sub = promo.add_subparsers(dest="promotion_command", required=True, metavar="ACTION")
+    add_p = promo_sub.add_parser("add", help="add a promotion (on a product, a category, or everything)")
+    add_p.add_argument("--title-fr", required=True)
+    add_p.add_argument("--title-en")
+    add_p.add_argument("--text-fr")
+    add_p.add_argument("--text-en")
+    add_p.add_argument("--discount", required=True, help="percent, e.g. 15")
+    add_p.add_argument("--start", required=True, help="YYYY-MM-DD")
+    add_p.add_argument("--end", required=True, help="YYYY-MM-DD (inclusive)")
+    scope = add_p.add_mutually_exclusive_group()
+    scope.add_argument("--sku", help="only this product")
+    scope.add_argument("--category", help="only this category")
+    promo_sub.add_parser("list", help="running promotions")
+    promo.set_defaults(func=cmd_promotion)
     return p
 
 

@@ -12,12 +12,14 @@ TEXTS = {
         "en": "Sorry, I have no answer for you right now. Could you rephrase?",
     },
     "help": {
-        "fr": "Je suis l'assistant relations clients. Je peux chercher dans notre catalogue et vous "
-        "donner les prix et le stock.\n\nExemples : « avez-vous des imprimantes ? », « un écran 27 "
-        "pouces », « ThinkPad ».\n\nCommandes :\n/start — recommencer\n/help — cette aide\n"
+        "fr": "Je suis l'assistant relations clients. Je trouve les produits (prix, stock), prends vos "
+        "commandes, les suis et les annule, enregistre vos réclamations et réponds sur la livraison, "
+        "le paiement, les retours et les contrats.\n\nExemples : « avez-vous des imprimantes ? », "
+        "« je veux commander », « où en est ma commande ? ».\n\nCommandes :\n/start — recommencer\n/help — cette aide\n"
         "/language — changer de langue\n/subscribe — recevoir nos promotions\n/stop — ne plus les recevoir",
-        "en": "I am the client relations assistant. I can search our catalogue and give you prices "
-        "and stock.\n\nExamples: \"do you have printers?\", \"a 27-inch screen\", \"ThinkPad\".\n\n"
+        "en": "I am the client relations assistant. I find products (price, stock), take your orders, "
+        "follow and cancel them, record your complaints and answer about delivery, payment, returns "
+        "and contracts.\n\nExamples: \"do you have printers?\", \"I want to order\", \"where is my order?\".\n\n"
         "Commands:\n/start — start again\n/help — this help\n/language — change language\n"
         "/subscribe — receive our promotions\n/stop — stop receiving them",
     },

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ MAX_RESULTS = 8
 # How much a matching word counts, by where it is found.
 FIELD_WEIGHTS = {"sku": 4.0, "name": 3.0, "category": 2.5, "description": 1.0}
 MATCH_QUALITY = {"exact": 1.0, "prefix": 0.8, "typo": 0.7}
+# A name, model, category or reference word matched (a typo in a name still counts); a word
+# found only in descriptions does not, so it never picks a product alone.
+STRONG_MATCH = 2.0
 
 
 @dataclass
@@ -33,6 +37,11 @@ class SearchResult:
     total: int = 0
     category: str | None = None  # set when the question named a whole category
     understood: list[str] = field(default_factory=list)  # the query words that matched something
+    score: float = 0.0  # the best product's score: below STRONG_MATCH only weak words matched
+
+    @property
+    def strong(self) -> bool:
+        return self.score >= STRONG_MATCH
 
 
 class SearchIndex:
@@ -130,8 +139,18 @@ def search_index(session: Session) -> SearchIndex:
     return index
 
 
+SKU_LIKE = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+")
+
+
 def search_products(session: Session, text: str, limit: int = MAX_RESULTS) -> SearchResult:
-    """Products matching a question, best first; in-stock before out-of-stock at equal score."""
+    """Products matching a question, best first; in-stock before out-of-stock at equal score.
+    A reference (SKU) written in the question names that product alone."""
+    references = {token.upper() for token in SKU_LIKE.findall(text or "")}
+    if references:
+        exact = list(session.scalars(select(Product).where(
+            func.upper(Product.sku).in_(references), Product.active.is_(True))))
+        if exact:
+            return SearchResult(exact[:limit], len(exact), None, [p.sku for p in exact], FIELD_WEIGHTS["sku"])
     index = search_index(session)
     ranked, understood, named_category = index.search(text)
     if not ranked:
@@ -142,11 +161,12 @@ def search_products(session: Session, text: str, limit: int = MAX_RESULTS) -> Se
     found = [rows[i] for i in ids if i in rows]
     categories = {p.category for p in found}
     category = categories.pop() if named_category and len(categories) == 1 else None
+    best = ranked[0][1]
     if category:  # a whole range: what can be delivered first
         products = sorted(found, key=lambda p: (p.stock <= 0, -score[p.id], p.name))
     else:
         products = sorted(found, key=lambda p: (-score[p.id], p.stock <= 0, p.name))
-    return SearchResult(products[:limit], len(products), category, understood)
+    return SearchResult(products[:limit], len(products), category, understood, best)
 
 
 def products_in_category(session: Session, category: str, limit: int = MAX_RESULTS) -> SearchResult:
@@ -156,7 +176,8 @@ def products_in_category(session: Session, category: str, limit: int = MAX_RESUL
         return SearchResult([], 0, None)
     query = select(Product).where(Product.active.is_(True), Product.category == exact)
     products = sorted(session.scalars(query), key=lambda p: (p.stock <= 0, p.name))
-    return SearchResult(products[:limit], len(products), products[0].category if products else None)
+    return SearchResult(products[:limit], len(products), products[0].category if products else None,
+                        score=STRONG_MATCH if products else 0.0)
 
 
 def categories(session: Session) -> list[str]:

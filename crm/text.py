@@ -15,9 +15,12 @@ STOPWORDS = frozenset(
     votre vous y svp stp merci bonjour salut cherche cherchez recherche vendez vend vends proposez
     propose avezvous auriez aurais voudrais veux voulez faut besoin montrer montrez voir liste
     catalogue assortiment produit produits article articles quoi disponible dispo dispos tarif prix
-    genre type sorte modele modeles
+    genre type sorte modele modeles commander commande commandes passer acheter achat prendre prends
+    aimerais souhaite souhaiterais desire faire fais infos info information informations details
+    caracteristiques garantie combien coute coutent cout reste restent encore ici mettez envoyez
     the an and any are at do does for from have has i in is it me my of on or please show some
     that to want we what which with you your need looking look sell stock available products list
+    order buy purchase like would take get place much cost costs price details specs about tell more
     """.split()
 )
 

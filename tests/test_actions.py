@@ -88,9 +88,11 @@ async def test_the_catalogue_button_offers_the_ranges(crm):
 async def test_out_of_stock_product_offers_alternatives(crm):
     [message], _ = await run(ActionSearchCatalog(), tracker("EliteBook 840"))
     text = message["text"]
-    assert "HP EliteBook 840 G10 (ORD-HP-840) — 1\u202f379,00 € — en rupture de stock" in text
-    alternatives = text.split("Disponibles dans le même rayon :")[1]
+    assert text.startswith("Ordinateur portable HP EliteBook 840 G10 (ORD-HP-840)\nPrix : 1\u202f379,00 €\n"
+                           "Stock : en rupture de stock")
+    alternatives = text.split("Ce produit est en rupture. Disponibles dans le même rayon :")[1]
     assert alternatives.count("en stock") == 3 and "rupture" not in alternatives
+    assert "Commander ce produit" not in [b["title"] for b in message["buttons"]]
 
 
 async def test_products_added_after_training_are_found(crm):
@@ -98,7 +100,7 @@ async def test_products_added_after_training_are_found(crm):
         import_catalog(session, "sku,name,category,description,price,stock\n"
                                 "FOU-PLA-A3,Plastifieuse GBC A3,Fournitures de bureau,Pochettes,89.00,4\n")
     [message], _ = await run(ActionSearchCatalog(), tracker("une plastifieuse"))
-    assert "Plastifieuse GBC A3 (FOU-PLA-A3) — 89,00 € — en stock (4)" in message["text"]
+    assert message["text"].startswith("Plastifieuse GBC A3 (FOU-PLA-A3)\nPrix : 89,00 €\nStock : en stock (4)")
 
 
 async def test_a_crm_outage_gets_an_apology_not_a_crash(monkeypatch, tmp_path):

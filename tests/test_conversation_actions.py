@@ -282,7 +282,9 @@ async def test_complaint_category_and_description(shop):
     assert (await validate(form, "complaint_category", "delivery"))[0] == {"complaint_category": "delivery"}
     assert (await validate(form, "complaint_category", "la facture"))[0] == {"complaint_category": "invoice"}
     assert (await validate(form, "complaint_category", "bof"))[0] == {"complaint_category": None}
-    assert (await validate(form, "complaint_description", "nul"))[0] == {"complaint_description": None}
+    result, texts, _ = await validate(form, "complaint_description", "nul")
+    assert result["complaint_description"] is None
+    assert texts == ["Pouvez-vous m'en dire un peu plus ? Quelques mots de description suffisent."]
 
 
 async def test_submitting_a_severe_complaint_alerts_the_managers(shop):
@@ -309,3 +311,13 @@ async def test_consent_through_the_conversation(shop):
     await run(ActionUnsubscribe(), tracker("stop pub", intent="unsubscribe_promotions"))
     with unit_of_work(shop) as s:
         assert not has_consent(s, client(s, ALICE))
+
+
+@pytest.mark.parametrize("text,describes", [
+    ("I want to make a complaint", False), ("je veux faire une réclamation", False),
+    ("j'ai une réclamation à faire", False), ("mon colis est arrivé abîmé et en retard", True),
+    ("the printer I received does not print at all", True)])
+def test_a_request_to_complain_is_not_taken_for_a_description(text, describes):
+    from actions.parsing import describes_a_problem
+
+    assert describes_a_problem(text) is describes

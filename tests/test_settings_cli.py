@@ -94,3 +94,37 @@ def test_cli_staff_commands(tmp_path):
 def test_cli_stops_on_a_wrong_setting(tmp_path):
     result = cli("staff", "list", database_url="mysql://nope")
     assert result.returncode != 0 and "Configuration error: DATABASE_URL" in result.stderr
+
+
+def test_cli_orders_complaints_and_promotions(tmp_path):
+    from crm.clients import TelegramProfile, register_client
+    from crm.complaints import open_complaint
+    from crm.db import engine_for, unit_of_work
+    from crm.models import Notification, Product
+    from crm.orders import place_order
+    from sqlalchemy import select
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert cli("migrate", database_url=url).returncode == 0
+    with unit_of_work(engine_for(url)) as s:
+        client, _ = register_client(s, TelegramProfile(5151, "Zoé"))
+        mouse = s.scalar(select(Product).where(Product.sku == "PER-LOG-MXM3"))
+        number = place_order(s, client, mouse.id, 1, "3 place Bellecour, Lyon").number
+        ticket = open_complaint(s, client, "delivery", "Colis en retard de deux semaines").number
+    shipped = cli("order", number, "shipped", database_url=url)
+    assert shipped.returncode == 0 and f"{number} is now shipped" in shipped.stdout
+    assert cli("order", "CMD-999999", "shipped", database_url=url).returncode == 1
+    resolved = cli("resolve-complaint", ticket, "Nouveau colis expédié.", database_url=url)
+    assert resolved.returncode == 0
+    assert cli("resolve-complaint", ticket, "encore", database_url=url).stderr.startswith("Error: complaint")
+    added = cli("promotion", "add", "--title-fr", "Souris", "--discount", "20", "--start", "2026-01-01",
+                "--end", "2099-12-31", "--sku", "PER-LOG-MXM3", database_url=url)
+    assert added.returncode == 0, added.stderr
+    assert "-20.00%" in cli("promotion", "list", database_url=url).stdout
+    bad = cli("promotion", "add", "--title-fr", "X", "--discount", "dix", "--start", "2026-01-01",
+              "--end", "2026-02-01", database_url=url)
+    assert bad.returncode != 0 and "discount must be a number" in bad.stderr
+    with unit_of_work(engine_for(url)) as s:
+        texts = [n.text for n in s.scalars(select(Notification).where(Notification.chat_id == 5151))]
+    assert texts[0] == f"Votre commande {number} est maintenant expédiée."
+    assert texts[1].startswith(f"Votre réclamation {ticket} est résolue : Nouveau colis expédié.")

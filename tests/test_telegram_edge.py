@@ -231,3 +231,104 @@ async def test_webhook_mode_checks_the_secret_token(database_url, stub):
         await app.stop()
         await app.shutdown()
         harness.emulator.stop()
+
+
+def seed_order_and_complaint(bot):
+    """A client (FR) with an order and a complaint, and a manager and a marketer."""
+    from crm.clients import TelegramProfile, register_client
+    from crm.complaints import open_complaint
+    from crm.demo import load_demo_if_empty
+    from crm.orders import place_order
+    from crm.staff import add_staff
+    from crm.models import Product
+
+    with crm(bot) as s:
+        load_demo_if_empty(s)
+        client, _ = register_client(s, TelegramProfile(FR.id, "Élodie", language_code="fr"))
+        mouse = s.scalar(select(Product).where(Product.sku == "PER-LOG-MXM3"))
+        number = place_order(s, client, mouse.id, 1, "3 place Bellecour, Lyon").number
+        ticket = open_complaint(s, client, "delivery", "Colis en retard").number
+        add_staff(s, MANAGER.id, "manager", "Claire")
+        add_staff(s, MARKETER.id, "marketer", "Hugo")
+    return number, ticket
+
+
+MANAGER = User(id=601, first_name="Claire", language_code="fr")
+MARKETER = User(id=602, first_name="Hugo", language_code="fr")
+
+
+async def test_a_manager_ships_an_order_and_the_client_is_told(bot, stub):
+    number, _ = seed_order_and_complaint(bot)
+    [reply] = await bot.say(MANAGER, f"/order {number} shipped")
+    assert reply.text == f"Commande {number} : expédiée. Le client est prévenu."
+    [note] = await bot.wait(FR, 1)
+    assert note.text == f"Votre commande {number} est maintenant expédiée."
+    [usage] = await bot.say(MANAGER, "/order CMD-1 lost")
+    assert usage.text.startswith("Usage : /order CMD-000123 STATUT")
+    [error] = await bot.say(MANAGER, "/order CMD-999999 shipped")
+    assert error.text == "Impossible : no order CMD-999999"
+
+
+@pytest.mark.parametrize("who", [FR, MARKETER], ids=["client", "marketer"])
+async def test_clients_and_marketers_cannot_use_manager_commands(bot, stub, who):
+    number, ticket = seed_order_and_complaint(bot)
+    [refusal] = await bot.say(who, f"/order {number} cancelled")
+    assert refusal.text == "Cette commande est réservée à l'équipe de l'entreprise."
+    [refusal] = await bot.say(who, f"/resolve {ticket} fait")
+    assert refusal.text == "Cette commande est réservée à l'équipe de l'entreprise."
+    from crm.models import Order
+
+    with crm(bot) as s:
+        assert s.scalar(select(Order.status)) == "confirmed"
+    assert stub.received == []
+
+
+async def test_a_resolved_complaint_asks_for_a_score_only_its_client_can_give(bot, stub):
+    _, ticket = seed_order_and_complaint(bot)
+    [reply] = await bot.say(MANAGER, f"/resolve {ticket} Un nouveau colis part aujourd'hui.")
+    assert reply.text.startswith(f"Réclamation {ticket} résolue.")
+    [note] = await bot.wait(FR, 1)
+    assert note.text.startswith(f"Votre réclamation {ticket} est résolue : Un nouveau colis part aujourd'hui.")
+    assert note.button_titles == ["1", "2", "3", "4", "5"]
+    bot.emulator.user_presses(EN, note, index=0)  # someone else
+    bot.emulator.user_presses(FR, note, data=note.buttons[0][4]["callback_data"].replace(":5", ":9"))
+    bot.emulator.user_presses(FR, note, index=3)
+    thanks = (await bot.wait(FR, 2))[-1]
+    assert thanks.method == "editMessageText" and thanks.text.startswith("Merci pour votre note : 4/5.")
+    from crm.models import Complaint
+
+    with crm(bot) as s:
+        assert s.scalar(select(Complaint.satisfaction)) == 4
+
+
+async def test_subscribe_and_stop_commands(bot, stub):
+    from crm.consent import has_consent
+
+    [yes] = await bot.say(EN, "/subscribe")
+    assert yes.text.startswith("Noted: you will receive our news and promotions.")
+    [no] = await bot.say(EN, "/stop")
+    assert no.text.startswith("Done: you will no longer receive promotional messages.")
+    with crm(bot) as s:
+        assert not has_consent(s, s.scalar(select(Client).where(Client.telegram_id == EN.id)))
+    assert stub.received == []
+
+
+async def test_the_outbox_survives_a_blocked_client(bot, stub):
+    from crm.models import Notification
+    from crm.outbox import enqueue
+
+    bot.emulator.responder = lambda method, params: (
+        (403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})
+        if method == "sendMessage" and params.get("chat_id") == 777 else None)
+    with crm(bot) as s:
+        enqueue(s, 777, "pour un client qui a bloqué le bot")
+        enqueue(s, FR.id, "Votre commande CMD-000001 est maintenant livrée.")
+    [note] = await bot.wait(FR, 1)
+    assert note.text == "Votre commande CMD-000001 est maintenant livrée."
+    for _ in range(50):
+        with crm(bot) as s:
+            states = dict(s.execute(select(Notification.chat_id, Notification.status)).tuples().all())
+        if states == {777: "blocked", FR.id: "sent"}:
+            break
+        await asyncio.sleep(0.1)
+    assert states == {777: "blocked", FR.id: "sent"}
