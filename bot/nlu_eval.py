@@ -79,9 +79,9 @@ def write_reports(rows: list[dict], scores: dict, out: Path) -> None:
     wrong = [r for r in as_rasa if r not in correct]
     report = dict(scores["per_intent"])
     report["accuracy"] = scores["accuracy"]
+    present = [v for v in scores["per_intent"].values() if v["support"]]  # the file's own intents
     report["macro avg"] = {
-        key: sum(v[key] for v in scores["per_intent"].values()) / max(len(scores["per_intent"]), 1)
-        for key in ("precision", "recall", "f1-score")
+        key: sum(v[key] for v in present) / max(len(present), 1) for key in ("precision", "recall", "f1-score")
     } | {"support": scores["examples"]}
     (out / "intent_report.json").write_text(json.dumps(report, indent=2))
     (out / "intent_errors.json").write_text(json.dumps(wrong, indent=2, ensure_ascii=False))

@@ -22,3 +22,18 @@ def test_the_model_cache_key_covers_every_training_input():
     assert {"config.yml", "domain.yml", "rules.yml", "stories.yml", "basics.yml", "catalog.yml"} <= names
     assert "heldout.yml" not in names, "the held-out set must never be trained on"
     assert len(training_hash()) == 16 and training_hash() == training_hash()
+
+
+def test_the_held_out_set_shares_no_sentence_with_the_training_data():
+    import yaml
+
+    from crm.settings import ROOT
+
+    def examples(path):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return {line.strip()[2:].strip().lower() for item in data.get("nlu", [])
+                for line in item.get("examples", "").splitlines() if line.strip().startswith("- ")}
+
+    training = set().union(*(examples(p) for p in (ROOT / "nlu").glob("*.yml")))
+    held_out = examples(ROOT / "tests" / "nlu" / "heldout.yml")
+    assert held_out and not training & held_out

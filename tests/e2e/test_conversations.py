@@ -103,4 +103,5 @@ def test_the_local_chat_in_the_terminal(sqlite_stack):
     assert "Assistant: Hello! I am the client relations assistant." in out
     assert "  [1] Browse the catalogue" in out
     assert "Assistant: Here is our Imprimantes range:" in out
-    assert "Here are our ranges. Which one interests you?" in out, "typing 1 presses the first button"
+    first = out.split("Here is our Imprimantes range:")[1].split("  [1] ")[1].splitlines()[0]
+    assert f"Assistant: {first} (" in out and "\nPrice: " in out, "typing 1 presses the first button"
