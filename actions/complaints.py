@@ -9,6 +9,7 @@ from actions.common import CrmAction, button, client_for, entity, in_unit_of_wor
 from actions.orders import COMPLAINT_SLOTS, AskAfterValidation
 from actions.parsing import describes_a_problem, guess_category, means_none
 from crm.complaints import CATEGORY_LABELS, open_complaint
+from crm.handoffs import desk_settings, hand_over
 from crm.i18n import translate
 from crm.models import COMPLAINT_CATEGORIES
 from crm.orders import client_orders, find_client_order, order_summary_line, parse_order_number
@@ -154,10 +155,20 @@ class ActionSubmitComplaint(CrmAction):
             order = find_client_order(session, client, number) if number and number != NO_ORDER else None
             return open_complaint(session, client, category, description, order)
 
-        complaint = await in_unit_of_work(work)
+        def record(session):
+            complaint = work(session)
+            handed_over = None
+            if complaint.severity in desk_settings().get("handoff_severities", ["critical"]):
+                detail = f"{complaint.number}: {complaint.description}"
+                handed_over = hand_over(session, client_for(session, tracker), "complaint", language, detail)
+            return complaint, handed_over
+
+        complaint, handed_over = await in_unit_of_work(record)
         text = t("recorded", language, number=complaint.number,
                  category=translate(CATEGORY_LABELS, complaint.category, language))
         if complaint.severity != "normal":
             text += " " + t("urgent", language)
         dispatcher.utter_message(text=text)
+        if handed_over:
+            dispatcher.utter_message(text=handed_over)
         return [SlotSet(slot, None) for slot in COMPLAINT_SLOTS]

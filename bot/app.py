@@ -28,10 +28,12 @@ from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, payload_for, split_text, store_buttons
 from bot.settings import Settings
 from bot.texts import COMMANDS, TEXTS
+from bot import desk
 from bot.outbox import INTERVAL, deliver_outbox
 from bot.staff import order_command, resolve_command
 from crm.clients import TelegramProfile, record_message, register_client, set_language
 from crm.complaints import RATE_PREFIX, rate_complaint
+from crm.handoffs import HANDOFF_RATE_PREFIX, TAKE_PREFIX
 from crm.consent import TEXTS as CONSENT_TEXTS
 from crm.consent import set_consent
 from crm.db import engine_for, unit_of_work
@@ -68,32 +70,36 @@ class Assistant:
 
         return await self.db(work)
 
-    async def converse(self, bot, user: User, chat_id: int, text: str, kind: str = "text") -> None:
-        """One client message to Rasa and its answers back. Never raises for Rasa or Telegram."""
-        async with self._locks[chat_id]:
-            def record_in(session):
-                client, _ = register_client(session, profile(user))
-                message = record_message(session, client, "in", text, kind=kind)
-                return client.id, client.language, message.id
+    def chat_lock(self, chat_id: int) -> asyncio.Lock:
+        """Held while one message of a chat is handled (desk routing, Rasa, answers)."""
+        return self._locks[chat_id]
 
-            client_id, language, message_id = await self.db(record_in)
-            metadata = {
-                "language": language,
-                "language_code": user.language_code,
-                "first_name": user.first_name,
-                "last_name": user.last_name,
-                "username": user.username,
-            }
-            try:
-                answers = await self.rasa.send(str(user.id), text, metadata)
-            except RasaUnavailable:
-                await self.db(lambda s: _mark_unanswered(s, message_id))
-                await safe_send(bot, chat_id, translate(TEXTS, "rasa_down", language))
-                return
-            if not answers:  # Rasa answered nothing (an action failed): never leave silence
-                await safe_send(bot, chat_id, translate(TEXTS, "no_answer", language))
-                return
-            await self.deliver(bot, chat_id, client_id, answers)
+    async def converse(self, bot, user: User, chat_id: int, text: str, kind: str = "text") -> None:
+        """One client message to Rasa and its answers back. Never raises for Rasa or Telegram.
+        The caller holds the chat's lock."""
+        def record_in(session):
+            client, _ = register_client(session, profile(user))
+            message = record_message(session, client, "in", text, kind=kind)
+            return client.id, client.language, message.id
+
+        client_id, language, message_id = await self.db(record_in)
+        metadata = {
+            "language": language,
+            "language_code": user.language_code,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "username": user.username,
+        }
+        try:
+            answers = await self.rasa.send(str(user.id), text, metadata)
+        except RasaUnavailable:
+            await self.db(lambda s: _mark_unanswered(s, message_id))
+            await safe_send(bot, chat_id, translate(TEXTS, "rasa_down", language))
+            return
+        if not answers:  # Rasa answered nothing (an action failed): never leave silence
+            await safe_send(bot, chat_id, translate(TEXTS, "no_answer", language))
+            return
+        await self.deliver(bot, chat_id, client_id, answers)
 
     async def deliver(self, bot, chat_id: int, client_id: int, answers: list[Answer]) -> None:
         for answer in answers:
@@ -152,7 +158,9 @@ def assistant(context: ContextTypes.DEFAULT_TYPE) -> Assistant:
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user, chat = update.effective_user, update.effective_chat
-    await assistant(context).converse(context.bot, user, chat.id, "/greet", kind="command")
+    helper = assistant(context)
+    async with helper.chat_lock(chat.id):
+        await helper.converse(context.bot, user, chat.id, "/greet", kind="command")
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -197,7 +205,11 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         _, language = await assistant(context).client(update.effective_user)
         await safe_send(context.bot, message.chat_id, translate(TEXTS, "empty", language))
         return
-    await assistant(context).converse(context.bot, update.effective_user, message.chat_id, text)
+    helper = assistant(context)
+    async with helper.chat_lock(message.chat_id):
+        if await desk.relay_from_manager(update, context) or await desk.relay_from_client(update, context):
+            return
+        await helper.converse(context.bot, update.effective_user, message.chat_id, text)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -213,7 +225,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer(translate(TEXTS, "button_expired", language), show_alert=True)
         return
     await query.answer()
-    await helper.converse(context.bot, update.effective_user, chat_id, payload, kind="button")
+    async with helper.chat_lock(chat_id):
+        await helper.converse(context.bot, update.effective_user, chat_id, payload, kind="button")
 
 
 async def consent_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -258,21 +271,17 @@ async def non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     helper = assistant(context)
 
-    def work(session):
-        client, _ = register_client(session, profile(update.effective_user))
-        record_message(session, client, "in", message.caption or "", kind=_kind(message))
-        return client.language
+    async with helper.chat_lock(message.chat_id):
+        if await desk.relay_from_manager(update, context) or await desk.relay_from_client(update, context):
+            return
 
-    language = await helper.db(work)
-    await safe_send(context.bot, message.chat_id, translate(TEXTS, "non_text", language))
+        def work(session):
+            client, _ = register_client(session, profile(update.effective_user))
+            record_message(session, client, "in", message.caption or "", kind=desk.message_kind(message))
+            return client.language
 
-
-def _kind(message) -> str:
-    for kind in ("photo", "voice", "audio", "video", "video_note", "document", "sticker",
-                 "location", "contact", "animation", "poll", "venue"):
-        if getattr(message, kind, None):
-            return kind
-    return "other"
+        language = await helper.db(work)
+        await safe_send(context.bot, message.chat_id, translate(TEXTS, "non_text", language))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -337,6 +346,13 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler(["subscribe", "stop"], consent_command, filters=private))
     application.add_handler(CommandHandler("order", order_command, filters=private))
     application.add_handler(CommandHandler("resolve", resolve_command, filters=private))
+    application.add_handler(CommandHandler("queue", desk.queue_command, filters=private))
+    application.add_handler(CommandHandler("take", desk.take_command, filters=private))
+    application.add_handler(CommandHandler("done", desk.done_command, filters=private))
+    application.add_handler(CommandHandler("client", desk.client_command, filters=private))
+    application.add_handler(CommandHandler("note", desk.note_command, filters=private))
+    application.add_handler(CallbackQueryHandler(desk.take_button, pattern=f"^{TAKE_PREFIX}"))
+    application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=f"^{HANDOFF_RATE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
     application.add_handler(CallbackQueryHandler(rating, pattern=f"^{RATE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(button))
@@ -345,4 +361,5 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text))
     application.add_error_handler(on_error)
     application.job_queue.run_repeating(deliver_outbox, interval=INTERVAL, first=0.5, name="outbox")
+    application.job_queue.run_repeating(desk.remind, interval=desk.REMINDER_INTERVAL, first=5, name="desk reminders")
     return application

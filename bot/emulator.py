@@ -75,6 +75,7 @@ class BotApiEmulator:
         self._message_ids = itertools.count(1000)
         self._cond = threading.Condition()
         self._confirmed = 0  # getUpdates offset: updates below it were received by the bot
+        self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) -> message, for copyMessage
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -106,11 +107,15 @@ class BotApiEmulator:
             **content,
         }
 
-    def user_says(self, user: User, text: str) -> int:
+    def user_says(self, user: User, text: str, reply_to: Sent | None = None) -> int:
+        """The user writes; `reply_to` makes it a reply to a message the bot sent them."""
         entities = []
         if text.startswith("/"):
             entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
         message = self._message(user, text=text, **({"entities": entities} if entities else {}))
+        if reply_to is not None:
+            message["reply_to_message"] = self._bot_message(reply_to.chat_id, text=reply_to.text or " ")
+            message["reply_to_message"]["message_id"] = reply_to.message_id
         return self.push_update({"message": message})
 
     def user_sends(self, user: User, **content) -> int:
@@ -139,6 +144,9 @@ class BotApiEmulator:
     def push_update(self, update: dict) -> int:
         with self._cond:
             update = {"update_id": next(self._update_ids), **update}
+            message = update.get("message")
+            if message:
+                self.messages[(message["chat"]["id"], message["message_id"])] = message
             self.updates.append(update)
             self._cond.notify_all()
             webhook = self.webhook
@@ -256,7 +264,10 @@ class BotApiEmulator:
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
-        return 200, {"ok": True, "result": handler(params)}
+        result = handler(params)
+        if result is None:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to copy not found"}
+        return 200, {"ok": True, "result": result}
 
     def _bot_message(self, chat_id: int, **content) -> dict:
         return {
@@ -268,6 +279,7 @@ class BotApiEmulator:
         }
 
     def _record(self, method: str, params: dict, message: dict) -> None:
+        self.messages[(message["chat"]["id"], message["message_id"])] = message
         keyboard = (params.get("reply_markup") or {}).get("inline_keyboard") or []
         sent = Sent(
             method=method,
@@ -359,6 +371,19 @@ class BotApiEmulator:
         message = self._bot_message(int(params["chat_id"]), text=" ")
         message["message_id"] = int(params["message_id"])
         return message
+
+    def _api_copyMessage(self, params):
+        source = self.messages.get((int(params["from_chat_id"]), int(params["message_id"])))
+        if source is None:
+            return None  # handled as an error by handle()
+        content = {k: v for k, v in source.items() if k in ("text", "photo", "document", "voice", "sticker",
+                                                               "location", "caption", "video", "audio")}
+        if "caption" in params:
+            content["caption"] = params["caption"]
+        message = self._bot_message(int(params["chat_id"]), **content)
+        record = dict(params, text=content.get("text"), caption=content.get("caption"))
+        self._record("copyMessage", record, message)
+        return {"message_id": message["message_id"]}
 
     def _api_answerCallbackQuery(self, params):
         with self._cond:

@@ -9,6 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import ContextTypes
 
+from crm.handoffs import record_notice
 from crm.outbox import mark_failed, mark_sent, pending
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,11 @@ def markup(buttons: list[dict] | None) -> InlineKeyboardMarkup | None:
 async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
     """Send what is pending; returns how many were sent."""
     assistant = context.application.bot_data["assistant"]
-    rows = await assistant.db(lambda s: [(n.id, n.chat_id, n.text, n.buttons) for n in pending(s)])
+    rows = await assistant.db(lambda s: [(n.id, n.chat_id, n.text, n.buttons, n.handoff_id) for n in pending(s)])
     sent = 0
-    for notification_id, chat_id, text, buttons in rows:
+    for notification_id, chat_id, text, buttons, handoff_id in rows:
         try:
-            await context.bot.send_message(chat_id, text, reply_markup=markup(buttons))
+            message = await context.bot.send_message(chat_id, text, reply_markup=markup(buttons))
         except RetryAfter:
             return sent  # Telegram asks us to slow down: the rest waits for the next round
         except (Forbidden, BadRequest) as exc:  # blocked the bot, or the chat does not exist
@@ -38,6 +39,11 @@ async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
             log.warning("outbox %s: %s", notification_id, exc)
             await assistant.db(lambda s: mark_failed(s, notification_id, str(exc)))
             continue
-        await assistant.db(lambda s: mark_sent(s, notification_id))
+        def done(session):
+            mark_sent(session, notification_id)
+            if handoff_id is not None:  # a "take" notice: kept, to show later who took it
+                record_notice(session, handoff_id, chat_id, message.message_id)
+
+        await assistant.db(done)
         sent += 1
     return sent

@@ -74,8 +74,9 @@ class StubRasa:
 class BotHarness:
     """The bot's Application polling the emulator, inside the test's event loop."""
 
-    def __init__(self, settings: Settings):
-        self.emulator = BotApiEmulator().start()
+    def __init__(self, settings: Settings, emulator: BotApiEmulator | None = None):
+        self.owns_emulator = emulator is None
+        self.emulator = emulator or BotApiEmulator().start()
         self.settings = replace(settings, telegram_base_url=self.emulator.base_url)
         self.application = build_application(self.settings, token=TOKEN)
 
@@ -89,7 +90,8 @@ class BotHarness:
         await self.application.updater.stop()
         await self.application.stop()
         await self.application.shutdown()
-        self.emulator.stop()
+        if self.owns_emulator:
+            self.emulator.stop()
 
     async def say(self, user: User, text: str, expect: int = 1, timeout: float = 30.0):
         """The user writes; wait until `expect` more messages reached them; return the new ones."""

@@ -123,7 +123,7 @@ async def test_promotions_list_and_none(shop):
 
 
 @pytest.mark.parametrize("topic", ["ask_delivery", "ask_payment", "ask_returns", "ask_contract", "ask_contact",
-                                   "ask_loyalty", "request_human", "business_inquiry", "book_meeting"])
+                                   "ask_loyalty", "business_inquiry", "book_meeting"])
 async def test_policy_answers_in_both_languages(shop, topic):
     [fr], _ = await run(ActionPolicyAnswer(), tracker("?", intent=topic))
     [en], _ = await run(ActionPolicyAnswer(), tracker("?", language="en", intent=topic))
@@ -292,17 +292,19 @@ async def test_complaint_category_and_description(shop):
     assert texts == ["Pouvez-vous m'en dire un peu plus ? Quelques mots de description suffisent."]
 
 
-async def test_submitting_a_severe_complaint_alerts_the_managers(shop):
+async def test_submitting_a_severe_complaint_alerts_the_managers(shop, monkeypatch):
+    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: None)  # during opening hours
     mine = order_for(shop, BOB)
     slots = {"complaint_order": mine, "complaint_category": "product",
              "complaint_description": "The charger caught fire, this is dangerous!"}
-    [message], events = await run(ActionSubmitComplaint(), tracker("", language="en", slots=slots, sender=BOB))
+    [message, handed_over], events = await run(ActionSubmitComplaint(), tracker("", language="en", slots=slots, sender=BOB))
     assert message["text"].startswith("Your complaint REC-")
+    assert handed_over["text"].startswith("I am passing your request to a manager")
     assert message["text"].endswith("It is handled as a priority: our managers have been alerted.")
     with unit_of_work(shop) as s:
         complaint = s.scalar(select(Complaint))
         assert complaint.severity == "critical" and complaint.order_id is not None
-        alert = s.scalar(select(Notification).where(Notification.chat_id == 9001))
+        alert = s.scalars(select(Notification).where(Notification.chat_id == 9001).order_by(Notification.id)).first()
         assert alert.text.startswith(f"⚠️ Réclamation critique {complaint.number} de Bob ({mine})")
     [status], _ = await run(ActionOrderStatus(), tracker("where does my complaint stand?", language="en", sender=BOB))
     assert status["text"].startswith("Your complaints:\n• REC-") and "being handled" in status["text"]
@@ -326,3 +328,44 @@ def test_a_request_to_complain_is_not_taken_for_a_description(text, describes):
     from actions.parsing import describes_a_problem
 
     assert describes_a_problem(text) is describes
+
+
+async def test_asking_for_a_person_opens_one_handoff(shop, monkeypatch):
+    from actions.desk import ActionRequestHuman
+    from crm.models import Handoff
+
+    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: None)
+    [opened], _ = await run(ActionRequestHuman(), tracker("un conseiller svp", intent="request_human"))
+    assert opened["text"].startswith("Je transmets votre demande à un conseiller")
+    [again], _ = await run(ActionRequestHuman(), tracker("allo ?", intent="request_human"))
+    assert again["text"].startswith("Votre demande est déjà transmise à un conseiller.")
+    with unit_of_work(shop) as s:
+        assert len(s.scalars(select(Handoff)).all()) == 1
+
+
+async def test_outside_opening_hours_the_client_is_told_when(shop, monkeypatch):
+    from datetime import datetime
+
+    from actions.desk import ActionRequestHuman
+
+    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: datetime(2026, 12, 7, 9, 0))
+    [message], _ = await run(ActionRequestHuman(), tracker("human please", language="en", intent="request_human"))
+    assert message["text"] == ("Our managers are away right now. Your request is recorded: a manager will answer "
+                               "you here when we reopen, on 07/12 at 09:00. You can leave your message now.")
+
+
+async def test_two_misunderstandings_in_a_row_hand_over(shop, monkeypatch):
+    from actions.desk import ActionRephraseOrHandOver
+
+    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: None)
+    fallback = {"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}
+    other = {"event": "user", "parse_data": {"intent": {"name": "greet"}}}
+    once = tracker("zzz", intent="nlu_fallback")
+    once.events = [other, {"event": "bot"}, fallback]
+    [message], _ = await run(ActionRephraseOrHandOver(), once)
+    assert message["text"] == "Je ne suis pas sûr d'avoir compris. Pourriez-vous reformuler votre question ?"
+    twice = tracker("zzz", intent="nlu_fallback")
+    twice.events = [fallback, {"event": "bot"}, fallback]
+    [message], _ = await run(ActionRephraseOrHandOver(), twice)
+    assert message["text"].startswith("Je n'arrive pas à vous comprendre, je préfère passer la main à un conseiller. "
+                                      "Je transmets votre demande")

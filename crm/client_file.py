@@ -1,0 +1,60 @@
+"""The client card managers see: profile, recent messages, open orders and complaints, notes."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm.catalog import format_money
+from crm.complaints import CATEGORY_LABELS
+from crm.i18n import translate
+from crm.models import Client, ClientNote, Complaint, ConversationMessage, Handoff, Order, Staff
+from crm.orders import status_label
+
+TEXTS = {
+    "profile": {"fr": "👤 {name}{username} — langue : {client_language} — client depuis le {since:%d/%m/%Y}",
+                "en": "👤 {name}{username} — language: {client_language} — client since {since:%d/%m/%Y}"},
+    "contact": {"fr": "Contact : {contact}", "en": "Contact: {contact}"},
+    "messages": {"fr": "Derniers messages :", "en": "Last messages:"},
+    "orders": {"fr": "Commandes en cours :", "en": "Open orders:"},
+    "complaints": {"fr": "Réclamations ouvertes :", "en": "Open complaints:"},
+    "notes": {"fr": "Notes :", "en": "Notes:"},
+    "scores": {"fr": "Satisfaction (conseillers) : {scores}", "en": "Satisfaction (managers): {scores}"},
+    "none": {"fr": "aucune", "en": "none"},
+    "lead": {"fr": "Prospect : aucun lead enregistré", "en": "Lead: none recorded"},
+}
+
+
+def client_card(session: Session, client: Client, language: str, messages: int = 6) -> str:
+    lines = [translate(TEXTS, "profile", language, name=client.display_name,
+                       username=f" (@{client.username})" if client.username else "",
+                       client_language=client.language, since=client.first_seen)]
+    contact = ", ".join(x for x in (client.company, client.phone, client.email) if x)
+    if contact:
+        lines.append(translate(TEXTS, "contact", language, contact=contact))
+    recent = list(session.scalars(select(ConversationMessage).where(ConversationMessage.client_id == client.id)
+                                  .order_by(ConversationMessage.id.desc()).limit(messages)))[::-1]
+    if recent:
+        lines.append(translate(TEXTS, "messages", language))
+        lines += [f"{'→' if m.direction == 'in' else '←'} {m.text[:200] or '[' + m.kind + ']'}" for m in recent]
+    orders = list(session.scalars(select(Order).where(
+        Order.client_id == client.id, Order.status.in_(("confirmed", "preparing", "shipped"))).order_by(Order.id)))
+    lines.append(translate(TEXTS, "orders", language) + (" " + translate(TEXTS, "none", language) if not orders else ""))
+    lines += [f"• {o.number} — {format_money(o.total, o.currency, language)} — {status_label(o.status, language)}"
+              for o in orders]
+    complaints = list(session.scalars(select(Complaint).where(
+        Complaint.client_id == client.id, Complaint.status != "resolved").order_by(Complaint.id)))
+    lines.append(translate(TEXTS, "complaints", language) + (" " + translate(TEXTS, "none", language) if not complaints else ""))
+    lines += [f"• {c.number} — {translate(CATEGORY_LABELS, c.category, language)} — {c.severity}"
+              for c in complaints]
+    lines.append(translate(TEXTS, "lead", language))
+    scores = [str(s) for s in session.scalars(select(Handoff.satisfaction).where(
+        Handoff.client_id == client.id, Handoff.satisfaction.is_not(None)))]
+    if scores:
+        lines.append(translate(TEXTS, "scores", language, scores=", ".join(scores)))
+    notes = list(session.execute(select(ClientNote, Staff.name).join(Staff, Staff.id == ClientNote.staff_id)
+                                 .where(ClientNote.client_id == client.id).order_by(ClientNote.id)).tuples())
+    if notes:
+        lines.append(translate(TEXTS, "notes", language))
+        lines += [f"• {note.created_at:%d/%m/%Y} {name} : {note.text}" for note, name in notes]
+    return "\n".join(lines)
