@@ -24,21 +24,22 @@ from telegram.ext import (
     filters,
 )
 
+from bot import desk
+from bot.outbox import INTERVAL, deliver_outbox
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, payload_for, split_text, store_buttons
 from bot.settings import Settings
-from bot.texts import COMMANDS, TEXTS
-from bot import desk
-from bot.outbox import INTERVAL, deliver_outbox
 from bot.staff import order_command, resolve_command
+from bot.texts import COMMANDS, TEXTS
 from crm.clients import TelegramProfile, record_message, register_client, set_language
 from crm.complaints import RATE_PREFIX, rate_complaint
-from crm.handoffs import HANDOFF_RATE_PREFIX, TAKE_PREFIX
 from crm.consent import TEXTS as CONSENT_TEXTS
 from crm.consent import set_consent
 from crm.db import engine_for, unit_of_work
+from crm.handoffs import HANDOFF_RATE_PREFIX, TAKE_PREFIX
 from crm.i18n import translate
-from crm.models import LANGUAGES, Client
+from crm.models import LANGUAGES, Client, ConversationMessage
+from crm.staff import staff_role
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,8 +126,6 @@ class Assistant:
 
 
 def _mark_unanswered(session: Session, message_id: int) -> None:
-    from crm.models import ConversationMessage
-
     session.get(ConversationMessage, message_id).answered = False
 
 
@@ -164,8 +163,12 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    _, language = await assistant(context).client(update.effective_user)
-    await safe_send(context.bot, update.effective_chat.id, translate(TEXTS, "help", language))
+    helper = assistant(context)
+    _, language = await helper.client(update.effective_user)
+    text = translate(TEXTS, "help", language)
+    if await helper.db(lambda s: staff_role(s, update.effective_user.id)) in ("manager", "admin"):
+        text += translate(TEXTS, "staff_help", language)
+    await safe_send(context.bot, update.effective_chat.id, text)
 
 
 async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

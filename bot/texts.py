@@ -23,6 +23,14 @@ TEXTS = {
         "Commands:\n/start — start again\n/help — this help\n/language — change language\n"
         "/subscribe — receive our promotions\n/stop — stop receiving them",
     },
+    "staff_help": {
+        "fr": "\n\nCommandes de l'équipe :\n/queue — conversations en attente\n/take N — prendre une "
+        "conversation\n/done — la terminer\n/client — fiche du client\n/note TEXTE — note dans la fiche\n"
+        "/order CMD-000123 STATUT — statut d'une commande\n/resolve REC-000045 TEXTE — résoudre une réclamation",
+        "en": "\n\nStaff commands:\n/queue — waiting conversations\n/take N — take a conversation\n"
+        "/done — end it\n/client — the client's card\n/note TEXT — a note in the client file\n"
+        "/order CMD-000123 STATUS — an order's status\n/resolve REC-000045 TEXT — resolve a complaint",
+    },
     "choose_language": {
         "fr": "Dans quelle langue souhaitez-vous échanger ?",
         "en": "Which language would you like to use?",

@@ -109,3 +109,11 @@ def test_missing_or_wrong_header_is_rejected(session, text):
 def test_money_is_written_the_local_way():
     assert format_money(Decimal("1299.5"), "EUR", "fr") == "1\u202f299,50 €"
     assert format_money(Decimal("1299.5"), "EUR", "en") == "€1,299.50"
+
+
+def test_misspelled_names_are_found_in_a_generated_catalogue():
+    """What bench/search.py times must also be right: the misspelled product is in the answer."""
+    from bench.search import run
+
+    [row] = run(sizes=(300,), queries=20)
+    assert row["found_in_top8"] >= 0.9

@@ -150,6 +150,13 @@ async def test_clients_and_marketers_cannot_reach_the_desk(desk, stub, who):
         assert s.get(Handoff, handoff_id).status == "queued"
 
 
+async def test_help_lists_the_staff_commands_for_managers_only(desk, stub):
+    [manager_help] = await desk.say(CLAIRE, "/help")
+    [client_help] = await desk.say(CLIENT, "/help")
+    assert "Commandes de l'équipe :\n/queue" in manager_help.text
+    assert "/queue" not in client_help.text
+
+
 async def test_the_queue_oldest_first(desk, stub):
     one, two = request(desk, CLIENT), request(desk, OTHER)
     desk.emulator.user_says(JOHN, "/queue")
