@@ -28,7 +28,6 @@ from crm.models import Product
 from crm.orders import (
     MAX_QUANTITY,
     NotEnoughStock,
-    OrderError,
     cancel_order,
     cancellable,
     client_orders,
@@ -425,9 +424,6 @@ class ActionCancelOrder(CrmAction):
             return t("which_cancel", language), [
                 button(order_summary_line(o, language), "cancel_order", order_number=o.number) for o in open_orders[:6]]
 
-        try:
-            text, buttons = await in_unit_of_work(work)
-        except OrderError:
-            text, buttons = t("not_cancellable", language, number=number, status="?"), []
+        text, buttons = await in_unit_of_work(work)
         dispatcher.utter_message(text=text, buttons=buttons)
         return []

@@ -369,3 +369,29 @@ async def test_two_misunderstandings_in_a_row_hand_over(shop, monkeypatch):
     [message], _ = await run(ActionRephraseOrHandOver(), twice)
     assert message["text"].startswith("Je n'arrive pas à vous comprendre, je préfère passer la main à un conseiller. "
                                       "Je transmets votre demande")
+
+
+async def test_another_clients_complaint_number_is_not_revealed(shop):
+    from crm.complaints import open_complaint
+
+    with unit_of_work(shop) as s:
+        ticket = open_complaint(s, client(s, BOB), "delivery", "Colis en retard de dix jours").number
+    [foreign], _ = await run(ActionOrderStatus(), tracker(f"où en est ma réclamation {ticket} ?", intent="order_status"))
+    [missing], _ = await run(ActionOrderStatus(), tracker("où en est ma réclamation REC-999999 ?", intent="order_status"))
+    assert foreign["text"] == f"Je ne trouve pas de réclamation {ticket} à votre nom."
+    assert missing["text"] == foreign["text"].replace(ticket, "REC-999999")
+    [mine], _ = await run(ActionOrderStatus(), tracker(f"where does complaint {ticket} stand?", language="en", sender=BOB))
+    assert mine["text"].startswith(f"Complaint {ticket} — ") and "being handled" in mine["text"]
+
+
+async def test_a_product_name_the_model_never_saw_is_still_searched(shop):
+    from actions.desk import ActionRephraseOrHandOver
+    from crm.catalog import import_catalog
+
+    with unit_of_work(shop) as s:
+        import_catalog(s, "sku,name,category,description,price,stock\n"
+                          "FOU-PLA-A3,Plastifieuse GBC A3,Fournitures de bureau,Pochettes,89.00,4\n")
+    [message], _ = await run(ActionRephraseOrHandOver(), tracker("une plastifieuse ?", intent="nlu_fallback"))
+    assert message["text"].startswith("Plastifieuse GBC A3 (FOU-PLA-A3)")
+    [message], _ = await run(ActionRephraseOrHandOver(), tracker("zkqw vbnx", intent="nlu_fallback"))
+    assert message["text"] == "Je ne suis pas sûr d'avoir compris. Pourriez-vous reformuler votre question ?"

@@ -135,3 +135,21 @@ async def test_another_clients_order_number_is_not_revealed(stack):
         [cancel] = await bot.say(other, f"annuler la commande {number}")
     assert answer.text == f"Je ne trouve pas de commande {number} à votre nom. Vérifiez le numéro (par exemple CMD-000123)."
     assert cancel.text == answer.text
+
+
+async def test_an_order_in_english_from_a_product_card(stack):
+    user = client("en")
+    async with BotHarness(stack.settings) as bot:
+        [card] = await bot.say(user, "how much is the Logitech MX Keys keyboard?")
+        assert card.text.startswith("Clavier sans fil Logitech MX Keys (PER-LOG-MXK)\nPrice: €119.00")
+        before = await press(bot, user, card, "Order this product")
+        chosen, ask = (await bot.wait(user, before + 2))[-2:]
+        assert chosen.text.startswith("Noted: Clavier sans fil Logitech MX Keys at €119.00")
+        assert ask.text == "How many would you like? (a whole number, for example 2)"
+        [ask_address] = await bot.say(user, "two")
+        assert ask_address.text == "Which address should we deliver to?"
+        [summary] = await bot.say(user, "10 Downing Street, London SW1A 2AA")
+        assert "Total: €238.00" in summary.text and summary.button_titles == ["Confirm", "Cancel"]
+        before = await press(bot, user, summary, "Cancel")
+        cancelled = (await bot.wait(user, before + 1))[-1]
+    assert cancelled.text == "Cancelled: nothing was ordered."
