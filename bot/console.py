@@ -1,7 +1,8 @@
 """The local chat: talk to the assistant in a terminal, through the same bot code as Telegram.
 
 A Bot API emulator on 127.0.0.1 stands in for Telegram; the terminal plays the client. Buttons
-are shown as numbered choices: type the number to press one. /quit (or Ctrl-D) ends the chat.
+are shown as numbered choices: type the number to press one of the latest message's buttons.
+/quit (or Ctrl-D) ends the chat.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TextIO
 from bot.app import build_application
 from bot.emulator import BotApiEmulator, Sent, User
 from bot.settings import Settings
+from crm.clients import TelegramProfile, register_client, set_language
 
 LOCAL_TOKEN = "100000000:local-chat-token-not-a-real-one"
 LOCAL_USER_ID = 100_000_001
@@ -40,10 +42,11 @@ async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.std
             stdout.write(f"\n[image] {sent.photo}\n")
         if sent.text:
             stdout.write(f"\nAssistant: {prefix}{sent.text}\n")
-        if sent.buttons:
-            choices[:] = [sent]
-            for i, title in enumerate(sent.button_titles, 1):
-                stdout.write(f"  [{i}] {title}\n")
+        # A number presses a button of the latest message only: once the assistant has asked
+        # something else ("how many?"), typing 2 means 2.
+        choices[:] = [sent] if sent.buttons else []
+        for i, title in enumerate(sent.button_titles, 1):
+            stdout.write(f"  [{i}] {title}\n")
         stdout.flush()
 
     emulator.listeners.append(show)
@@ -62,7 +65,12 @@ async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.std
 
     stdout.write(GREETING.get(language, GREETING["fr"]) + "\n")
     stdout.flush()
+    def remember_language(session):  # the --language asked for wins over an earlier session's choice
+        client, _ = register_client(session, TelegramProfile(user.id, user.first_name, user.last_name, None, language))
+        set_language(session, client, language)
+
     async with application:
+        await application.bot_data["assistant"].db(remember_language)
         await application.start()
         await application.updater.start_polling(poll_interval=0, timeout=5)
         try:

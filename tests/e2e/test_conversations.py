@@ -105,3 +105,22 @@ def test_the_local_chat_in_the_terminal(sqlite_stack):
     assert "Assistant: Here is our Imprimantes range:" in out
     first = out.split("Here is our Imprimantes range:")[1].split("  [1] ")[1].splitlines()[0]
     assert f"Assistant: {first} (" in out and "\nPrice: " in out, "typing 1 presses the first button"
+
+
+def test_in_the_terminal_a_number_after_a_question_is_a_quantity(sqlite_stack):
+    import os
+    import subprocess
+    import sys
+
+    from crm.settings import ROOT
+
+    settings = sqlite_stack.settings
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "RASA_URL": settings.rasa_url,
+           "RASA_TOKEN": settings.rasa_token}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--language", "en"], cwd=ROOT, env=env,
+        input="I want to order the MX Master mouse\n2\n/quit\n", capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Assistant: Which address should we deliver to?" in result.stdout
