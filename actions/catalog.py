@@ -7,7 +7,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 from actions.common import CrmAction, button, entity, in_unit_of_work, latest_text
-from crm.catalog import SearchResult, categories, format_money, products_in_category, search_products
+from crm.catalog import (
+    SearchResult,
+    categories,
+    format_money,
+    product_by_sku,
+    products_in_category,
+    search_products,
+)
 from crm.i18n import translate
 from crm.models import OrderLine, Product, Promotion
 from crm.promotions import price_of, running_promotions
@@ -211,7 +218,7 @@ class ActionProductInfo(CrmAction):
         text = latest_text(tracker)
 
         def work(session):
-            product = session.scalar(select(Product).where(Product.sku == sku, Product.active.is_(True))) if sku else None
+            product = product_by_sku(session, sku)
             result = SearchResult([product], 1) if product else search_products(session, text)
             related = related_products(session, result.products[0]) if result.total == 1 else []
             alternatives = []

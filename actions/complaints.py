@@ -5,7 +5,7 @@ from __future__ import annotations
 from rasa_sdk import FormValidationAction
 from rasa_sdk.events import SlotSet
 
-from actions.common import CrmAction, button, client_for, entity, in_unit_of_work, language_of, latest_text
+from actions.common import CrmAction, button, client_for, in_unit_of_work, language_of, latest_text
 from actions.orders import COMPLAINT_SLOTS, AskAfterValidation
 from actions.parsing import describes_a_problem, guess_category, means_none
 from crm.complaints import CATEGORY_LABELS, open_complaint

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import FormValidationAction, Tracker
-from rasa_sdk.events import ActiveLoop, AllSlotsReset, SlotSet
-from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk import FormValidationAction
+from rasa_sdk.events import ActiveLoop, SlotSet
 from sqlalchemy import select
 
 from actions.catalog import price_text
@@ -21,7 +20,7 @@ from actions.common import (
     latest_text,
 )
 from actions.parsing import parse_quantity
-from crm.catalog import format_money, products_in_category, search_products
+from crm.catalog import format_money, product_by_sku, products_in_category, search_products
 from crm.complaints import client_complaints, complaint_line, find_client_complaint, parse_complaint_number
 from crm.i18n import translate
 from crm.models import Product
@@ -159,7 +158,7 @@ class ActionStartOrder(CrmAction):
 
         def work(session):
             if sku:
-                product = session.scalar(select(Product).where(Product.sku == sku, Product.active.is_(True)))
+                product = product_by_sku(session, sku)
                 return product.sku if product and product.stock > 0 else None
             result = search_products(session, text)
             if result.total == 1 and result.strong and result.products[0].stock > 0:
@@ -186,7 +185,7 @@ class ValidateOrderForm(FormValidationAction):
             return {"order_product": None}
 
         def work(session):
-            product = session.scalar(select(Product).where(Product.sku == text.strip(), Product.active.is_(True)))
+            product = product_by_sku(session, text)
             result = search_products(session, text) if product is None else None
             if product is None and result.total == 1 and result.strong:
                 product = result.products[0]
@@ -284,7 +283,7 @@ class ActionAskOrderAddress(AskAfterValidation):
 
 
 def _order_quote(session, tracker, language):
-    product = session.scalar(select(Product).where(Product.sku == tracker.get_slot("order_product")))
+    product = product_by_sku(session, tracker.get_slot("order_product"), active_only=False)
     quantity = int(tracker.get_slot("order_quantity"))
     return product, quote(session, product, quantity, language)
 
@@ -317,7 +316,7 @@ class ActionPlaceOrder(CrmAction):
 
         def work(session):
             client = client_for(session, tracker)
-            product = session.scalar(select(Product).where(Product.sku == sku))
+            product = product_by_sku(session, sku, active_only=False)
             order = place_order(session, client, product.id, quantity, address)
             return order, product
 

@@ -33,11 +33,13 @@ async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
         except RetryAfter:
             return sent  # Telegram asks us to slow down: the rest waits for the next round
         except (Forbidden, BadRequest) as exc:  # blocked the bot, or the chat does not exist
-            await assistant.db(lambda s: mark_failed(s, notification_id, str(exc), permanent=True))
+            error = str(exc)
+            await assistant.db(lambda s: mark_failed(s, notification_id, error, permanent=True))
             continue
         except TelegramError as exc:
             log.warning("outbox %s: %s", notification_id, exc)
-            await assistant.db(lambda s: mark_failed(s, notification_id, str(exc)))
+            error = str(exc)
+            await assistant.db(lambda s: mark_failed(s, notification_id, error))
             continue
         def done(session):
             mark_sent(session, notification_id)

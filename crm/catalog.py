@@ -180,6 +180,15 @@ def products_in_category(session: Session, category: str, limit: int = MAX_RESUL
                         score=STRONG_MATCH if products else 0.0)
 
 
+def product_by_sku(session: Session, sku: str | None, *, active_only: bool = True) -> Product | None:
+    if not sku:
+        return None
+    query = select(Product).where(Product.sku == sku.strip())
+    if active_only:
+        query = query.where(Product.active.is_(True))
+    return session.scalar(query)
+
+
 def categories(session: Session) -> list[str]:
     return list(
         session.scalars(

@@ -14,7 +14,7 @@ from crm.handoffs import open_handoff
 from crm.models import Client, ClientNote, Handoff
 from crm.staff import add_staff
 from tests.harness import BotHarness, make_settings
-from tests.test_telegram_edge import crm, database_url, echo, stub  # noqa: F401  (fixtures)
+from tests.test_telegram_edge import crm, database_url, stub  # noqa: F401  (fixtures)
 
 CLIENT = User(id=701, first_name="Élodie", last_name="Martin", language_code="fr")
 OTHER = User(id=702, first_name="Paul", language_code="fr")
@@ -27,7 +27,7 @@ HUGO = User(id=803, first_name="Hugo", language_code="fr")
 async def desk(database_url, stub):  # noqa: F811
     async with BotHarness(make_settings(database_url, stub.url)) as harness:
         with crm(harness) as s:
-            claire = add_staff(s, CLAIRE.id, "manager", "Claire Dubois")
+            add_staff(s, CLAIRE.id, "manager", "Claire Dubois")
             john = add_staff(s, JOHN.id, "admin", "John Smith")
             john.language = "en"
             add_staff(s, HUGO.id, "marketer", "Hugo")
