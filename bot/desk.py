@@ -36,6 +36,7 @@ from crm.handoffs import (
 )
 from crm.i18n import translate
 from crm.models import Client, ConversationMessage, Handoff, Staff, utcnow
+from crm.staff import active_staff
 
 log = logging.getLogger(__name__)
 REMINDER_INTERVAL = 30.0
@@ -99,7 +100,7 @@ def message_kind(message: Message) -> str:
 async def _staff(context, telegram_id: int) -> tuple[int, str, str, str] | None:
     """(staff id, language, name, role) of an active staff member, or None."""
     def work(session):
-        member = session.scalar(select(Staff).where(Staff.telegram_id == telegram_id, Staff.active.is_(True)))
+        member = active_staff(session, telegram_id)
         return (member.id, member.language, member.name, member.role) if member else None
 
     return await assistant(context).db(work)

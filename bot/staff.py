@@ -8,8 +8,9 @@ from telegram.ext import ContextTypes
 
 from crm.complaints import ComplaintError, parse_complaint_number, resolve_complaint
 from crm.i18n import translate
-from crm.models import ORDER_STATUSES, Client, Staff
+from crm.models import ORDER_STATUSES, Client
 from crm.orders import OrderError, parse_order_number, set_order_status, status_label
+from crm.staff import active_staff
 
 TEXTS = {
     "refused": {
@@ -44,7 +45,7 @@ async def staff_member(update: Update, context: ContextTypes.DEFAULT_TYPE, roles
     user = update.effective_user
 
     def work(session):
-        member = session.scalar(select(Staff).where(Staff.telegram_id == user.id, Staff.active.is_(True)))
+        member = active_staff(session, user.id)
         if member is not None:
             return (member.id, member.language) if member.role in roles else (None, member.language)
         client = session.scalar(select(Client.language).where(Client.telegram_id == user.id))

@@ -40,8 +40,10 @@ def remove_staff(session: Session, telegram_id: int) -> Staff:
     return member
 
 
+def active_staff(session: Session, telegram_id: int) -> Staff | None:
+    return session.scalar(select(Staff).where(Staff.telegram_id == telegram_id, Staff.active.is_(True)))
+
+
 def staff_role(session: Session, telegram_id: int) -> str | None:
-    member = session.scalar(
-        select(Staff).where(Staff.telegram_id == telegram_id, Staff.active.is_(True))
-    )
+    member = active_staff(session, telegram_id)
     return member.role if member else None
