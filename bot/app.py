@@ -39,6 +39,7 @@ from crm.db import engine_for, unit_of_work
 from crm.handoffs import HANDOFF_RATE_PREFIX, TAKE_PREFIX
 from crm.i18n import translate
 from crm.models import LANGUAGES, Client, ConversationMessage
+from crm.settings import staff_chat
 from crm.staff import staff_role
 
 log = logging.getLogger(__name__)
@@ -343,22 +344,28 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     )
     application.bot_data["assistant"] = Assistant(engine, rasa)
     private = filters.ChatType.PRIVATE
+    group = staff_chat()
+    # The desk's commands also work in the staff forum group (STAFF_CHAT_ID), in a client's topic.
+    desk_chats = private | filters.Chat(group[0]) if group else private
     application.add_handler(CommandHandler("start", start, filters=private))
     application.add_handler(CommandHandler("help", help_command, filters=private))
     application.add_handler(CommandHandler(["language", "langue"], language_command, filters=private))
     application.add_handler(CommandHandler(["subscribe", "stop"], consent_command, filters=private))
     application.add_handler(CommandHandler("order", order_command, filters=private))
     application.add_handler(CommandHandler("resolve", resolve_command, filters=private))
-    application.add_handler(CommandHandler("queue", desk.queue_command, filters=private))
-    application.add_handler(CommandHandler("take", desk.take_command, filters=private))
-    application.add_handler(CommandHandler("done", desk.done_command, filters=private))
-    application.add_handler(CommandHandler("client", desk.client_command, filters=private))
-    application.add_handler(CommandHandler("note", desk.note_command, filters=private))
+    application.add_handler(CommandHandler("queue", desk.queue_command, filters=desk_chats))
+    application.add_handler(CommandHandler("take", desk.take_command, filters=desk_chats))
+    application.add_handler(CommandHandler("done", desk.done_command, filters=desk_chats))
+    application.add_handler(CommandHandler("client", desk.client_command, filters=desk_chats))
+    application.add_handler(CommandHandler("note", desk.note_command, filters=desk_chats))
     application.add_handler(CallbackQueryHandler(desk.take_button, pattern=f"^{TAKE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=f"^{HANDOFF_RATE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
     application.add_handler(CallbackQueryHandler(rating, pattern=f"^{RATE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(button))
+    if group:
+        application.add_handler(MessageHandler(filters.Chat(group[0]) & ~filters.COMMAND & ~filters.StatusUpdate.ALL,
+                                               desk.group_message))
     application.add_handler(MessageHandler(private & filters.COMMAND, unknown_command))
     application.add_handler(MessageHandler(private & filters.TEXT, text_message))
     application.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text))

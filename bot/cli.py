@@ -212,6 +212,31 @@ def cmd_promotion(args) -> None:
     _crm_command(work, ValueError)
 
 
+def cmd_client(args) -> None:
+    from crm.clients import ClientError, assign_account_manager, client_by_telegram_id, set_vip
+    from crm.client_file import client_card
+
+    def work(session):
+        client = client_by_telegram_id(session, args.telegram_id)
+        if args.client_command == "vip":
+            set_vip(session, client, args.state == "on")
+            return f"{client.display_name} is {'now' if client.vip else 'no longer'} VIP."
+        if args.client_command == "assign":
+            manager = None if args.manager == "none" else _telegram_id(args.manager)
+            assign_account_manager(session, client, manager)
+            return (f"{client.display_name} has no account manager." if manager is None
+                    else f"{client.display_name}'s account manager is now {manager}.")
+        return client_card(session, client, args.language)
+
+    _crm_command(work, ClientError)
+
+
+def _telegram_id(value: str) -> int:
+    if not value.lstrip("-").isdigit():
+        sys.exit(f"Error: {value!r} is not a Telegram id (a number) nor 'none'")
+    return int(value)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -277,6 +302,19 @@ def parser() -> argparse.ArgumentParser:
     scope.add_argument("--category", help="only this category")
     promo_sub.add_parser("list", help="running promotions")
     promo.set_defaults(func=cmd_promotion)
+
+    client = sub.add_parser("client", help="a client's file, VIP mark and account manager")
+    client_sub = client.add_subparsers(dest="client_command", required=True, metavar="ACTION")
+    show = client_sub.add_parser("show", help="print the client card managers see")
+    show.add_argument("telegram_id", type=int)
+    show.add_argument("--language", choices=["fr", "en"], default="fr")
+    vip = client_sub.add_parser("vip", help="mark or unmark a client as VIP")
+    vip.add_argument("telegram_id", type=int)
+    vip.add_argument("state", choices=["on", "off"])
+    assign = client_sub.add_parser("assign", help="give a client an account manager (their requests go to them first)")
+    assign.add_argument("telegram_id", type=int)
+    assign.add_argument("manager", help="the manager's Telegram id, or 'none'")
+    client.set_defaults(func=cmd_client)
     return p
 
 

@@ -8,13 +8,14 @@ import logging
 from datetime import timezone
 
 from sqlalchemy import func, select
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyKeyboardRemove, Update
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from crm.client_file import client_card
 from crm.clients import record_message
 from crm.handoffs import (
+    topic_name,
     HANDOFF_RATE_PREFIX,
     REASON_LABELS,
     TAKE_PREFIX,
@@ -22,24 +23,33 @@ from crm.handoffs import (
     active_handoffs_of,
     add_note,
     client_text,
+    client_of_topic,
+    client_wrote,
     close_handoff,
     desk_settings,
+    forget_topic,
+    hand_over,
     handoff_for_reply,
+    manager_answered,
     notices,
-    on_duty,
     open_handoff_of,
     queue,
     rate_handoff,
     record_relay,
+    remind_overdue,
+    request_callback,
+    save_topic,
     take_handoff,
-    waiting_too_long,
+    topic_of,
+    vip_handoff_due,
 )
 from crm.i18n import translate
 from crm.models import Client, ConversationMessage, Handoff, Staff, utcnow
+from crm.settings import staff_chat
 from crm.staff import active_staff
 
 log = logging.getLogger(__name__)
-REMINDER_INTERVAL = 30.0
+REMINDER_INTERVAL = 15.0
 
 TEXTS = {
     "taken_by": {"fr": "✅ Conversation n° {id} prise en charge par {name}.",
@@ -49,6 +59,22 @@ TEXTS = {
         "répondre à un client précis, répondez à l'un de ses messages. /done pour la terminer.",
         "en": "You have conversation no. {id} with {client}. Your messages are passed on; to answer "
         "a given client, reply to one of their messages. /done to end it.",
+    },
+    "you_took_topic": {
+        "fr": "{name} a la conversation n° {id} avec {client}. Écrivez dans ce sujet : vos messages lui sont "
+        "transmis. /done pour la terminer.",
+        "en": "{name} has conversation no. {id} with {client}. Write in this topic: your messages are passed "
+        "on. /done to end it.",
+    },
+    "topic_not_active": {
+        "fr": "Ce client n'a pas de conversation en cours avec un conseiller : rien ne lui est transmis. "
+        "/take N pour en prendre une.",
+        "en": "This client has no conversation with a manager right now: nothing is passed on. /take N "
+        "to take one.",
+    },
+    "topic_held_by": {
+        "fr": "Cette conversation est tenue par {name} : votre message n'est pas transmis au client.",
+        "en": "This conversation is held by {name}: your message is not passed on to the client.",
     },
     "since": {"fr": "Messages du client depuis sa demande :", "en": "The client's messages since the request:"},
     "already_taken": {"fr": "Déjà prise par {name}.", "en": "Already taken by {name}."},
@@ -71,10 +97,6 @@ TEXTS = {
     "note_saved": {"fr": "Note enregistrée dans la fiche de {client}.", "en": "Note saved in {client}'s file."},
     "note_usage": {"fr": "Usage : /note TEXTE", "en": "Usage: /note TEXT"},
     "from_client": {"fr": "💬 {client} (n° {id}) :", "en": "💬 {client} (no. {id}):"},
-    "reminder": {
-        "fr": "⏰ La conversation n° {id} ({client}) attend depuis {minutes} min. /take {id}",
-        "en": "⏰ Conversation no. {id} ({client}) has been waiting for {minutes} min. /take {id}",
-    },
     "rated": {"fr": "Merci pour votre note : {score}/5.", "en": "Thank you for your rating: {score}/5."},
     "expired": {"fr": "Ce bouton n'est plus valable.", "en": "This button is no longer valid."},
     "take_usage": {"fr": "Usage : /take N (voir /queue)", "en": "Usage: /take N (see /queue)"},
@@ -111,50 +133,106 @@ async def _staff(context, telegram_id: int) -> tuple[int, str, str, str] | None:
 
 async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """A client message while their conversation is with the desk: to the manager holding it, or
-    kept for the one who takes it. True when handled (Rasa is not asked, the bot says nothing)."""
+    kept for the one who takes it (and shown in the client's topic of the staff group, if any).
+    A VIP client's message opens a handoff first (configurable). True when handled: Rasa is not
+    asked, the bot says nothing of its own."""
     message, user = update.effective_message, update.effective_user
+    contact = message.contact
 
     def work(session):
         client = session.scalar(select(Client).where(Client.telegram_id == user.id))
-        handoff = open_handoff_of(session, client) if client else None
+        if client is None:
+            return None
+        handoff = open_handoff_of(session, client)
+        opened = None
+        if handoff is None and vip_handoff_due(session, client):
+            opened = hand_over(session, client, "vip", client.language, message.text or message.caption or "")
+            handoff = open_handoff_of(session, client)
         if handoff is None:
             return None
-        record_message(session, client, "in", message.text or message.caption or "", kind=message_kind(message))
+        callback = None
+        if contact is not None and contact.user_id == user.id and handoff.status == "queued":
+            callback = request_callback(session, client, contact.phone_number)
+        text = message.text or message.caption or (contact.phone_number if contact else "")
+        record_message(session, client, "in", text, kind=message_kind(message))
+        client_wrote(session, handoff)
         since_opened = session.scalar(select(func.count(ConversationMessage.id)).where(
             ConversationMessage.client_id == client.id, ConversationMessage.direction == "in",
             ConversationMessage.created_at >= handoff.opened_at))
         manager = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
-        return (handoff.id, handoff.status, client.display_name, client.language,
+        return (handoff.id, handoff.status, client.id, client.display_name, client.language,
                 manager.telegram_id if manager else None, manager.language if manager else "fr",
-                since_opened <= 1)
+                since_opened <= 1, opened, callback[1] if callback else None)
 
     found = await assistant(context).db(work)
     if found is None:
         return False
-    handoff_id, status, name, language, manager_chat, manager_language, first = found
-    if status == "queued":
-        if first:
-            await _send(context.bot, message.chat_id, client_text("queued_ack", language))
-        return True
-    header = t("from_client", manager_language, client=name, id=handoff_id)
-    sent = await _copy_with_header(context.bot, manager_chat, message, header)
+    (handoff_id, status, client_id, name, language, manager_chat, manager_language, first, opened,
+     callback) = found
+    if opened:
+        await _send(context.bot, message.chat_id, opened)
+    elif callback:
+        await _send(context.bot, message.chat_id, callback, ReplyKeyboardRemove())
+    elif status == "queued" and first:
+        await _send(context.bot, message.chat_id, client_text("queued_ack", language))
+    group = staff_chat()
+    if group is not None:  # the client's topic shows everything they write, taken or not
+        target, header_language = group
+    elif status == "active":
+        target, header_language = manager_chat, manager_language
+    else:
+        return True  # kept in the CRM: the manager who takes it reads it then
+    header = t("from_client", header_language, client=name, id=handoff_id)
+    sent = await _copy_with_header(context, target, client_id if group else None, message, header)
     if sent is not None:
-        await assistant(context).db(lambda s: record_relay(s, handoff_id, manager_chat, sent))
+        await assistant(context).db(lambda s: record_relay(s, handoff_id, target, sent))
     return True
 
 
-async def _copy_with_header(bot, chat_id: int, message: Message, header: str) -> int | None:
+async def topic_thread(context, chat_id: int, client_id: int) -> int:
+    """The thread of a client's topic in the staff forum group, created the first time."""
+    helper = assistant(context)
+    async with helper.chat_lock(("topic", chat_id, client_id)):
+        thread = await helper.db(lambda s: topic_of(s, chat_id, client_id))
+        if thread is not None:
+            return thread
+        name = await helper.db(lambda s: topic_name(s.get(Client, client_id)))
+        topic = await context.bot.create_forum_topic(chat_id, name)
+        return await helper.db(lambda s: save_topic(s, chat_id, client_id, topic.message_thread_id))
+
+
+async def to_desk(context, chat_id: int, topic_client_id: int | None, send) -> Message:
+    """Call `send(thread id or None)` for a message to the desk: into the client's topic when
+    `topic_client_id` is set. A topic deleted in Telegram is created again, once."""
+    if topic_client_id is None:
+        return await send(None)
+    thread = await topic_thread(context, chat_id, topic_client_id)
     try:
+        return await send(thread)
+    except BadRequest as exc:
+        if "thread" not in str(exc).lower() and "topic" not in str(exc).lower():
+            raise
+        log.info("topic %s of client %s is gone (%s): creating it again", thread, topic_client_id, exc)
+        await assistant(context).db(lambda s: forget_topic(s, chat_id, topic_client_id))
+        return await send(await topic_thread(context, chat_id, topic_client_id))
+
+
+async def _copy_with_header(context, chat_id: int, topic_client_id: int | None, message: Message,
+                            header: str) -> int | None:
+    bot = context.bot
+    caption = f"{header}\n{message.caption}" if message.caption else header
+
+    async def send(thread):
         if message.text:
-            sent = await bot.send_message(chat_id, f"{header}\n{message.text}")
-            return sent.message_id
-        caption = f"{header}\n{message.caption}" if message.caption else header
+            return await bot.send_message(chat_id, f"{header}\n{message.text}", message_thread_id=thread)
         if message.sticker or message.location or message.contact or message.video_note or message.poll or message.venue:
-            await bot.send_message(chat_id, header)
-            copied = await bot.copy_message(chat_id, message.chat_id, message.message_id)
-        else:
-            copied = await bot.copy_message(chat_id, message.chat_id, message.message_id, caption=caption[:1024])
-        return copied.message_id
+            await bot.send_message(chat_id, header, message_thread_id=thread)
+            return await bot.copy_message(chat_id, message.chat_id, message.message_id, message_thread_id=thread)
+        return await bot.copy_message(chat_id, message.chat_id, message.message_id, caption=caption[:1024],
+                                      message_thread_id=thread)
+
+    try:
+        return (await to_desk(context, chat_id, topic_client_id, send)).message_id
     except TelegramError as exc:
         log.warning("relay to %s failed: %s", chat_id, exc)
         return None
@@ -165,6 +243,15 @@ async def _send(bot, chat_id: int, text: str, markup=None) -> Message | None:
         return await bot.send_message(chat_id, text, reply_markup=markup)
     except TelegramError as exc:
         log.warning("could not send to %s: %s", chat_id, exc)
+        return None
+
+
+async def _reply(update: Update, text: str, markup=None) -> Message | None:
+    """Answer a staff member where they wrote: their private chat, or the topic of the group."""
+    try:
+        return await update.effective_message.reply_text(text, reply_markup=markup)
+    except TelegramError as exc:
+        log.warning("could not answer in %s: %s", update.effective_chat.id, exc)
         return None
 
 
@@ -213,6 +300,8 @@ async def take(context, manager_telegram_id: int, handoff_id: int) -> tuple[bool
         await _send(context.bot, client_chat, client_text("taken", client_language, manager=staff_name.split()[0]))
     else:
         await _send(context.bot, client_chat, client_text("taken_anonymous", client_language))
+    if staff_chat() is not None:
+        return True, t("you_took_topic", language, name=staff_name, id=handoff_id, client=client_name)
     text = t("you_took", language, id=handoff_id, client=client_name)
     if since:
         text += "\n\n" + t("since", language) + "\n" + "\n".join(f"→ {m}" for m in since)
@@ -220,6 +309,9 @@ async def take(context, manager_telegram_id: int, handoff_id: int) -> tuple[bool
 
 
 def _language_of_chat(session, chat_id: int) -> str:
+    group = staff_chat()
+    if group is not None and group[0] == chat_id:
+        return group[1]
     return session.scalar(select(Staff.language).where(Staff.telegram_id == chat_id)) or "fr"
 
 
@@ -235,7 +327,13 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         await query.answer(text, show_alert=True)
         return
     await query.answer()
-    await _send(context.bot, update.effective_user.id, text)
+    # In the staff group the answer goes to the topic the button was pressed in.
+    chat = query.message.chat_id if query.message else update.effective_user.id
+    thread = query.message.message_thread_id if query.message and query.message.is_topic_message else None
+    try:
+        await context.bot.send_message(chat, text, message_thread_id=thread)
+    except TelegramError as exc:
+        log.warning("could not answer the take button in %s: %s", chat, exc)
 
 
 async def _manager(update: Update, context) -> tuple[int, str] | None:
@@ -246,14 +344,25 @@ async def _manager(update: Update, context) -> tuple[int, str] | None:
 
 
 async def _target(update: Update, context, staff_id: int, language: str) -> Handoff | None:
-    """Which conversation a manager's message or command is about: the one they reply to, the
-    number given, or their only one. Otherwise explain, never guess."""
+    """Which conversation a manager's message or command is about: the client's topic it is
+    written in, the message it replies to, the number given, or their only one. Otherwise
+    explain, never guess."""
     message = update.effective_message
     args = context.args or []
+    group = staff_chat()
+    in_topic = group is not None and message.chat_id == group[0] and message.is_topic_message
 
     def work(session):
         manager = session.get(Staff, staff_id)
         held = active_handoffs_of(session, manager)
+        if in_topic:
+            client = client_of_topic(session, message.chat_id, message.message_thread_id)
+            handoff = open_handoff_of(session, client) if client else None
+            if handoff is None or handoff.status != "active":
+                return None, "topic_not_active"
+            if handoff.manager_id != staff_id:
+                return None, ("topic_held_by", session.get(Staff, handoff.manager_id).name)
+            return handoff, held
         if message.reply_to_message is not None:
             handoff = handoff_for_reply(session, message.chat_id, message.reply_to_message.message_id)
             if handoff is not None and handoff.status == "active" and handoff.manager_id == staff_id:
@@ -266,8 +375,15 @@ async def _target(update: Update, context, staff_id: int, language: str) -> Hand
 
     handoff, held = await assistant(context).db(work)
     if handoff is None:
-        text = t("none_held", language) if not held else t("which", language, ids=", ".join(f"n° {h.id}" for h in held))
-        await _send(context.bot, message.chat_id, text)
+        if held == "topic_not_active":
+            text = t("topic_not_active", language)
+        elif isinstance(held, tuple):
+            text = t(held[0], language, name=held[1])
+        elif not held:
+            text = t("none_held", language)
+        else:
+            text = t("which", language, ids=", ".join(f"n° {h.id}" for h in held))
+        await _reply(update, text)
     return handoff
 
 
@@ -285,19 +401,43 @@ async def relay_from_manager(update: Update, context: ContextTypes.DEFAULT_TYPE)
     handoff = await _target(update, context, staff_id, language)
     if handoff is None:
         return True
+    await _to_client(update, context, handoff)
+    return True
+
+
+async def _to_client(update: Update, context, handoff: Handoff) -> None:
+    """The manager's message, copied to the client (recorded in the CRM; the wait is over)."""
     message = update.effective_message
 
     def work(session):
         client = session.get(Client, handoff.client_id)
         record_message(session, client, "out", message.text or message.caption or "", kind=message_kind(message))
+        manager_answered(session, session.get(Handoff, handoff.id))
         return client.telegram_id
 
     client_chat = await assistant(context).db(work)
     try:
         await context.bot.copy_message(client_chat, message.chat_id, message.message_id)
     except TelegramError as exc:
-        await _send(context.bot, message.chat_id, f"⚠️ {exc}")
-    return True
+        await _reply(update, f"⚠️ {exc}")
+
+
+async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A message in the staff forum group: written in a client's topic by the manager holding
+    that client's conversation, it goes to the client. Anything else is explained (staff) or
+    ignored (a message outside the topics, or from someone who is not staff)."""
+    message = update.effective_message
+    if not message.is_topic_message or update.effective_user is None:
+        return
+    member = await _staff(context, update.effective_user.id)
+    if member is None or member[3] not in ("manager", "admin"):
+        return
+    known = await assistant(context).db(lambda s: client_of_topic(s, message.chat_id, message.message_thread_id) is not None)
+    if not known:
+        return  # a topic the team made for itself
+    handoff = await _target(update, context, member[0], member[1])
+    if handoff is not None:
+        await _to_client(update, context, handoff)
 
 
 async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -312,19 +452,22 @@ async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             client = session.get(Client, h.client_id)
             opened = h.opened_at if h.opened_at.tzinfo else h.opened_at.replace(tzinfo=timezone.utc)
             minutes = int((utcnow() - opened).total_seconds() // 60)
-            rows.append((h.id, client.display_name, h.reason, minutes))
+            name = ("⭐ " if client.vip else "") + client.display_name
+            if h.callback_phone:
+                name += f" 📞 {h.callback_phone}"
+            rows.append((h.id, name, h.reason, minutes))
         return rows
 
     rows = await assistant(context).db(work)
     if not rows:
-        await _send(context.bot, update.effective_chat.id, t("queue_empty", language))
+        await _reply(update, t("queue_empty", language))
         return
     lines = [t("queue", language)] + [
         t("queue_line", language, id=i, client=name, reason=translate(REASON_LABELS, reason, language), minutes=m)
         for i, name, reason, m in rows]
     markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"#{i}", callback_data=f"{TAKE_PREFIX}{i}")]
                                    for i, *_ in rows[:10]])
-    await _send(context.bot, update.effective_chat.id, "\n".join(lines), markup)
+    await _reply(update, "\n".join(lines), markup)
 
 
 async def take_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -332,11 +475,27 @@ async def take_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if member is None:
         return
     args = context.args or []
-    if not args or not args[0].isdigit():
-        await _send(context.bot, update.effective_chat.id, t("take_usage", member[1]))
+    handoff_id = int(args[0]) if args and args[0].isdigit() else await _topic_handoff(update, context)
+    if handoff_id is None:
+        await _reply(update, t("take_usage", member[1]))
         return
-    _, text = await take(context, update.effective_user.id, int(args[0]))
-    await _send(context.bot, update.effective_chat.id, text)
+    _, text = await take(context, update.effective_user.id, handoff_id)
+    await _reply(update, text)
+
+
+async def _topic_handoff(update: Update, context) -> int | None:
+    """The open handoff of the client whose topic of the staff group the command was sent in."""
+    message = update.effective_message
+    group = staff_chat()
+    if group is None or message.chat_id != group[0] or not message.is_topic_message:
+        return None
+
+    def work(session):
+        client = client_of_topic(session, message.chat_id, message.message_thread_id)
+        handoff = open_handoff_of(session, client) if client else None
+        return handoff.id if handoff else None
+
+    return await assistant(context).db(work)
 
 
 async def _held(update: Update, context) -> tuple[int, str, Handoff] | None:
@@ -365,7 +524,7 @@ async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     buttons = InlineKeyboardMarkup([[InlineKeyboardButton(str(n), callback_data=f"{HANDOFF_RATE_PREFIX}{handoff.id}:{n}")
                                      for n in range(1, 6)]])
     await _send(context.bot, client_chat, client_text("closed", client_language), buttons)
-    await _send(context.bot, update.effective_chat.id, t("done", language, id=handoff.id))
+    await _reply(update, t("done", language, id=handoff.id))
 
 
 async def client_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -374,7 +533,7 @@ async def client_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     _, language, handoff = held
     card = await assistant(context).db(lambda s: client_card(s, s.get(Client, handoff.client_id), language))
-    await _send(context.bot, update.effective_chat.id, card)
+    await _reply(update, card)
 
 
 async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -382,7 +541,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if not text:
         member = await _manager(update, context)
         if member is not None:
-            await _send(context.bot, update.effective_chat.id, t("note_usage", member[1]))
+            await _reply(update, t("note_usage", member[1]))
         return
     held = await _held(update, context)
     if held is None:
@@ -395,7 +554,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return client.display_name
 
     name = await assistant(context).db(work)
-    await _send(context.bot, update.effective_chat.id, t("note_saved", language, client=name))
+    await _reply(update, t("note_saved", language, client=name))
 
 
 async def handoff_rating(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -413,18 +572,5 @@ async def handoff_rating(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def remind(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Conversations nobody took in time: the client is told once, managers are reminded."""
-    def work(session):
-        out = []
-        for handoff in waiting_too_long(session):
-            handoff.client_told_waiting = True
-            client = session.get(Client, handoff.client_id)
-            minutes = int(desk_settings().get("unanswered_after_minutes", 10))
-            managers = [(m.telegram_id, m.language) for m in on_duty(session, client)]
-            out.append((handoff.id, client.telegram_id, client.language, client.display_name, minutes, managers))
-        return out
-
-    for handoff_id, client_chat, language, name, minutes, managers in await assistant(context).db(work):
-        await _send(context.bot, client_chat, client_text("waiting", language))
-        for chat_id, manager_language in managers:
-            await _send(context.bot, chat_id, t("reminder", manager_language, id=handoff_id, client=name, minutes=minutes))
+    """What the desk must not forget (crm.handoffs.remind_overdue); the outbox delivers it."""
+    await assistant(context).db(remind_overdue)

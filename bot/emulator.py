@@ -26,6 +26,14 @@ JSON_FIELDS = {
 }
 
 
+class ApiError(Exception):
+    """An error answer of the Bot API (status code and description)."""
+
+    def __init__(self, code: int, description: str):
+        super().__init__(description)
+        self.code, self.description = code, description
+
+
 @dataclass
 class User:
     id: int
@@ -61,6 +69,12 @@ class Sent:
     def button_titles(self) -> list[str]:
         return [b.get("text", "") for row in self.buttons for b in row]
 
+    @property
+    def thread_id(self) -> int | None:
+        """The forum topic it was sent to (staff group), if any."""
+        value = self.params.get("message_thread_id")
+        return int(value) if value not in (None, "") else None
+
 
 class BotApiEmulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
@@ -76,6 +90,8 @@ class BotApiEmulator:
         self._cond = threading.Condition()
         self._confirmed = 0  # getUpdates offset: updates below it were received by the bot
         self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) -> message, for copyMessage
+        self.topics: dict[int, dict[int, str]] = {}  # forum chat id -> {thread id: name}
+        self._thread_ids = itertools.count(50)
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -118,6 +134,16 @@ class BotApiEmulator:
             message["reply_to_message"]["message_id"] = reply_to.message_id
         return self.push_update({"message": message})
 
+    def user_says_in_group(self, user: User, chat_id: int, text: str, thread_id: int | None = None) -> int:
+        """The user writes in a forum supergroup (the staff group), in a topic when `thread_id`."""
+        message = self._message(user, text=text)
+        message["chat"] = {"id": chat_id, "type": "supergroup", "title": "Staff", "is_forum": True}
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        if thread_id is not None:
+            message.update(message_thread_id=thread_id, is_topic_message=True)
+        return self.push_update({"message": message})
+
     def user_sends(self, user: User, **content) -> int:
         """A non-text message: user_sends(user, sticker={...}) or photo=[...], voice=..."""
         return self.push_update({"message": self._message(user, **content)})
@@ -134,9 +160,10 @@ class BotApiEmulator:
             "message": {
                 "message_id": sent.message_id,
                 "date": int(time.time()),
-                "chat": {"id": sent.chat_id, "type": "private"},
+                "chat": self._chat(sent.chat_id),
                 "from": {"id": BOT_ID, "is_bot": True, "first_name": "Assistant"},
                 "text": sent.text or " ",
+                **({"message_thread_id": sent.thread_id, "is_topic_message": True} if sent.thread_id else {}),
             },
         }
         return self.push_update({"callback_query": query})
@@ -264,16 +291,28 @@ class BotApiEmulator:
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
-        result = handler(params)
+        try:
+            result = handler(params)
+        except ApiError as exc:
+            return exc.code, {"ok": False, "error_code": exc.code, "description": exc.description}
         if result is None:
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to copy not found"}
         return 200, {"ok": True, "result": result}
 
+    @staticmethod
+    def _chat(chat_id: int) -> dict:
+        if chat_id < 0:
+            return {"id": chat_id, "type": "supergroup", "title": "Staff", "is_forum": True}
+        return {"id": chat_id, "type": "private"}
+
     def _bot_message(self, chat_id: int, **content) -> dict:
+        thread = content.pop("message_thread_id", None)
+        if thread not in (None, ""):
+            content.update(message_thread_id=int(thread), is_topic_message=True)
         return {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "private"},
+            "chat": self._chat(chat_id),
             "from": {"id": BOT_ID, "is_bot": True, "first_name": "Assistant", "username": "assistant_bot"},
             **content,
         }
@@ -345,9 +384,18 @@ class BotApiEmulator:
     def _api_logOut(self, params):
         return True
 
+    def _api_createForumTopic(self, params):
+        chat_id = int(params["chat_id"])
+        if chat_id >= 0:
+            raise ApiError(400, "Bad Request: the chat is not a forum")
+        thread = next(self._thread_ids)
+        with self._cond:
+            self.topics.setdefault(chat_id, {})[thread] = params["name"]
+        return {"message_thread_id": thread, "name": params["name"], "icon_color": 7322096}
+
     def _api_sendMessage(self, params):
-        content = {"text": params["text"]}
-        if params.get("reply_markup"):
+        content = {"text": params["text"], "message_thread_id": params.get("message_thread_id")}
+        if (params.get("reply_markup") or {}).get("inline_keyboard"):  # Telegram echoes inline keyboards only
             content["reply_markup"] = params["reply_markup"]
         message = self._bot_message(int(params["chat_id"]), **content)
         self._record("sendMessage", params, message)
@@ -380,7 +428,7 @@ class BotApiEmulator:
                                                                "location", "caption", "video", "audio")}
         if "caption" in params:
             content["caption"] = params["caption"]
-        message = self._bot_message(int(params["chat_id"]), **content)
+        message = self._bot_message(int(params["chat_id"]), message_thread_id=params.get("message_thread_id"), **content)
         record = dict(params, text=content.get("text"), caption=content.get("caption"))
         self._record("copyMessage", record, message)
         return {"message_id": message["message_id"]}

@@ -1,11 +1,16 @@
-"""Delivers the CRM's outbox (order status changes, resolved complaints, alerts to managers)
-every few seconds. The rows live in the CRM, so a restart resumes where it stopped."""
+"""Delivers the CRM's outbox (order status changes, resolved complaints, desk notices and
+reminders) every few seconds. The rows live in the CRM, so a restart resumes where it stopped."""
 
 from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import ContextTypes
 
@@ -16,20 +21,27 @@ log = logging.getLogger(__name__)
 INTERVAL = 2.0
 
 
-def markup(buttons: list[dict] | None) -> InlineKeyboardMarkup | None:
+def markup(buttons: list[dict] | None) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
     if not buttons:
         return None
+    if any(b.get("request_contact") for b in buttons):
+        return ReplyKeyboardMarkup([[KeyboardButton(b["title"], request_contact=True) for b in buttons]],
+                                   resize_keyboard=True, one_time_keyboard=True)
     return InlineKeyboardMarkup([[InlineKeyboardButton(b["title"], callback_data=b["data"]) for b in buttons]])
 
 
 async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
     """Send what is pending; returns how many were sent."""
+    from bot.desk import to_desk
+
     assistant = context.application.bot_data["assistant"]
-    rows = await assistant.db(lambda s: [(n.id, n.chat_id, n.text, n.buttons, n.handoff_id) for n in pending(s)])
+    rows = await assistant.db(lambda s: [(n.id, n.chat_id, n.text, n.buttons, n.handoff_id, n.topic_client_id)
+                                         for n in pending(s)])
     sent = 0
-    for notification_id, chat_id, text, buttons, handoff_id in rows:
+    for notification_id, chat_id, text, buttons, handoff_id, topic_client_id in rows:
         try:
-            message = await context.bot.send_message(chat_id, text, reply_markup=markup(buttons))
+            message = await to_desk(context, chat_id, topic_client_id, lambda thread: context.bot.send_message(
+                chat_id, text, reply_markup=markup(buttons), message_thread_id=thread))
         except RetryAfter:
             return sent  # Telegram asks us to slow down: the rest waits for the next round
         except (Forbidden, BadRequest) as exc:  # blocked the bot, or the chat does not exist
@@ -41,6 +53,7 @@ async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
             error = str(exc)
             await assistant.db(lambda s: mark_failed(s, notification_id, error))
             continue
+
         def done(session):
             mark_sent(session, notification_id)
             if handoff_id is not None:  # a "take" notice: kept, to show later who took it

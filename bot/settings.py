@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from crm.settings import VAR, SettingError, database_url, load_env
+from crm.settings import VAR, SettingError, database_url, load_env, staff_chat
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
@@ -97,6 +97,7 @@ def load_settings() -> Settings:
         raise SettingError("WEBHOOK_SECRET may only hold A-Z, a-z, 0-9, _ and -, 1 to 256 characters")
     if webhook_url and not secret:
         raise SettingError("WEBHOOK_SECRET is required with WEBHOOK_URL (Telegram's secret token)")
+    staff_chat()  # checked now, so that a wrong STAFF_CHAT_ID stops start-up with its name
     return Settings(
         telegram_token=token,
         telegram_base_url=_url("TELEGRAM_BASE_URL", DEFAULT_BASE_URL),

@@ -22,6 +22,8 @@ TEXTS = {
     "scores": {"fr": "Satisfaction (conseillers) : {scores}", "en": "Satisfaction (managers): {scores}"},
     "none": {"fr": "aucune", "en": "none"},
     "lead": {"fr": "Prospect : aucun lead enregistré", "en": "Lead: none recorded"},
+    "vip": {"fr": "⭐ Client VIP", "en": "⭐ VIP client"},
+    "account_manager": {"fr": "Conseiller attitré : {name}", "en": "Account manager: {name}"},
 }
 
 
@@ -29,6 +31,11 @@ def client_card(session: Session, client: Client, language: str, messages: int =
     lines = [translate(TEXTS, "profile", language, name=client.display_name,
                        username=f" (@{client.username})" if client.username else "",
                        client_language=client.language, since=client.first_seen)]
+    if client.vip:
+        lines.append(translate(TEXTS, "vip", language))
+    if client.account_manager_id:
+        manager = session.get(Staff, client.account_manager_id)
+        lines.append(translate(TEXTS, "account_manager", language, name=manager.name))
     contact = ", ".join(x for x in (client.company, client.phone, client.email) if x)
     if contact:
         lines.append(translate(TEXTS, "contact", language, contact=contact))

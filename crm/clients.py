@@ -73,3 +73,31 @@ def unanswered_messages(session: Session, client: Client | None = None) -> list[
     if client is not None:
         query = query.where(ConversationMessage.client_id == client.id)
     return list(session.scalars(query.order_by(ConversationMessage.id)))
+
+
+class ClientError(ValueError):
+    pass
+
+
+def client_by_telegram_id(session: Session, telegram_id: int) -> Client:
+    client = session.scalar(select(Client).where(Client.telegram_id == telegram_id))
+    if client is None:
+        raise ClientError(f"no client with Telegram id {telegram_id} (they must have written to the bot once)")
+    return client
+
+
+def set_vip(session: Session, client: Client, vip: bool) -> None:
+    client.vip = vip
+
+
+def assign_account_manager(session: Session, client: Client, manager_telegram_id: int | None) -> None:
+    """The manager who looks after the client (their handoffs go to them first); None removes it."""
+    from crm.models import Staff
+
+    if manager_telegram_id is None:
+        client.account_manager_id = None
+        return
+    member = session.scalar(select(Staff).where(Staff.telegram_id == manager_telegram_id, Staff.active.is_(True)))
+    if member is None or member.role not in ("manager", "admin"):
+        raise ClientError(f"no active manager or admin with Telegram id {manager_telegram_id}")
+    client.account_manager_id = member.id

@@ -120,7 +120,7 @@ def open_complaint(session: Session, client: Client, category: str, description:
                 description=description[:1500])
             for lang in ("fr", "en")
         }
-        notify_managers(session, texts)
+        notify_managers(session, texts, client.id)
     session.flush()
     return complaint
 

@@ -20,9 +20,12 @@ from crm.models import (
     HandoffNotice,
     RelayedMessage,
     Staff,
+    StaffTopic,
     utcnow,
 )
 from crm.outbox import enqueue
+from crm.settings import staff_chat
+from crm.staff import managers_on_duty
 
 OPEN = ("queued", "active")
 TAKE_PREFIX = "take:"
@@ -45,6 +48,20 @@ TEXTS = {
     "reminder": {
         "fr": "⏰ La conversation n° {id} ({client}) attend un conseiller depuis {minutes} min. /take {id}",
         "en": "⏰ Conversation no. {id} ({client}) has been waiting for a manager for {minutes} min. /take {id}",
+    },
+    "reply_reminder": {
+        "fr": "⏰ {manager}, {client} (n° {id}) attend votre réponse depuis {minutes} min.",
+        "en": "⏰ {manager}, {client} (no. {id}) has been waiting for your answer for {minutes} min.",
+    },
+    "callback": {
+        "fr": "📞 {client} (n° {id}) demande à être rappelé au {phone} dès la réouverture.",
+        "en": "📞 {client} (no. {id}) asks to be called back on {phone} when we reopen.",
+    },
+    "account_manager": {
+        "fr": "Vous êtes son conseiller attitré : les autres conseillers seront prévenus dans {minutes} min "
+        "si vous ne la prenez pas.",
+        "en": "You are their account manager: the other managers will be told in {minutes} min unless "
+        "you take it.",
     },
 }
 
@@ -85,6 +102,21 @@ CLIENT_TEXTS = {
         "en": "The conversation with the manager has ended; I am back. How would you rate their help, "
         "from 1 (not satisfied) to 5 (very satisfied)?",
     },
+    "callback_offer": {
+        "fr": "Vous préférez être rappelé ? Touchez le bouton ci-dessous pour nous laisser votre numéro : "
+        "un conseiller vous appellera dès la réouverture.",
+        "en": "Would you rather be called back? Tap the button below to leave us your number: a manager "
+        "will call you when we reopen.",
+    },
+    "callback_button": {"fr": "📞 Être rappelé à ce numéro", "en": "📞 Call me back on this number"},
+    "callback_noted": {
+        "fr": "C'est noté : un conseiller vous appellera au {phone} dès la réouverture, le {when:%d/%m à %H:%M}.",
+        "en": "Noted: a manager will call you on {phone} when we reopen, on {when:%d/%m at %H:%M}.",
+    },
+    "callback_noted_open": {
+        "fr": "C'est noté : un conseiller vous appellera au {phone} au plus vite.",
+        "en": "Noted: a manager will call you on {phone} as soon as possible.",
+    },
     "waiting": {
         "fr": "Nos conseillers sont tous occupés ; votre demande reste en tête de file et vous aurez "
         "une réponse ici. Merci de votre patience.",
@@ -105,6 +137,10 @@ def hand_over(session: Session, client: Client, reason: str, language: str, deta
         return client_text("already", language)
     when = next_opening()
     if when is not None:
+        # Outside opening hours the client may leave a number to be called back (a button that
+        # shares their Telegram phone number: nothing to type, nothing to mistype).
+        enqueue(session, client.telegram_id, client_text("callback_offer", language),
+                [{"title": client_text("callback_button", language), "request_contact": True}])
         return client_text("opened_closed_desk", language, when=when)
     return client_text("opened", language)
 
@@ -128,27 +164,64 @@ def open_handoff(session: Session, client: Client, reason: str, detail: str = ""
     handoff = Handoff(client_id=client.id, reason=reason, detail=detail[:2000], status="queued")
     session.add(handoff)
     session.flush()
-    notify_desk(session, handoff, client)
+    owner = account_manager_of(session, client)
+    first_minutes = int(desk_settings().get("account_manager_first_minutes", 5))
+    if owner is not None and first_minutes > 0:
+        # The client's own manager first; everybody else after `first_minutes` (remind_overdue).
+        handoff.notified_all = False
+        _notice(session, handoff, client, (owner.telegram_id, owner.language, None),
+                extra=translate(TEXTS, "account_manager", owner.language, minutes=first_minutes))
+    else:
+        notify_desk(session, handoff, client)
     return handoff, True
 
 
-def notify_desk(session: Session, handoff: Handoff, client: Client) -> None:
+def notify_desk(session: Session, handoff: Handoff, client: Client, exclude: tuple[int, ...] = ()) -> None:
+    """A "take" notice with the client card: in the client's topic of the staff group, or to
+    every manager on duty (but those in `exclude`, staff ids) in their private chat."""
+    for recipient in desk_recipients(session, client, exclude):
+        _notice(session, handoff, client, recipient)
+    handoff.notified_all = True
+
+
+def _notice(session: Session, handoff: Handoff, client: Client, recipient: tuple[int, str, int | None],
+            extra: str = "") -> None:
     from crm.client_file import client_card
 
-    managers = on_duty(session, client)
-    for member in managers:
-        lang = member.language
-        text = translate(TEXTS, "notice", lang, id=handoff.id, client=client.display_name,
-                         reason=translate(REASON_LABELS, handoff.reason, lang),
-                         card=client_card(session, client, lang))
-        note = enqueue(session, member.telegram_id, text,
-                       [{"title": translate(TEXTS, "take", lang), "data": f"{TAKE_PREFIX}{handoff.id}"}])
-        note.handoff_id = handoff.id
+    chat_id, lang, topic_client_id = recipient
+    text = translate(TEXTS, "notice", lang, id=handoff.id, client=client.display_name,
+                     reason=translate(REASON_LABELS, handoff.reason, lang),
+                     card=client_card(session, client, lang))
+    if extra:
+        text += "\n\n" + extra
+    enqueue(session, chat_id, text, [{"title": translate(TEXTS, "take", lang), "data": f"{TAKE_PREFIX}{handoff.id}"}],
+            handoff_id=handoff.id, topic_client_id=topic_client_id)
 
 
-def on_duty(session: Session, client: Client) -> list[Staff]:
-    return list(session.scalars(
-        select(Staff).where(Staff.active.is_(True), Staff.role.in_(("manager", "admin"))).order_by(Staff.id)))
+def desk_recipients(session: Session, client: Client, exclude: tuple[int, ...] = ()) -> list[tuple[int, str, int | None]]:
+    """(chat id, language, topic client id) of where the desk hears about a client: their topic in
+    the staff forum group when STAFF_CHAT_ID is set, else each manager's private chat."""
+    group = staff_chat()
+    if group is not None:
+        return [(group[0], group[1], client.id)]
+    return [(m.telegram_id, m.language, None) for m in managers_on_duty(session) if m.id not in exclude]
+
+
+def account_manager_of(session: Session, client: Client) -> Staff | None:
+    """The client's assigned account manager, while they are an active manager or admin."""
+    if client.account_manager_id is None:
+        return None
+    member = session.get(Staff, client.account_manager_id)
+    return member if member is not None and member.active and member.role in ("manager", "admin") else None
+
+
+def holder_recipient(session: Session, handoff: Handoff) -> tuple[int, str, int | None] | None:
+    """Where to reach the manager holding a conversation: the client's topic, or their chat."""
+    manager = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
+    if manager is None:
+        return None
+    group = staff_chat()
+    return (group[0], group[1], handoff.client_id) if group else (manager.telegram_id, manager.language, None)
 
 
 def open_handoff_of(session: Session, client: Client) -> Handoff | None:
@@ -250,9 +323,121 @@ def next_opening(now: datetime | None = None) -> datetime | None:
     return None  # no opening hours configured: always open
 
 
-def waiting_too_long(session: Session, now: datetime | None = None) -> list[Handoff]:
-    """Queued handoffs nobody took in time, whose client was not told yet."""
-    minutes = int(desk_settings().get("unanswered_after_minutes", 10))
-    limit = (now or utcnow()) - timedelta(minutes=minutes)
-    return list(session.scalars(select(Handoff).where(
-        Handoff.status == "queued", Handoff.client_told_waiting.is_(False), Handoff.opened_at <= limit)))
+def remind_overdue(session: Session, now: datetime | None = None) -> int:
+    """What the desk must not forget, run every few seconds by the bot; every message goes
+    through the outbox. Returns how many handoffs needed something.
+    - the account manager did not take their client's conversation in time: tell everybody;
+    - nobody took a conversation in time: the client is told (once), managers are reminded;
+    - the client has waited too long for the manager holding the conversation: remind them."""
+    now = now or utcnow()
+    settings = desk_settings()
+    count = 0
+    first = now - timedelta(minutes=int(settings.get("account_manager_first_minutes", 5)))
+    for handoff in session.scalars(select(Handoff).where(
+            Handoff.status == "queued", Handoff.notified_all.is_(False), Handoff.opened_at <= first)):
+        client = session.get(Client, handoff.client_id)
+        notify_desk(session, handoff, client, exclude=(client.account_manager_id or 0,))
+        count += 1
+    minutes = int(settings.get("unanswered_after_minutes", 10))
+    for handoff in session.scalars(select(Handoff).where(
+            Handoff.status == "queued", Handoff.client_told_waiting.is_(False),
+            Handoff.opened_at <= now - timedelta(minutes=minutes))):
+        handoff.client_told_waiting = True
+        client = session.get(Client, handoff.client_id)
+        enqueue(session, client.telegram_id, client_text("waiting", client.language))
+        for chat_id, lang, topic in desk_recipients(session, client):
+            enqueue(session, chat_id, translate(TEXTS, "reminder", lang, id=handoff.id, client=client.display_name,
+                                                minutes=minutes), topic_client_id=topic)
+        count += 1
+    reply_minutes = int(settings.get("manager_reply_minutes", 5))
+    for handoff in session.scalars(select(Handoff).where(
+            Handoff.status == "active", Handoff.manager_reminded.is_(False),
+            Handoff.awaiting_reply_since <= now - timedelta(minutes=reply_minutes))):
+        handoff.manager_reminded = True
+        recipient = holder_recipient(session, handoff)
+        if recipient is None:
+            continue
+        chat_id, lang, topic = recipient
+        client = session.get(Client, handoff.client_id)
+        manager = session.get(Staff, handoff.manager_id)
+        enqueue(session, chat_id, translate(TEXTS, "reply_reminder", lang, manager=manager.name.split()[0],
+                                            client=client.display_name, id=handoff.id, minutes=reply_minutes),
+                topic_client_id=topic)
+        count += 1
+    return count
+
+
+def client_wrote(session: Session, handoff: Handoff) -> None:
+    """A client message reached the manager: the wait for their answer starts (if not started)."""
+    if handoff.status == "active" and handoff.awaiting_reply_since is None:
+        handoff.awaiting_reply_since = utcnow()
+        handoff.manager_reminded = False
+
+
+def manager_answered(session: Session, handoff: Handoff) -> None:
+    handoff.awaiting_reply_since = None
+    handoff.manager_reminded = False
+
+
+def request_callback(session: Session, client: Client, phone: str) -> tuple[Handoff, str] | None:
+    """The client shared their number to be called back: kept on the open handoff (and on the
+    client when they had none), the desk is told. Returns (handoff, what to tell the client)."""
+    phone = re.sub(r"[^\d+]", "", phone or "")[:32]
+    handoff = open_handoff_of(session, client)
+    if handoff is None or len(re.sub(r"\D", "", phone)) < 6:
+        return None
+    handoff.callback_phone = phone
+    if not client.phone:
+        client.phone = phone
+    for chat_id, lang, topic in desk_recipients(session, client):
+        enqueue(session, chat_id, translate(TEXTS, "callback", lang, client=client.display_name, id=handoff.id,
+                                            phone=phone), topic_client_id=topic)
+    when = next_opening()
+    if when is None:
+        return handoff, client_text("callback_noted_open", client.language, phone=phone)
+    return handoff, client_text("callback_noted", client.language, phone=phone, when=when)
+
+
+def vip_handoff_due(session: Session, client: Client, now: datetime | None = None) -> bool:
+    """A VIP client writes: straight to a manager while the desk is open (configurable), unless a
+    manager just handed the conversation back (then the assistant answers for a while)."""
+    settings = desk_settings()
+    if not client.vip or not settings.get("vip_to_manager", True) or next_opening(now) is not None:
+        return False
+    pause = timedelta(minutes=int(settings.get("vip_again_after_minutes", 30)))
+    recent = session.scalar(select(Handoff.id).where(
+        Handoff.client_id == client.id, Handoff.closed_at >= (now or utcnow()) - pause).limit(1))
+    return recent is None
+
+
+def topic_of(session: Session, chat_id: int, client_id: int) -> int | None:
+    return session.scalar(select(StaffTopic.thread_id).where(StaffTopic.chat_id == chat_id,
+                                                              StaffTopic.client_id == client_id))
+
+
+def client_of_topic(session: Session, chat_id: int, thread_id: int) -> Client | None:
+    client_id = session.scalar(select(StaffTopic.client_id).where(StaffTopic.chat_id == chat_id,
+                                                                   StaffTopic.thread_id == thread_id))
+    return session.get(Client, client_id) if client_id else None
+
+
+def save_topic(session: Session, chat_id: int, client_id: int, thread_id: int) -> int:
+    """Keep the topic created for a client; if another one was saved meanwhile, that one wins."""
+    existing = topic_of(session, chat_id, client_id)
+    if existing is not None:
+        return existing
+    session.add(StaffTopic(chat_id=chat_id, client_id=client_id, thread_id=thread_id))
+    session.flush()
+    return thread_id
+
+
+def forget_topic(session: Session, chat_id: int, client_id: int) -> None:
+    """The topic was deleted in Telegram: the next message creates a new one."""
+    topic = session.scalar(select(StaffTopic).where(StaffTopic.chat_id == chat_id, StaffTopic.client_id == client_id))
+    if topic is not None:
+        session.delete(topic)
+
+
+def topic_name(client: Client) -> str:
+    vip = "⭐ " if client.vip else ""
+    return f"{vip}{client.display_name} · {client.telegram_id}"[:128]

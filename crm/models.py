@@ -19,6 +19,8 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,6 +58,9 @@ class Client(Base):
     phone: Mapped[str | None] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(255))
     company: Mapped[str | None] = mapped_column(String(255))
+    vip: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The manager who looks after this client: their handoffs go to them first.
+    account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -213,6 +218,8 @@ class Notification(Base):
     text: Mapped[str] = mapped_column(Text)
     buttons: Mapped[list | None] = mapped_column(JSON)  # [{"title": ..., "data": ...}]
     handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id", ondelete="SET NULL"))
+    # Set on messages for the staff group (STAFF_CHAT_ID): they go into this client's topic.
+    topic_client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -252,6 +259,13 @@ class Handoff(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     client_told_waiting: Mapped[bool] = mapped_column(Boolean, default=False)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
+    # Only the client's account manager was notified; everybody is after a delay.
+    notified_all: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The client wrote and the manager has not answered since; reminded once.
+    awaiting_reply_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    manager_reminded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Outside opening hours the client may share a phone number to be called back.
+    callback_phone: Mapped[str | None] = mapped_column(String(64))
 
 
 class HandoffNotice(Base):
@@ -263,6 +277,21 @@ class HandoffNotice(Base):
     handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class StaffTopic(Base):
+    """The topic of a client in the staff forum group (STAFF_CHAT_ID): one per client, reused by
+    each of their handoffs, so the whole history with a client reads in one place."""
+
+    __tablename__ = "staff_topics"
+    __table_args__ = (Index("ix_staff_topics_chat_client", "chat_id", "client_id", unique=True),
+                      Index("ix_staff_topics_chat_thread", "chat_id", "thread_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    thread_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class RelayedMessage(Base):

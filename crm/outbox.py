@@ -6,25 +6,35 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm.models import Notification, Staff, utcnow
+from crm.models import Notification, utcnow
+from crm.settings import staff_chat
+from crm.staff import managers_on_duty
 
 MAX_ATTEMPTS = 5
 
 
-def enqueue(session: Session, chat_id: int, text: str, buttons: list[dict] | None = None) -> Notification:
-    notification = Notification(chat_id=chat_id, text=text, buttons=buttons or None)
+def enqueue(session: Session, chat_id: int, text: str, buttons: list[dict] | None = None, *,
+            handoff_id: int | None = None, topic_client_id: int | None = None) -> Notification:
+    """Buttons: [{"title", "data"}] inline buttons, or [{"title", "request_contact": True}] a
+    keyboard button sharing the client's phone number. `topic_client_id`: the message goes into
+    that client's topic of the staff forum group `chat_id`. `handoff_id`: a "take" notice."""
+    notification = Notification(chat_id=chat_id, text=text, buttons=buttons or None, handoff_id=handoff_id,
+                                topic_client_id=topic_client_id)
     session.add(notification)
     session.flush()
     return notification
 
 
-def notify_managers(session: Session, texts: dict[str, str], buttons: list[dict] | None = None) -> int:
-    """One message per active manager or admin, in their language. Returns how many."""
-    managers = session.scalars(
-        select(Staff).where(Staff.active.is_(True), Staff.role.in_(("manager", "admin")))
-    ).all()
+def notify_managers(session: Session, texts: dict[str, str], client_id: int | None = None) -> int:
+    """An alert to the desk, in each reader's language: into the client's topic of the staff group
+    (STAFF_CHAT_ID) when there is one, else to every manager on duty. Returns how many messages."""
+    group = staff_chat()
+    if group is not None:
+        enqueue(session, group[0], texts.get(group[1], texts["fr"]), topic_client_id=client_id)
+        return 1
+    managers = managers_on_duty(session)
     for member in managers:
-        enqueue(session, member.telegram_id, texts.get(member.language, texts["fr"]), buttons)
+        enqueue(session, member.telegram_id, texts.get(member.language, texts["fr"]))
     return len(managers)
 
 

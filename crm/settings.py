@@ -31,3 +31,18 @@ def database_url() -> str:
             f"DATABASE_URL must start with sqlite:// or postgresql:// (got {url.split(':', 1)[0]!r})"
         )
     return url
+
+
+def staff_chat() -> tuple[int, str] | None:
+    """The staff forum supergroup (STAFF_CHAT_ID) and the language of its messages
+    (STAFF_CHAT_LANGUAGE), or None: then managers are notified in their private chats."""
+    load_env()
+    value = os.environ.get("STAFF_CHAT_ID", "").strip()
+    if not value:
+        return None
+    if not value.startswith("-100") or not value[1:].isdigit():
+        raise SettingError(f"STAFF_CHAT_ID must be a supergroup id such as -1001234567890 (got {value!r})")
+    language = os.environ.get("STAFF_CHAT_LANGUAGE", "fr").strip() or "fr"
+    if language not in ("fr", "en"):
+        raise SettingError(f"STAFF_CHAT_LANGUAGE must be fr or en (got {language!r})")
+    return int(value), language

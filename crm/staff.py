@@ -47,3 +47,9 @@ def active_staff(session: Session, telegram_id: int) -> Staff | None:
 def staff_role(session: Session, telegram_id: int) -> str | None:
     member = active_staff(session, telegram_id)
     return member.role if member else None
+
+
+def managers_on_duty(session: Session) -> list[Staff]:
+    """Active managers and admins: the people the desk notifies."""
+    return list(session.scalars(
+        select(Staff).where(Staff.active.is_(True), Staff.role.in_(("manager", "admin"))).order_by(Staff.id)))

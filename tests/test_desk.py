@@ -187,3 +187,129 @@ async def test_a_restart_in_the_middle_loses_nothing(database_url, stub):  # noq
         assert stub.received == []
     finally:
         emulator.stop()
+
+
+STAFF_GROUP = -1001234567890
+
+
+@pytest.fixture
+async def group_desk(database_url, stub, monkeypatch):  # noqa: F811
+    """The desk in a forum supergroup: a topic per client."""
+    monkeypatch.setenv("STAFF_CHAT_ID", str(STAFF_GROUP))
+    monkeypatch.setenv("STAFF_CHAT_LANGUAGE", "fr")
+    async with BotHarness(make_settings(database_url, stub.url)) as harness:
+        with crm(harness) as s:
+            add_staff(s, CLAIRE.id, "manager", "Claire Dubois")
+            add_staff(s, JOHN.id, "admin", "John Smith")
+            for user in (CLIENT, OTHER):
+                register_client(s, TelegramProfile(user.id, user.first_name, user.last_name, None, "fr"))
+        yield harness
+
+
+async def in_group(bot, prefix, thread=None, timeout=15.0):
+    """The first message of the staff group starting with `prefix` (in `thread` when given)."""
+    def match(m):
+        return m.chat_id == STAFF_GROUP and (m.text or "").startswith(prefix) and (thread is None or m.thread_id == thread)
+
+    await asyncio.to_thread(bot.emulator.wait_for, lambda sent: any(match(m) for m in sent), timeout)
+    return next(m for m in bot.emulator.sent if match(m))
+
+
+async def test_a_staff_group_has_one_topic_per_client_and_relays_in_it(group_desk, stub):
+    bot = group_desk
+    handoff_id = request(bot)
+    notice = await in_group(bot, f"🔔 Conversation à prendre (n° {handoff_id}) : Élodie Martin")
+    topic = notice.thread_id
+    assert bot.emulator.topics[STAFF_GROUP][topic] == f"Élodie Martin · {CLIENT.id}"
+    assert bot.emulator.messages_to(CLAIRE.id) == [], "nobody is notified privately"
+
+    bot.emulator.user_says(CLIENT, "bonjour, ma facture est fausse")
+    await first(bot, CLIENT, "Message transmis.")
+    await in_group(bot, f"💬 Élodie Martin (n° {handoff_id}) :\nbonjour, ma facture est fausse", topic)
+
+    bot.emulator.user_says_in_group(CLAIRE, STAFF_GROUP, "Je regarde ça", thread_id=topic)
+    await in_group(bot, "Ce client n'a pas de conversation en cours avec un conseiller", topic)
+    bot.emulator.user_presses(CLAIRE, notice)
+    await first(bot, CLIENT, "Claire (conseiller) prend le relais.")
+    await in_group(bot, f"Claire Dubois a la conversation n° {handoff_id} avec Élodie Martin. Écrivez dans ce sujet", topic)
+
+    bot.emulator.user_says_in_group(CLAIRE, STAFF_GROUP, "Je corrige la facture.", thread_id=topic)
+    reply = await first(bot, CLIENT, "Je corrige la facture.")
+    assert reply.method == "copyMessage"
+    bot.emulator.user_says_in_group(JOHN, STAFF_GROUP, "Moi aussi je peux ?", thread_id=topic)
+    await in_group(bot, "Cette conversation est tenue par Claire Dubois", topic)
+    assert not any(m.text == "Moi aussi je peux ?" for m in bot.emulator.messages_to(CLIENT.id))
+
+    bot.emulator.user_says(CLIENT, "merci")
+    await in_group(bot, f"💬 Élodie Martin (n° {handoff_id}) :\nmerci", topic)
+    bot.emulator.user_says_in_group(CLAIRE, STAFF_GROUP, "/done", thread_id=topic)
+    await in_group(bot, f"Conversation n° {handoff_id} terminée", topic)
+    await first(bot, CLIENT, "La conversation avec le conseiller est terminée")
+    assert stub.received == []
+
+    second = request(bot)  # the same client again: the same topic
+    again = await in_group(bot, f"🔔 Conversation à prendre (n° {second})")
+    assert again.thread_id == topic and len(bot.emulator.topics[STAFF_GROUP]) == 1
+    other = request(bot, OTHER)
+    assert (await in_group(bot, f"🔔 Conversation à prendre (n° {other})")).thread_id != topic
+
+
+async def test_a_vip_client_goes_straight_to_a_manager(desk, stub, monkeypatch):
+    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: None)  # the desk is open
+    with crm(desk) as s:
+        s.scalar(select(Client).where(Client.telegram_id == CLIENT.id)).vip = True
+    [opened] = await desk.say(CLIENT, "Bonjour, j'ai besoin de 200 ramettes pour demain")
+    assert opened.text.startswith("Je transmets votre demande à un conseiller")
+    notice = await first(desk, CLAIRE, "🔔 Conversation à prendre")
+    assert "client VIP" in notice.text and "⭐ Client VIP" in notice.text
+    desk.emulator.user_presses(CLAIRE, notice)
+    welcome = await first(desk, CLAIRE, "Vous avez la conversation")
+    assert welcome.text.endswith("→ Bonjour, j'ai besoin de 200 ramettes pour demain")
+    assert stub.received == []
+
+
+async def test_outside_hours_the_client_can_leave_a_number_to_be_called_back(desk, stub):
+    with crm(desk) as s:
+        client = s.scalar(select(Client).where(Client.telegram_id == CLIENT.id))
+        with patch_closed_desk():
+            from crm.handoffs import hand_over
+            told = hand_over(s, client, "request", "fr")
+    assert "Nos conseillers sont absents pour le moment" in told
+    offer = await first(desk, CLIENT, "Vous préférez être rappelé ?")
+    keyboard = offer.params["reply_markup"]["keyboard"]
+    assert keyboard[0][0]["request_contact"] is True
+    with patch_closed_desk():
+        desk.emulator.user_sends(CLIENT, contact={"phone_number": "+33 6 12 34 56 78", "first_name": "Élodie",
+                                                  "user_id": CLIENT.id})
+        noted = await first(desk, CLIENT, "C'est noté : un conseiller vous appellera au +33612345678")
+    assert noted.params["reply_markup"] == {"remove_keyboard": True}
+    await first(desk, CLAIRE, "📞 Élodie Martin")
+    [listing] = await desk.say(CLAIRE, "/queue")
+    assert "📞 +33612345678" in listing.text
+    with crm(desk) as s:
+        assert s.scalar(select(Client.phone).where(Client.telegram_id == CLIENT.id)) == "+33612345678"
+    assert stub.received == []
+
+
+def patch_closed_desk():
+    from datetime import datetime, timezone
+    from unittest.mock import patch
+
+    return patch("crm.handoffs.next_opening", lambda now=None: datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc))
+
+
+async def test_a_manager_is_reminded_when_the_client_waits_for_an_answer(desk, stub):
+    from datetime import datetime, timedelta, timezone
+
+    from crm.handoffs import remind_overdue
+
+    handoff_id = request(desk)
+    await notices(desk)
+    desk.emulator.user_says(CLAIRE, f"/take {handoff_id}")
+    await first(desk, CLAIRE, f"Vous avez la conversation n° {handoff_id}")
+    desk.emulator.user_says(CLIENT, "alors ?")
+    await first(desk, CLAIRE, f"💬 Élodie Martin (n° {handoff_id}) :\nalors ?")
+    with crm(desk) as s:
+        remind_overdue(s, datetime.now(timezone.utc) + timedelta(minutes=6))
+    await first(desk, CLAIRE, f"⏰ Claire, Élodie Martin (n° {handoff_id}) attend votre réponse depuis 5 min.")
+    assert not any(m.text.startswith("⏰") for m in desk.emulator.messages_to(JOHN.id)), "only the holder"

@@ -13,7 +13,7 @@ from crm.settings import ROOT, SettingError
 
 SETTING_NAMES = ["TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "DATABASE_URL", "RASA_URL", "RASA_PORT",
                  "ACTION_PORT", "ACTION_SERVER_URL", "RASA_TIMEOUT", "WEBHOOK_URL", "WEBHOOK_SECRET",
-                 "WEBHOOK_PORT"]
+                 "WEBHOOK_PORT", "STAFF_CHAT_ID", "STAFF_CHAT_LANGUAGE"]
 
 
 @pytest.fixture
@@ -40,11 +40,15 @@ def test_defaults_need_nothing(env):
     ("RASA_TIMEOUT", "-1"),
     ("WEBHOOK_URL", "http://bot.example.org/hook"),
     ("WEBHOOK_SECRET", "with spaces!"),
+    ("STAFF_CHAT_ID", "12345"),
+    ("STAFF_CHAT_LANGUAGE", "de"),
 ])
 def test_a_wrong_value_is_named(env, name, value):
     env.setenv(name, value)
     if name == "WEBHOOK_SECRET":
         env.setenv("WEBHOOK_URL", "https://bot.example.org/hook")
+    if name == "STAFF_CHAT_LANGUAGE":
+        env.setenv("STAFF_CHAT_ID", "-1001234567890")
     with pytest.raises(SettingError) as err:
         load_settings()
     assert name in str(err.value)
@@ -128,3 +132,25 @@ def test_cli_orders_complaints_and_promotions(tmp_path):
         texts = [n.text for n in s.scalars(select(Notification).where(Notification.chat_id == 5151))]
     assert texts[0] == f"Votre commande {number} est maintenant expédiée."
     assert texts[1].startswith(f"Votre réclamation {ticket} est résolue : Nouveau colis expédié.")
+
+
+def test_cli_client_vip_and_account_manager(tmp_path):
+    from crm.clients import TelegramProfile, register_client
+    from crm.db import engine_for, unit_of_work
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert cli("staff", "add", "4242", "--role", "manager", "--name", "Claire Dubois", database_url=url).returncode == 0
+    assert cli("staff", "add", "4343", "--role", "marketer", "--name", "Hugo", database_url=url).returncode == 0
+    with unit_of_work(engine_for(url)) as s:
+        register_client(s, TelegramProfile(5151, "Zoé"))
+    assert "Zoé is now VIP." in cli("client", "vip", "5151", "on", database_url=url).stdout
+    assert cli("client", "assign", "5151", "4242", database_url=url).returncode == 0
+    card = cli("client", "show", "5151", database_url=url).stdout
+    assert "⭐ Client VIP" in card and "Conseiller attitré : Claire Dubois" in card
+    assert "Account manager: Claire Dubois" in cli("client", "show", "5151", "--language", "en", database_url=url).stdout
+    marketer = cli("client", "assign", "5151", "4343", database_url=url)
+    assert marketer.returncode == 1 and "no active manager or admin with Telegram id 4343" in marketer.stderr
+    unknown = cli("client", "vip", "777", "on", database_url=url)
+    assert unknown.returncode == 1 and "no client with Telegram id 777" in unknown.stderr
+    assert cli("client", "assign", "5151", "claire", database_url=url).returncode == 1
+    assert "has no account manager" in cli("client", "assign", "5151", "none", database_url=url).stdout
