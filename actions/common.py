@@ -28,14 +28,14 @@ def language_of(tracker: Tracker) -> str:
     return normalise_language(metadata.get("language"))
 
 
+def run_in_unit_of_work(work: Callable[[Session], T]) -> T:
+    with unit_of_work() as session:
+        return work(session)
+
+
 async def in_unit_of_work(work: Callable[[Session], T]) -> T:
     """Run blocking CRM work in a thread, in its own unit of work (never a shared session)."""
-
-    def run() -> T:
-        with unit_of_work() as session:
-            return work(session)
-
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(run_in_unit_of_work, work)
 
 
 class CrmAction(Action, ABC):

@@ -24,10 +24,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot import desk
+from bot import desk, leads
 from bot.outbox import INTERVAL, deliver_outbox
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
-from bot.render import CAPTION_LIMIT, keyboard, payload_for, split_text, store_buttons
+from bot.render import CAPTION_LIMIT, keyboard, split_text
+from crm.buttons import payload_for, store_buttons
 from bot.settings import Settings
 from bot.staff import order_command, resolve_command
 from bot.texts import COMMANDS, TEXTS
@@ -358,8 +359,12 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler("done", desk.done_command, filters=desk_chats))
     application.add_handler(CommandHandler("client", desk.client_command, filters=desk_chats))
     application.add_handler(CommandHandler("note", desk.note_command, filters=desk_chats))
+    application.add_handler(CommandHandler("leads", leads.leads_command, filters=private))
+    application.add_handler(CommandHandler("lead", leads.lead_command, filters=private))
     application.add_handler(CallbackQueryHandler(desk.take_button, pattern=f"^{TAKE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=f"^{HANDOFF_RATE_PREFIX}"))
+    application.add_handler(CallbackQueryHandler(leads.meet_button, pattern=f"^{leads.MEET_PREFIX}"))
+    application.add_handler(CallbackQueryHandler(leads.status_button, pattern=f"^{leads.STATUS_PREFIX}"))
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
     application.add_handler(CallbackQueryHandler(rating, pattern=f"^{RATE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(button))

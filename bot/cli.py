@@ -231,6 +231,24 @@ def cmd_client(args) -> None:
     _crm_command(work, ClientError)
 
 
+def cmd_export(args) -> None:
+    from crm.db import engine_for, unit_of_work
+    from crm.leads import export_leads_csv
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    with unit_of_work(engine_for(settings.database_url)) as session:
+        data = export_leads_csv(session)
+    if args.output:
+        try:
+            Path(args.output).write_text(data, encoding="utf-8")
+        except OSError as exc:
+            sys.exit(f"Error: cannot write {args.output}: {exc.strerror}")
+        print(f"{data.count(chr(10)) - 1} lead(s) written to {args.output}")
+    else:
+        sys.stdout.write(data)
+
+
 def _telegram_id(value: str) -> int:
     if not value.lstrip("-").isdigit():
         sys.exit(f"Error: {value!r} is not a Telegram id (a number) nor 'none'")
@@ -315,6 +333,12 @@ def parser() -> argparse.ArgumentParser:
     assign.add_argument("telegram_id", type=int)
     assign.add_argument("manager", help="the manager's Telegram id, or 'none'")
     client.set_defaults(func=cmd_client)
+
+    export = sub.add_parser("export", help="export CRM data for an import elsewhere")
+    export.add_argument("what", choices=["leads"])
+    export.add_argument("--format", choices=["csv"], default="csv")
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
     return p
 
 

@@ -263,8 +263,9 @@ class BotApiEmulator:
                 name = part.get_param("name", header="content-disposition")
                 if part.get_filename():
                     params[name] = f"<upload {part.get_filename()}>"
-                else:
-                    params[name] = part.get_content()
+                    params[f"{name}_content"] = part.get_payload(decode=True).decode("utf-8", "replace")
+                else:  # python-telegram-bot sends UTF-8 without declaring a charset
+                    params[name] = part.get_payload(decode=True).decode("utf-8")
             raw = params
         else:
             raw = dict(parse_qsl(body.decode(), keep_blank_values=True))
@@ -407,6 +408,16 @@ class BotApiEmulator:
             content["caption"] = params["caption"]
         message = self._bot_message(int(params["chat_id"]), **content)
         self._record("sendPhoto", params, message)
+        return message
+
+    def _api_sendDocument(self, params):
+        name = str(params.get("document", "")).removeprefix("<upload ").rstrip(">") or "file"
+        content = {"document": {"file_id": f"doc-{name}", "file_unique_id": name, "file_name": name},
+                   "message_thread_id": params.get("message_thread_id")}
+        if params.get("caption"):
+            content["caption"] = params["caption"]
+        message = self._bot_message(int(params["chat_id"]), **content)
+        self._record("sendDocument", params, message)
         return message
 
     def _api_editMessageText(self, params):

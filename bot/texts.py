@@ -26,10 +26,12 @@ TEXTS = {
     "staff_help": {
         "fr": "\n\nCommandes de l'équipe :\n/queue — conversations en attente\n/take N — prendre une "
         "conversation\n/done — la terminer\n/client — fiche du client\n/note TEXTE — note dans la fiche\n"
-        "/order CMD-000123 STATUT — statut d'une commande\n/resolve REC-000045 TEXTE — résoudre une réclamation",
+        "/order CMD-000123 STATUT — statut d'une commande\n/resolve REC-000045 TEXTE — résoudre une réclamation\n"
+        "/leads — prospects par score\n/lead N — fiche d'un prospect (et son statut)",
         "en": "\n\nStaff commands:\n/queue — waiting conversations\n/take N — take a conversation\n"
         "/done — end it\n/client — the client's card\n/note TEXT — a note in the client file\n"
-        "/order CMD-000123 STATUS — an order's status\n/resolve REC-000045 TEXT — resolve a complaint",
+        "/order CMD-000123 STATUS — an order's status\n/resolve REC-000045 TEXT — resolve a complaint\n"
+        "/leads — leads by score\n/lead N — a lead's card (and its status)",
     },
     "choose_language": {
         "fr": "Dans quelle langue souhaitez-vous échanger ?",

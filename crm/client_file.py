@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 from crm.catalog import format_money
 from crm.complaints import CATEGORY_LABELS
 from crm.i18n import translate
+from crm.leads import client_leads, lead_line
+from crm.meetings import upcoming, when_text
 from crm.models import Client, ClientNote, Complaint, ConversationMessage, Handoff, Order, Staff
 from crm.orders import status_label
 
@@ -22,6 +24,9 @@ TEXTS = {
     "scores": {"fr": "Satisfaction (conseillers) : {scores}", "en": "Satisfaction (managers): {scores}"},
     "none": {"fr": "aucune", "en": "none"},
     "lead": {"fr": "Prospect : aucun lead enregistré", "en": "Lead: none recorded"},
+    "leads": {"fr": "Prospects :", "en": "Leads:"},
+    "meetings": {"fr": "Rendez-vous à venir :", "en": "Upcoming meetings:"},
+    "meeting_line": {"fr": "• {when} avec {manager}", "en": "• {when} with {manager}"},
     "vip": {"fr": "⭐ Client VIP", "en": "⭐ VIP client"},
     "account_manager": {"fr": "Conseiller attitré : {name}", "en": "Account manager: {name}"},
 }
@@ -54,7 +59,17 @@ def client_card(session: Session, client: Client, language: str, messages: int =
     lines.append(translate(TEXTS, "complaints", language) + (" " + translate(TEXTS, "none", language) if not complaints else ""))
     lines += [f"• {c.number} — {translate(CATEGORY_LABELS, c.category, language)} — {c.severity}"
               for c in complaints]
-    lines.append(translate(TEXTS, "lead", language))
+    leads = client_leads(session, client)
+    if leads:
+        lines.append(translate(TEXTS, "leads", language))
+        lines += [f"• {lead_line(session, lead, language)}" for lead in leads[:3]]
+    else:
+        lines.append(translate(TEXTS, "lead", language))
+    meetings = upcoming(session, client)
+    if meetings:
+        lines.append(translate(TEXTS, "meetings", language))
+        lines += [translate(TEXTS, "meeting_line", language, when=when_text(m.starts_at, language),
+                            manager=session.get(Staff, m.manager_id).name) for m in meetings]
     scores = [str(s) for s in session.scalars(select(Handoff.satisfaction).where(
         Handoff.client_id == client.id, Handoff.satisfaction.is_not(None)))]
     if scores:

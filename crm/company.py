@@ -12,7 +12,7 @@ import yaml
 from crm.settings import ROOT
 
 POLICY_TOPICS = ("ask_delivery", "ask_payment", "ask_returns", "ask_contract", "ask_contact",
-                 "ask_loyalty", "business_inquiry", "book_meeting")
+                 "ask_loyalty", "book_meeting")
 
 _lock = threading.Lock()
 _cache: dict[Path, tuple[float, dict]] = {}

@@ -45,6 +45,7 @@ TEXTS = {
         "en": "🔔 Conversation to take (no. {id}): {client} — {reason}\n\n{card}",
     },
     "take": {"fr": "Prendre", "en": "Take"},
+    "propose_meeting": {"fr": "📅 Proposer un RDV", "en": "📅 Propose a meeting"},
     "reminder": {
         "fr": "⏰ La conversation n° {id} ({client}) attend un conseiller depuis {minutes} min. /take {id}",
         "en": "⏰ Conversation no. {id} ({client}) has been waiting for a manager for {minutes} min. /take {id}",
@@ -194,8 +195,10 @@ def _notice(session: Session, handoff: Handoff, client: Client, recipient: tuple
                      card=client_card(session, client, lang))
     if extra:
         text += "\n\n" + extra
-    enqueue(session, chat_id, text, [{"title": translate(TEXTS, "take", lang), "data": f"{TAKE_PREFIX}{handoff.id}"}],
-            handoff_id=handoff.id, topic_client_id=topic_client_id)
+    buttons = [{"title": translate(TEXTS, "take", lang), "data": f"{TAKE_PREFIX}{handoff.id}"}]
+    if handoff.reason == "lead":  # a hot lead: a manager may also just propose a meeting
+        buttons.append({"title": translate(TEXTS, "propose_meeting", lang), "data": f"meet:{client.id}"})
+    enqueue(session, chat_id, text, buttons, handoff_id=handoff.id, topic_client_id=topic_client_id)
 
 
 def desk_recipients(session: Session, client: Client, exclude: tuple[int, ...] = ()) -> list[tuple[int, str, int | None]]:

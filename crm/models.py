@@ -220,6 +220,11 @@ class Notification(Base):
     handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id", ondelete="SET NULL"))
     # Set on messages for the staff group (STAFF_CHAT_ID): they go into this client's topic.
     topic_client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    # Not sent before this time (meeting reminders); a cancelled meeting cancels its reminders.
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    # "ics": the meeting's calendar invitation is attached (the text is its caption).
+    attachment: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -315,3 +320,48 @@ class ClientNote(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+LEAD_STATUSES = ("new", "qualified", "hot", "contacted", "won", "lost")
+
+
+class Lead(Base):
+    """A business enquiry, qualified by the assistant and scored by company.yml's rules."""
+
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    company: Mapped[str | None] = mapped_column(String(255))
+    sector: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[str | None] = mapped_column(String(16))  # 1-9, 10-49, 50-249, 250+
+    need: Mapped[str | None] = mapped_column(Text)
+    budget_eur: Mapped[int | None] = mapped_column(Integer)
+    budget_text: Mapped[str | None] = mapped_column(String(255))
+    timeline: Mapped[str | None] = mapped_column(String(16))  # now, 3m, 6m, later
+    role: Mapped[str | None] = mapped_column(String(16))  # decision_maker, influencer, researcher
+    phone: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(255))
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    score_details: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Meeting(Base):
+    """A meeting of a client with a manager. `slot_key` (manager and start) is unique while the
+    meeting stands, so two clients racing for the same slot cannot both get it."""
+
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="booked")  # booked, cancelled, moved
+    slot_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -3,7 +3,9 @@ records each outcome (at least once: a crash between sending and recording may r
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from crm.models import Notification, utcnow
@@ -14,12 +16,16 @@ MAX_ATTEMPTS = 5
 
 
 def enqueue(session: Session, chat_id: int, text: str, buttons: list[dict] | None = None, *,
-            handoff_id: int | None = None, topic_client_id: int | None = None) -> Notification:
+            handoff_id: int | None = None, topic_client_id: int | None = None, meeting_id: int | None = None,
+            attachment: str | None = None, not_before: datetime | None = None) -> Notification:
     """Buttons: [{"title", "data"}] inline buttons, or [{"title", "request_contact": True}] a
     keyboard button sharing the client's phone number. `topic_client_id`: the message goes into
-    that client's topic of the staff forum group `chat_id`. `handoff_id`: a "take" notice."""
+    that client's topic of the staff forum group `chat_id`. `handoff_id`: a "take" notice.
+    `meeting_id` + `attachment="ics"`: the meeting's invitation is attached (the text is its
+    caption). `not_before`: kept until then (reminders)."""
     notification = Notification(chat_id=chat_id, text=text, buttons=buttons or None, handoff_id=handoff_id,
-                                topic_client_id=topic_client_id)
+                                topic_client_id=topic_client_id, meeting_id=meeting_id, attachment=attachment,
+                                not_before=not_before)
     session.add(notification)
     session.flush()
     return notification
@@ -38,9 +44,12 @@ def notify_managers(session: Session, texts: dict[str, str], client_id: int | No
     return len(managers)
 
 
-def pending(session: Session, limit: int = 50) -> list[Notification]:
+def pending(session: Session, limit: int = 50, now: datetime | None = None) -> list[Notification]:
+    """What is due: pending, and without a `not_before` in the future."""
     return list(session.scalars(
-        select(Notification).where(Notification.status == "pending").order_by(Notification.id).limit(limit)
+        select(Notification).where(Notification.status == "pending", or_(
+            Notification.not_before.is_(None), Notification.not_before <= (now or utcnow())))
+        .order_by(Notification.id).limit(limit)
     ))
 
 

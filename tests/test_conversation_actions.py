@@ -123,7 +123,7 @@ async def test_promotions_list_and_none(shop):
 
 
 @pytest.mark.parametrize("topic", ["ask_delivery", "ask_payment", "ask_returns", "ask_contract", "ask_contact",
-                                   "ask_loyalty", "business_inquiry", "book_meeting"])
+                                   "ask_loyalty", "book_meeting"])
 async def test_policy_answers_in_both_languages(shop, topic):
     [fr], _ = await run(ActionPolicyAnswer(), tracker("?", intent=topic))
     [en], _ = await run(ActionPolicyAnswer(), tracker("?", language="en", intent=topic))

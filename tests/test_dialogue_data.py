@@ -32,3 +32,12 @@ def test_rules_use_declared_actions_and_intents():
                 assert step["action"] in known, step
             if "intent" in step:
                 assert step["intent"] in domain["intents"] or step["intent"] == "nlu_fallback", step
+
+
+def test_the_action_server_registers_every_custom_action_of_the_domain():
+    from rasa_sdk.executor import ActionExecutor
+
+    executor = ActionExecutor()
+    executor.register_package("actions")
+    custom = {a for a in load("domain.yml")["actions"] if a.startswith(("action_", "validate_"))}
+    assert custom <= set(executor.actions), custom - set(executor.actions)

@@ -154,3 +154,24 @@ def test_cli_client_vip_and_account_manager(tmp_path):
     assert unknown.returncode == 1 and "no client with Telegram id 777" in unknown.stderr
     assert cli("client", "assign", "5151", "claire", database_url=url).returncode == 1
     assert "has no account manager" in cli("client", "assign", "5151", "none", database_url=url).stdout
+
+
+def test_cli_exports_leads_as_csv(tmp_path):
+    from crm.clients import TelegramProfile, register_client
+    from crm.db import engine_for, unit_of_work
+    from crm.leads import save_lead
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert cli("migrate", database_url=url).returncode == 0
+    with unit_of_work(engine_for(url)) as s:
+        client, _ = register_client(s, TelegramProfile(5151, "Zoé"))
+        save_lead(s, client, {"company": "Zoé & Co", "need": "12 écrans", "budget_eur": 6000}, complete=True)
+    printed = cli("export", "leads", "--format", "csv", database_url=url)
+    assert printed.returncode == 0
+    header, row = printed.stdout.splitlines()
+    assert header.startswith("id,created_at,status,score,") and ",Zoé & Co,,,12 écrans,6000," in row
+    written = cli("export", "leads", "-o", str(tmp_path / "leads.csv"), database_url=url)
+    assert "1 lead(s) written" in written.stdout and (tmp_path / "leads.csv").read_text(encoding="utf-8").count("\n") == 2
+    refused = cli("export", "leads", "-o", str(tmp_path / "missing" / "leads.csv"), database_url=url)
+    assert refused.returncode == 1 and "cannot write" in refused.stderr
+    assert cli("export", "leads", "--format", "xlsx", database_url=url).returncode == 2

@@ -1,0 +1,185 @@
+"""Meetings in the conversation: offer the managers' free slots, book the one the client picks,
+move or cancel it (from the conversation or the reminder's buttons). The CRM side is
+crm/meetings.py; the invitation (.ics) and the reminders go through the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+from actions.common import CrmAction, button, client_for, entity, in_unit_of_work, run_in_unit_of_work
+from crm.company import policy_answer
+from crm.i18n import translate
+from crm.meetings import (
+    MeetingError,
+    SlotTaken,
+    book,
+    book_in_turn,
+    cancel,
+    free_slots,
+    length,
+    parse_slot,
+    slot_buttons,
+    upcoming,
+    when_text,
+)
+from crm.models import Staff
+
+TEXTS = {
+    "offer": {"fr": "Voici les prochains créneaux libres de nos conseillers ({minutes} min) : lequel vous convient ?",
+              "en": "Here are our managers' next free slots ({minutes} min): which one suits you?"},
+    "offer_move": {"fr": "Choisissez le nouveau créneau :", "en": "Choose the new slot:"},
+    "none_free": {
+        "fr": "Nos conseillers n'ont plus de créneau libre ces prochains jours. {contact}",
+        "en": "Our managers have no free slot in the coming days. {contact}",
+    },
+    "has_meeting": {"fr": "Vous avez rendez-vous {when} avec {manager}. Voulez-vous le déplacer ou l'annuler ?",
+                    "en": "You have a meeting {when} with {manager}. Would you like to move or cancel it?"},
+    "move": {"fr": "Déplacer", "en": "Move"},
+    "cancel": {"fr": "Annuler", "en": "Cancel"},
+    "keep": {"fr": "Le garder", "en": "Keep it"},
+    "booked": {
+        "fr": "C'est réservé : rendez-vous {when} avec {manager} ({minutes} min). Je vous envoie l'invitation pour "
+        "votre agenda ; je vous le rappellerai la veille et une heure avant.",
+        "en": "Booked: meeting {when} with {manager} ({minutes} min). I am sending you the invitation for your "
+        "calendar; I will remind you the day before and an hour before.",
+    },
+    "moved": {"fr": "C'est déplacé : rendez-vous {when} avec {manager}. Je vous envoie la nouvelle invitation.",
+              "en": "Moved: meeting {when} with {manager}. I am sending you the new invitation."},
+    "taken": {"fr": "Ce créneau vient d'être pris ou n'est plus proposé.", "en": "That slot was just taken or is no longer offered."},
+    "cancelled": {"fr": "Votre rendez-vous {when} est annulé. Reprenez-en un quand vous voulez.",
+                  "en": "Your meeting {when} is cancelled. Book another whenever you like."},
+    "no_meeting": {"fr": "Je ne trouve pas de rendez-vous à venir à votre nom.",
+                   "en": "I cannot find an upcoming meeting in your name."},
+}
+
+
+def t(key: str, language: str, **values) -> str:
+    return translate(TEXTS, key, language, **values)
+
+
+def minutes() -> int:
+    return int(length().total_seconds() // 60)
+
+
+async def offer(dispatcher, tracker, language: str, replacing: int | None = None, intro: str = "") -> None:
+    """The next free slots as buttons; when none, how to reach the sales team instead."""
+    def work(session):
+        client = client_for(session, tracker)
+        return slot_buttons(session, client, free_slots(session, client), replacing)
+
+    buttons = await in_unit_of_work(work)
+    if not buttons:
+        dispatcher.utter_message(text=(intro + " " if intro else "") + t(
+            "none_free", language, contact=policy_answer("book_meeting", language)))
+        return
+    text = t("offer_move", language) if replacing is not None else t("offer", language, minutes=minutes())
+    dispatcher.utter_message(text=(intro + " " if intro else "") + text, buttons=buttons)
+
+
+class ActionOfferMeeting(CrmAction):
+    """book_meeting: the client's upcoming meeting (move, cancel, keep), or free slots."""
+
+    def name(self) -> str:
+        return "action_offer_meeting"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        def work(session):
+            meetings = upcoming(session, client_for(session, tracker))
+            if not meetings:
+                return None
+            meeting = meetings[0]
+            return meeting.id, when_text(meeting.starts_at, language), session.get(Staff, meeting.manager_id).name
+
+        current = await in_unit_of_work(work)
+        if current is None:
+            await offer(dispatcher, tracker, language)
+            return []
+        meeting_id, when, manager = current
+        dispatcher.utter_message(text=t("has_meeting", language, when=when, manager=manager.split()[0]), buttons=[
+            button(t("move", language), "reschedule_meeting", meeting_id=str(meeting_id)),
+            button(t("cancel", language), "cancel_meeting", meeting_id=str(meeting_id)),
+            button(t("keep", language), "affirm"),
+        ])
+        return []
+
+
+def _meeting_id(tracker) -> int | None:
+    value = entity(tracker, "meeting_id")
+    return int(value) if value and value.isdigit() else None
+
+
+class ActionBookMeeting(CrmAction):
+    """choose_slot: book the slot pressed (moving the meeting given, if any). A slot taken in the
+    meantime, or a tampered one, gets the next free slots instead."""
+
+    def name(self) -> str:
+        return "action_book_meeting"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        starts_at = parse_slot(entity(tracker, "meeting_slot"))
+        replacing = _meeting_id(tracker)
+
+        def work(session):
+            client = client_for(session, tracker)
+            meeting = book(session, client, starts_at, replacing=replacing)
+            return when_text(meeting.starts_at, language), session.get(Staff, meeting.manager_id).name
+
+        if starts_at is None:
+            await offer(dispatcher, tracker, language, intro=t("taken", language))
+            return []
+        try:
+            when, manager = await asyncio.to_thread(book_in_turn, run_in_unit_of_work, work)
+        except SlotTaken:
+            await offer(dispatcher, tracker, language, replacing, intro=t("taken", language))
+            return []
+        except MeetingError:
+            dispatcher.utter_message(text=t("no_meeting", language))
+            return []
+        key = "moved" if replacing is not None else "booked"
+        dispatcher.utter_message(text=t(key, language, when=when, manager=manager.split()[0], minutes=minutes()))
+        return []
+
+
+class ActionRescheduleMeeting(CrmAction):
+    def name(self) -> str:
+        return "action_reschedule_meeting"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        meeting_id = _meeting_id(tracker)
+        if meeting_id is None:
+            meetings = await in_unit_of_work(lambda s: [m.id for m in upcoming(s, client_for(s, tracker))])
+            meeting_id = meetings[0] if len(meetings) == 1 else None
+        if meeting_id is None:
+            dispatcher.utter_message(text=t("no_meeting", language))
+            return []
+        await offer(dispatcher, tracker, language, replacing=meeting_id)
+        return []
+
+
+class ActionCancelMeeting(CrmAction):
+    def name(self) -> str:
+        return "action_cancel_meeting"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        meeting_id = _meeting_id(tracker)
+
+        def work(session):
+            client = client_for(session, tracker)
+            target = meeting_id
+            if target is None:
+                meetings = upcoming(session, client)
+                target = meetings[0].id if len(meetings) == 1 else None
+            if target is None:
+                return None
+            meeting = cancel(session, client, target)
+            return when_text(meeting.starts_at, language)
+
+        try:
+            when = await in_unit_of_work(work)
+        except MeetingError:
+            when = None
+        if when is None:
+            dispatcher.utter_message(text=t("no_meeting", language))
+            return []
+        dispatcher.utter_message(text=t("cancelled", language, when=when))
+        return []

@@ -1,0 +1,321 @@
+"""Meetings with a manager: free slots inside the desk's opening hours, booking (two clients
+racing for one slot: one gets it), moving, cancelling, the .ics invitation, and reminders kept in
+the outbox (sent when due, so a restart loses none)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm.buttons import payload_buttons
+from crm.company import company_profile
+from crm.handoffs import DAYS, account_manager_of, desk_settings
+from crm.i18n import translate
+from crm.models import Client, Lead, Meeting, Notification, Staff, utcnow
+from crm.outbox import enqueue
+from crm.staff import managers_on_duty
+
+DAY_NAMES = {"fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
+             "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")}
+SHORT_DAYS = {"fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
+              "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+MONTHS = {"fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+                 "novembre", "décembre"),
+          "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                 "November", "December")}
+
+TEXTS = {
+    "invitation": {
+        "fr": "📎 Invitation pour votre agenda : rendez-vous {when}, avec {manager} ({minutes} min).",
+        "en": "📎 Invitation for your calendar: meeting {when}, with {manager} ({minutes} min).",
+    },
+    "confirmed_manager": {
+        "fr": "📅 Nouveau rendez-vous : {client}, {when} ({minutes} min).{lead}",
+        "en": "📅 New meeting: {client}, {when} ({minutes} min).{lead}",
+    },
+    "moved_manager": {"fr": "↪️ {client} a déplacé son rendez-vous du {old} au {when}.",
+                      "en": "↪️ {client} moved their meeting from {old} to {when}."},
+    "cancelled_manager": {"fr": "❌ {client} a annulé son rendez-vous du {when}.",
+                          "en": "❌ {client} cancelled their meeting of {when}."},
+    "reminder_client": {"fr": "⏰ Rappel : rendez-vous {when}, avec {manager}.",
+                        "en": "⏰ Reminder: meeting {when}, with {manager}."},
+    "reminder_manager": {"fr": "⏰ Rappel : rendez-vous avec {client} {when}.",
+                         "en": "⏰ Reminder: meeting with {client} {when}."},
+    "move": {"fr": "Déplacer", "en": "Move"},
+    "cancel": {"fr": "Annuler", "en": "Cancel"},
+    "lead": {"fr": " Prospect n° {id} ({score}/100).", "en": " Lead no. {id} ({score}/100)."},
+    "offer": {"fr": "Voici les prochains créneaux libres de nos conseillers ({minutes} min) : choisissez celui qui "
+                    "vous convient.",
+              "en": "Here are our managers' next free slots ({minutes} min): choose the one that suits you."},
+    "summary": {"fr": "Meeting {company} — {client}", "en": "Meeting {company} — {client}"},
+}
+
+
+class MeetingError(ValueError):
+    pass
+
+
+class SlotTaken(MeetingError):
+    """Someone else booked the slot first (or it is no longer offered)."""
+
+
+def settings() -> dict:
+    return company_profile().get("meetings", {})
+
+
+def length() -> timedelta:
+    return timedelta(minutes=int(settings().get("length_minutes", 30)))
+
+
+def zone() -> ZoneInfo:
+    return ZoneInfo(desk_settings().get("timezone", "Europe/Paris"))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def when_text(starts_at: datetime, language: str) -> str:
+    """"mardi 1 décembre à 10 h 00" / "Tuesday 1 December at 10:00", in the desk's time zone."""
+    local = _aware(starts_at).astimezone(zone())
+    day = DAY_NAMES[language if language == "en" else "fr"][local.weekday()]
+    month = MONTHS[language if language == "en" else "fr"][local.month - 1]
+    if language == "en":
+        return f"{day} {local.day} {month} at {local:%H:%M}"
+    return f"{day} {local.day} {month} à {local.hour} h {local:%M}"
+
+
+def short_text(starts_at: datetime, language: str) -> str:
+    local = _aware(starts_at).astimezone(zone())
+    return f"{SHORT_DAYS[language if language == 'en' else 'fr'][local.weekday()]} {local:%d/%m %H:%M}"
+
+
+def grid(now: datetime | None = None) -> list[datetime]:
+    """Every possible start (UTC) from `min_notice_hours` to `days_ahead` days, inside opening hours."""
+    now = _aware(now or utcnow())
+    step = length()
+    earliest = now + timedelta(hours=float(settings().get("min_notice_hours", 2)))
+    hours = desk_settings().get("hours") or {}
+    local_now = now.astimezone(zone())
+    starts = []
+    for offset in range(int(settings().get("days_ahead", 10)) + 1):
+        day = (local_now + timedelta(days=offset)).replace(hour=0, minute=0, second=0, microsecond=0)
+        span = hours.get(DAYS[day.weekday()])
+        if not span:
+            continue
+        start_s, end_s = span.split("-")
+        start = day + timedelta(hours=int(start_s[:2]), minutes=int(start_s[3:]))
+        end = day + timedelta(hours=int(end_s[:2]), minutes=int(end_s[3:]))
+        slot = start
+        while slot + step <= end:
+            # Built as local wall-clock times, so a DST change keeps meetings at the announced hour.
+            aware = slot.replace(tzinfo=None).replace(tzinfo=zone())
+            if aware >= earliest:
+                starts.append(aware.astimezone(timezone.utc))
+            slot += step
+    return starts
+
+
+def candidates(session: Session, client: Client) -> list[Staff]:
+    """Who may hold the client's meeting: their account manager only, if they have one; else every
+    manager on duty."""
+    owner = account_manager_of(session, client)
+    return [owner] if owner is not None else managers_on_duty(session)
+
+
+def _busy(session: Session, manager_ids: list[int], since: datetime, until: datetime) -> dict[int, list[tuple]]:
+    rows = session.execute(select(Meeting.manager_id, Meeting.starts_at, Meeting.ends_at).where(
+        Meeting.manager_id.in_(manager_ids), Meeting.status == "booked",
+        Meeting.ends_at > since, Meeting.starts_at < until)).all()
+    busy: dict[int, list[tuple]] = {}
+    for manager_id, start, end in rows:
+        busy.setdefault(manager_id, []).append((_aware(start), _aware(end)))
+    return busy
+
+
+def _free(busy: list[tuple], start: datetime, end: datetime) -> bool:
+    return all(end <= b_start or start >= b_end for b_start, b_end in busy)
+
+
+def free_slots(session: Session, client: Client, now: datetime | None = None, count: int | None = None) -> list[datetime]:
+    """The next free starts (UTC) where one of the client's candidate managers is free."""
+    count = count or int(settings().get("slots_offered", 6))
+    managers = candidates(session, client)
+    starts = grid(now)
+    if not managers or not starts:
+        return []
+    busy = _busy(session, [m.id for m in managers], starts[0], starts[-1] + length())
+    out = []
+    for start in starts:
+        if any(_free(busy.get(m.id, []), start, start + length()) for m in managers):
+            out.append(start)
+            if len(out) == count:
+                break
+    return out
+
+
+def parse_slot(value: str | None) -> datetime | None:
+    try:
+        return _aware(datetime.fromisoformat(str(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+def book(session: Session, client: Client, starts_at: datetime, *, replacing: int | None = None,
+         now: datetime | None = None) -> Meeting:
+    """Book a slot for the client (moving meeting `replacing` when given). Raises SlotTaken when
+    the slot is not offered (any more) or every manager is busy then. Two clients booking the same
+    manager at the same moment: the unique `slot_key` lets one in and raises IntegrityError for
+    the other, whose unit of work is then rolled back; `book_in_turn` retries it afresh."""
+    starts_at = _aware(starts_at).astimezone(timezone.utc)
+    if starts_at not in grid(now):
+        raise SlotTaken("slot not offered")
+    old = _own_meeting(session, client, replacing) if replacing is not None else None
+    end = starts_at + length()
+    managers = candidates(session, client)
+    busy = _busy(session, [m.id for m in managers], starts_at, end)
+    for manager in sorted(managers, key=lambda m: len(busy.get(m.id, []))):
+        if not _free(busy.get(manager.id, []), starts_at, end):
+            continue
+        meeting = Meeting(client_id=client.id, manager_id=manager.id, starts_at=starts_at, ends_at=end,
+                          status="booked", slot_key=f"{manager.id}@{starts_at:%Y%m%dT%H%M}",
+                          lead_id=_open_lead_id(session, client))
+        session.add(meeting)
+        session.flush()  # IntegrityError: another client got this manager at this time just now
+        if old is not None:
+            _release(session, old, "moved")
+        _announce(session, client, manager, meeting, old)
+        return meeting
+    raise SlotTaken("slot taken")
+
+
+def book_in_turn(run, work, attempts: int = 3):
+    """`run(work)` in a fresh unit of work each time a booking lost a race (IntegrityError): the
+    next attempt sees the other booking and picks another manager, or raises SlotTaken."""
+    for _ in range(attempts):
+        try:
+            return run(work)
+        except IntegrityError:
+            continue
+    raise SlotTaken("slot taken")
+
+
+def _open_lead_id(session: Session, client: Client) -> int | None:
+    return session.scalar(select(Lead.id).where(Lead.client_id == client.id, Lead.status.in_(
+        ("new", "qualified", "hot", "contacted"))).order_by(Lead.id.desc()).limit(1))
+
+
+def _own_meeting(session: Session, client: Client, meeting_id: int) -> Meeting:
+    meeting = session.get(Meeting, int(meeting_id))
+    if meeting is None or meeting.client_id != client.id or meeting.status != "booked":
+        raise MeetingError("no such meeting")
+    return meeting
+
+
+def _release(session: Session, meeting: Meeting, status: str) -> None:
+    meeting.status, meeting.slot_key, meeting.cancelled_at = status, None, utcnow()
+    session.execute(update(Notification).where(Notification.meeting_id == meeting.id,
+                                               Notification.status == "pending")
+                    .values(status="cancelled"))
+
+
+def cancel(session: Session, client: Client, meeting_id: int) -> Meeting:
+    meeting = _own_meeting(session, client, meeting_id)
+    _release(session, meeting, "cancelled")
+    manager = session.get(Staff, meeting.manager_id)
+    enqueue(session, manager.telegram_id, translate(TEXTS, "cancelled_manager", manager.language,
+                                                    client=client.display_name,
+                                                    when=when_text(meeting.starts_at, manager.language)))
+    return meeting
+
+
+def upcoming(session: Session, client: Client, now: datetime | None = None) -> list[Meeting]:
+    return list(session.scalars(select(Meeting).where(
+        Meeting.client_id == client.id, Meeting.status == "booked", Meeting.starts_at >= _aware(now or utcnow()))
+        .order_by(Meeting.starts_at)))
+
+
+def _announce(session: Session, client: Client, manager: Staff, meeting: Meeting, old: Meeting | None) -> None:
+    """The invitation to both sides, and the reminders, all through the outbox."""
+    minutes = int(length().total_seconds() // 60)
+    language = client.language
+    enqueue(session, client.telegram_id, translate(TEXTS, "invitation", language,
+                                                   when=when_text(meeting.starts_at, language),
+                                                   manager=manager.name.split()[0], minutes=minutes),
+            meeting_id=meeting.id, attachment="ics")
+    lead = session.get(Lead, meeting.lead_id) if meeting.lead_id else None
+    if old is not None:
+        text = translate(TEXTS, "moved_manager", manager.language, client=client.display_name,
+                         old=when_text(old.starts_at, manager.language), when=when_text(meeting.starts_at, manager.language))
+    else:
+        text = translate(TEXTS, "confirmed_manager", manager.language, client=client.display_name,
+                         when=when_text(meeting.starts_at, manager.language), minutes=minutes,
+                         lead=translate(TEXTS, "lead", manager.language, id=lead.id, score=lead.score) if lead else "")
+    enqueue(session, manager.telegram_id, text, meeting_id=meeting.id, attachment="ics")
+    now = utcnow()
+    for before in settings().get("remind_before_minutes", [1440, 60]):
+        due = _aware(meeting.starts_at) - timedelta(minutes=int(before))
+        if due <= now:
+            continue
+        buttons = payload_buttons(session, client.telegram_id, [
+            {"title": translate(TEXTS, "move", language), "payload": f'/reschedule_meeting{{"meeting_id":"{meeting.id}"}}'},
+            {"title": translate(TEXTS, "cancel", language), "payload": f'/cancel_meeting{{"meeting_id":"{meeting.id}"}}'},
+        ])
+        enqueue(session, client.telegram_id, translate(TEXTS, "reminder_client", language,
+                                                       when=when_text(meeting.starts_at, language),
+                                                       manager=manager.name.split()[0]),
+                buttons, meeting_id=meeting.id, not_before=due)
+        enqueue(session, manager.telegram_id, translate(TEXTS, "reminder_manager", manager.language,
+                                                        client=client.display_name,
+                                                        when=when_text(meeting.starts_at, manager.language)),
+                meeting_id=meeting.id, not_before=due)
+
+
+def slot_buttons(session: Session, client: Client, starts: list[datetime], replacing: int | None = None) -> list[dict]:
+    """Rasa payload buttons, one per slot (the meeting to move rides along when moving one)."""
+    extra = f',"meeting_id":"{replacing}"' if replacing is not None else ""
+    return [{"title": short_text(s, client.language),
+             "payload": f'/choose_slot{{"meeting_slot":"{s.isoformat()}"{extra}}}'} for s in starts]
+
+
+def offer_slots(session: Session, client: Client) -> int:
+    """Send the client a choice of free slots (a manager's "propose a meeting" button).
+    Returns how many slots were offered."""
+    starts = free_slots(session, client)
+    if starts:
+        minutes = int(length().total_seconds() // 60)
+        enqueue(session, client.telegram_id, translate(TEXTS, "offer", client.language, minutes=minutes),
+                payload_buttons(session, client.telegram_id, slot_buttons(session, client, starts)))
+    return len(starts)
+
+
+def ics(session: Session, meeting: Meeting) -> str:
+    """The meeting as an iCalendar (RFC 5545) invitation."""
+    client = session.get(Client, meeting.client_id)
+    manager = session.get(Staff, meeting.manager_id)
+    company = company_profile().get("name", "")
+
+    def stamp(value: datetime) -> str:
+        return _aware(value).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+    status = "CONFIRMED" if meeting.status == "booked" else "CANCELLED"
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//assistant-relations-clients//meetings//FR", "METHOD:REQUEST",
+        "BEGIN:VEVENT",
+        f"UID:meeting-{meeting.id}@assistant-relations-clients",
+        f"DTSTAMP:{stamp(meeting.created_at)}",
+        f"DTSTART:{stamp(meeting.starts_at)}",
+        f"DTEND:{stamp(meeting.ends_at)}",
+        f"SUMMARY:{escape(translate(TEXTS, 'summary', client.language, company=company, client=client.display_name))}",
+        f"DESCRIPTION:{escape(manager.name)}",
+        f"STATUS:{status}",
+        "END:VEVENT", "END:VCALENDAR",
+    ]
+    return "\r\n".join(lines) + "\r\n"
