@@ -3,7 +3,7 @@ the company profile, and promotional consent."""
 
 from __future__ import annotations
 
-from actions.common import CrmAction, client_for, in_unit_of_work
+from actions.common import CrmAction, client_for, entity, in_unit_of_work
 from crm.company import POLICY_TOPICS, policy_answer
 from crm.consent import TEXTS, set_consent
 from crm.i18n import translate
@@ -24,7 +24,8 @@ class ConsentAction(CrmAction):
     granted: bool
 
     async def answer(self, dispatcher, tracker, domain, language):
-        await in_unit_of_work(lambda s: set_consent(s, client_for(s, tracker), self.granted, "conversation"))
+        source = "button" if entity(tracker, "consent_source") == "button" else "conversation"
+        await in_unit_of_work(lambda s: set_consent(s, client_for(s, tracker), self.granted, source))
         dispatcher.utter_message(text=translate(TEXTS, "subscribed" if self.granted else "unsubscribed", language))
         return []
 

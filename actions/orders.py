@@ -22,6 +22,7 @@ from actions.common import (
 from actions.parsing import parse_quantity
 from crm.catalog import format_money, product_by_sku, products_in_category, search_products
 from crm.complaints import client_complaints, complaint_line, find_client_complaint, parse_complaint_number
+from crm.consent import consent_unknown
 from crm.i18n import translate
 from crm.models import Product
 from crm.orders import (
@@ -102,6 +103,11 @@ TEXTS = {
         "en": "Order {number} confirmed: {quantity} × {name}, total {total}. Delivery to {address}. "
         "I will tell you at every step; ask me \"where is my order?\" at any time.",
     },
+    "offer_news": {
+        "fr": "Souhaitez-vous recevoir nos nouveautés et promotions ici ? Vous pourrez arrêter à tout moment (/stop).",
+        "en": "Would you like to receive our news and promotions here? You can stop at any time (/stop).",
+    },
+    "yes_news": {"fr": "Oui, je veux les recevoir", "en": "Yes, send them to me"},
     "gone": {
         "fr": "Désolé, entre-temps le stock a changé : il n'en reste que {stock}. Rien n'a été commandé. "
         "Voulez-vous recommencer avec une autre quantité ?",
@@ -318,16 +324,21 @@ class ActionPlaceOrder(CrmAction):
             client = client_for(session, tracker)
             product = product_by_sku(session, sku, active_only=False)
             order = place_order(session, client, product.id, quantity, address)
-            return order, product
+            # After a first order, a client who never said yes or no to promotions is asked once.
+            offer = len(client_orders(session, client, limit=2)) == 1 and consent_unknown(session, client)
+            return order, product, offer
 
         try:
-            order, product = await in_unit_of_work(work)
+            order, product, offer_news = await in_unit_of_work(work)
         except NotEnoughStock as exc:
             dispatcher.utter_message(text=t("gone", language, stock=exc.available))
             return [SlotSet(s, None) for s in ORDER_SLOTS]
         dispatcher.utter_message(text=t(
             "placed", language, number=order.number, quantity=quantity, name=product.name,
             total=format_money(order.total, order.currency, language), address=order.delivery_address))
+        if offer_news:
+            dispatcher.utter_message(text=t("offer_news", language), buttons=[
+                button(t("yes_news", language), "subscribe_promotions", consent_source="button")])
         return [SlotSet(s, None) for s in ORDER_SLOTS]
 
 

@@ -24,7 +24,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot import desk, leads
+from bot import broadcasts, desk, leads
+from bot.broadcaster import UNSUBSCRIBE_PREFIX, run_sender
 from bot.outbox import INTERVAL, deliver_outbox
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, split_text
@@ -168,8 +169,11 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     helper = assistant(context)
     _, language = await helper.client(update.effective_user)
     text = translate(TEXTS, "help", language)
-    if await helper.db(lambda s: staff_role(s, update.effective_user.id)) in ("manager", "admin"):
+    role = await helper.db(lambda s: staff_role(s, update.effective_user.id))
+    if role in ("manager", "admin"):
         text += translate(TEXTS, "staff_help", language)
+    if role in ("marketer", "admin"):
+        text += translate(TEXTS, "marketer_help", language)
     await safe_send(context.bot, update.effective_chat.id, text)
 
 
@@ -212,7 +216,8 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     helper = assistant(context)
     async with helper.chat_lock(message.chat_id):
-        if await desk.relay_from_manager(update, context) or await desk.relay_from_client(update, context):
+        if (await broadcasts.compose_input(update, context) or await desk.relay_from_manager(update, context)
+                or await desk.relay_from_client(update, context)):
             return
         await helper.converse(context.bot, update.effective_user, message.chat_id, text)
 
@@ -277,7 +282,8 @@ async def non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     helper = assistant(context)
 
     async with helper.chat_lock(message.chat_id):
-        if await desk.relay_from_manager(update, context) or await desk.relay_from_client(update, context):
+        if (await broadcasts.compose_input(update, context) or await desk.relay_from_manager(update, context)
+                or await desk.relay_from_client(update, context)):
             return
 
         def work(session):
@@ -312,6 +318,29 @@ async def _post_shutdown(application: Application) -> None:
     await application.bot_data["assistant"].rasa.close()
 
 
+class AssistantApplication(Application):
+    """The Application, plus the broadcast sender running beside the handlers (unless
+    BROADCAST_SENDER=separate: then `python -m bot sender` runs it)."""
+
+    async def start(self) -> None:
+        await super().start()
+        settings: Settings | None = self.bot_data.get("settings")
+        if settings is not None and settings.run_sender:
+            stop = self.bot_data["sender_stop"] = asyncio.Event()
+            self.bot_data["sender_task"] = asyncio.create_task(run_sender(
+                settings.database_url, self.bot.token, settings.telegram_base_url, settings.broadcast_rate, stop))
+
+    async def stop(self) -> None:
+        task = self.bot_data.pop("sender_task", None)
+        if task is not None:
+            self.bot_data["sender_stop"].set()
+            try:
+                await asyncio.wait_for(task, 15)
+            except (asyncio.TimeoutError, Exception) as exc:  # a stuck send: cancelled, the row is recovered
+                log.warning("broadcast sender stopped abruptly: %r", exc)
+        await super().stop()
+
+
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
@@ -335,6 +364,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
     application = (
         ApplicationBuilder()
+        .application_class(AssistantApplication)
         .token(token or settings.telegram_token)
         .base_url(settings.telegram_base_url)
         .rate_limiter(AIORateLimiter(max_retries=3))
@@ -344,6 +374,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
         .build()
     )
     application.bot_data["assistant"] = Assistant(engine, rasa)
+    application.bot_data["settings"] = settings
     private = filters.ChatType.PRIVATE
     group = staff_chat()
     # The desk's commands also work in the staff forum group (STAFF_CHAT_ID), in a client's topic.
@@ -359,11 +390,15 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler("done", desk.done_command, filters=desk_chats))
     application.add_handler(CommandHandler("client", desk.client_command, filters=desk_chats))
     application.add_handler(CommandHandler("note", desk.note_command, filters=desk_chats))
+    application.add_handler(CommandHandler("broadcast", broadcasts.broadcast_command, filters=private))
+    application.add_handler(CommandHandler("broadcasts", broadcasts.broadcasts_command, filters=private))
     application.add_handler(CommandHandler("leads", leads.leads_command, filters=private))
     application.add_handler(CommandHandler("lead", leads.lead_command, filters=private))
     application.add_handler(CallbackQueryHandler(desk.take_button, pattern=f"^{TAKE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=f"^{HANDOFF_RATE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(leads.meet_button, pattern=f"^{leads.MEET_PREFIX}"))
+    application.add_handler(CallbackQueryHandler(broadcasts.compose_button, pattern=f"^{broadcasts.PREFIX}"))
+    application.add_handler(CallbackQueryHandler(broadcasts.unsubscribe_button, pattern=f"^{UNSUBSCRIBE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(leads.status_button, pattern=f"^{leads.STATUS_PREFIX}"))
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
     application.add_handler(CallbackQueryHandler(rating, pattern=f"^{RATE_PREFIX}"))

@@ -213,7 +213,7 @@ def cmd_promotion(args) -> None:
 
 
 def cmd_client(args) -> None:
-    from crm.clients import ClientError, assign_account_manager, client_by_telegram_id, set_vip
+    from crm.clients import ClientError, assign_account_manager, client_by_telegram_id, set_vip, tag_client
     from crm.client_file import client_card
 
     def work(session):
@@ -221,6 +221,9 @@ def cmd_client(args) -> None:
         if args.client_command == "vip":
             set_vip(session, client, args.state == "on")
             return f"{client.display_name} is {'now' if client.vip else 'no longer'} VIP."
+        if args.client_command in ("tag", "untag"):
+            tag = tag_client(session, client, args.tag, present=args.client_command == "tag")
+            return f"{client.display_name}: tag {tag} {'added' if args.client_command == 'tag' else 'removed'}."
         if args.client_command == "assign":
             manager = None if args.manager == "none" else _telegram_id(args.manager)
             assign_account_manager(session, client, manager)
@@ -247,6 +250,63 @@ def cmd_export(args) -> None:
         print(f"{data.count(chr(10)) - 1} lead(s) written to {args.output}")
     else:
         sys.stdout.write(data)
+
+
+def cmd_sender(args) -> None:
+    from bot.broadcaster import run_sender
+
+    settings = _settings()
+    if settings.telegram_token is None:
+        sys.exit("Error: the sender needs TELEGRAM_BOT_TOKEN (and TELEGRAM_BASE_URL for a local Bot API)")
+    prepare_database(settings.database_url)
+    try:
+        asyncio.run(run_sender(settings.database_url, settings.telegram_token, settings.telegram_base_url,
+                               settings.broadcast_rate))
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_broadcast(args) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from crm import broadcasts
+
+    if args.broadcast_command == "list":
+        def work(session):
+            rows = broadcasts.listing(session, limit=50)
+            return "\n".join(
+                f"{b.id}\t{b.state}\t{(b.scheduled_at or b.created_at):%Y-%m-%d %H:%M}\t"
+                f"{broadcasts.counts(session, b.id)['sent']}/{broadcasts.counts(session, b.id)['total']} sent\t"
+                f"{b.segment or 'all'}" for b in rows) or "No broadcast yet."
+
+        _crm_command(work, broadcasts.BroadcastError)
+        return
+    if args.broadcast_command == "cancel":
+        _crm_command(lambda s: f"Broadcast {broadcasts.cancel(s, args.id).id} cancelled.", broadcasts.BroadcastError)
+        return
+    if args.broadcast_command == "count":
+        _crm_command(lambda s: f"{len(broadcasts.segment_client_ids(s, args.segment))} recipient(s)",
+                     broadcasts.BroadcastError)
+        return
+    when = None
+    if args.at:
+        try:
+            when = datetime.strptime(args.at, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo("Europe/Paris"))
+        except ValueError:
+            sys.exit(f"Error: --at must be 'YYYY-MM-DD HH:MM' (Paris time), got {args.at!r}")
+
+    def work(session):
+        broadcast = broadcasts.create(session, None, args.text_fr, args.text_en or "", args.segment, args.photo)
+        count = len(broadcasts.segment_client_ids(session, args.segment))
+        if not args.yes:
+            session.delete(broadcast)
+            return (f"{count} recipient(s) (segment: {args.segment or 'all'}). Nothing sent: add --yes to "
+                    f"{'schedule' if when else 'send'} it.")
+        broadcasts.schedule(session, broadcast, when)
+        return f"Broadcast {broadcast.id} {'scheduled for ' + args.at if when else 'queued'}: {count} recipient(s)."
+
+    _crm_command(work, broadcasts.BroadcastError)
 
 
 def _telegram_id(value: str) -> int:
@@ -321,7 +381,7 @@ def parser() -> argparse.ArgumentParser:
     promo_sub.add_parser("list", help="running promotions")
     promo.set_defaults(func=cmd_promotion)
 
-    client = sub.add_parser("client", help="a client's file, VIP mark and account manager")
+    client = sub.add_parser("client", help="a client's file, VIP mark, account manager and tags")
     client_sub = client.add_subparsers(dest="client_command", required=True, metavar="ACTION")
     show = client_sub.add_parser("show", help="print the client card managers see")
     show.add_argument("telegram_id", type=int)
@@ -332,7 +392,30 @@ def parser() -> argparse.ArgumentParser:
     assign = client_sub.add_parser("assign", help="give a client an account manager (their requests go to them first)")
     assign.add_argument("telegram_id", type=int)
     assign.add_argument("manager", help="the manager's Telegram id, or 'none'")
+    for action, text in (("tag", "put a tag on a client (for broadcast segments: tag:NAME)"), ("untag", "take a tag off")):
+        tagging = client_sub.add_parser(action, help=text)
+        tagging.add_argument("telegram_id", type=int)
+        tagging.add_argument("tag")
     client.set_defaults(func=cmd_client)
+
+    sub.add_parser("sender", help="run the broadcast sender alone (with BROADCAST_SENDER=separate for the bot)"
+                   ).set_defaults(func=cmd_sender)
+
+    bc = sub.add_parser("broadcast", help="promotional broadcasts to the clients who agreed")
+    bc_sub = bc.add_subparsers(dest="broadcast_command", required=True, metavar="ACTION")
+    create = bc_sub.add_parser("create", help="compose one; shows the recipients, sends only with --yes")
+    create.add_argument("--text-fr", required=True, help="Telegram HTML (<b>, <i>, <a href>...); {first_name} allowed")
+    create.add_argument("--text-en", help="the English version (default: the French text for everyone)")
+    create.add_argument("--segment", default="", help="e.g. 'lang:fr category:Écrans last_order>90 vip tag:salon'")
+    create.add_argument("--photo", help="an https URL or a Telegram file id (the text becomes its caption)")
+    create.add_argument("--at", help="'YYYY-MM-DD HH:MM', Paris time (default: now)")
+    create.add_argument("--yes", action="store_true", help="confirm: schedule it")
+    count = bc_sub.add_parser("count", help="how many clients a segment reaches now")
+    count.add_argument("segment")
+    bc_sub.add_parser("list", help="broadcasts and their state")
+    cancel_bc = bc_sub.add_parser("cancel", help="cancel a scheduled or running broadcast")
+    cancel_bc.add_argument("id", type=int)
+    bc.set_defaults(func=cmd_broadcast)
 
     export = sub.add_parser("export", help="export CRM data for an import elsewhere")
     export.add_argument("what", choices=["leads"])

@@ -31,6 +31,8 @@ class Settings:
     webhook_secret: str | None
     webhook_listen: str
     webhook_port: int
+    broadcast_rate: float = 30.0
+    run_sender: bool = True
 
     @property
     def local_chat(self) -> bool:
@@ -65,6 +67,19 @@ def _positive_float(name: str, default: float) -> float:
         number = -1
     if not 0 < number <= 600:
         raise SettingError(f"{name} must be a number of seconds between 0 and 600 (got {value!r})")
+    return number
+
+
+def _rate(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not 0 < number <= 1000:
+        raise SettingError(f"{name} must be a number of messages a second between 0 and 1000 (got {value!r})")
     return number
 
 
@@ -112,4 +127,6 @@ def load_settings() -> Settings:
         webhook_secret=secret,
         webhook_listen=os.environ.get("WEBHOOK_LISTEN", "0.0.0.0").strip() or "0.0.0.0",
         webhook_port=_port("WEBHOOK_PORT", 8443),
+        broadcast_rate=_rate("BROADCAST_RATE", 30.0),
+        run_sender=os.environ.get("BROADCAST_SENDER", "bot").strip().lower() != "separate",
     )

@@ -33,6 +33,12 @@ TEXTS = {
         "/order CMD-000123 STATUS — an order's status\n/resolve REC-000045 TEXT — resolve a complaint\n"
         "/leads — leads by score\n/lead N — a lead's card (and its status)",
     },
+    "marketer_help": {
+        "fr": "\n\nDiffusions :\n/broadcast — composer une diffusion (texte, segment, aperçu, envoi)\n"
+        "/broadcasts — les diffusions, leur état ; annuler",
+        "en": "\n\nBroadcasts:\n/broadcast — compose a broadcast (text, segment, preview, sending)\n"
+        "/broadcasts — the broadcasts and their state; cancel one",
+    },
     "choose_language": {
         "fr": "Dans quelle langue souhaitez-vous échanger ?",
         "en": "Which language would you like to use?",

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from crm.catalog import format_money
 from crm.complaints import CATEGORY_LABELS
+from crm.clients import client_tags
 from crm.i18n import translate
 from crm.leads import client_leads, lead_line
 from crm.meetings import upcoming, when_text
@@ -28,6 +29,7 @@ TEXTS = {
     "meetings": {"fr": "Rendez-vous à venir :", "en": "Upcoming meetings:"},
     "meeting_line": {"fr": "• {when} avec {manager}", "en": "• {when} with {manager}"},
     "vip": {"fr": "⭐ Client VIP", "en": "⭐ VIP client"},
+    "tags": {"fr": "Étiquettes : {tags}", "en": "Tags: {tags}"},
     "account_manager": {"fr": "Conseiller attitré : {name}", "en": "Account manager: {name}"},
 }
 
@@ -38,6 +40,9 @@ def client_card(session: Session, client: Client, language: str, messages: int =
                        client_language=client.language, since=client.first_seen)]
     if client.vip:
         lines.append(translate(TEXTS, "vip", language))
+    tags = client_tags(session, client)
+    if tags:
+        lines.append(translate(TEXTS, "tags", language, tags=", ".join(tags)))
     if client.account_manager_id:
         manager = session.get(Staff, client.account_manager_id)
         lines.append(translate(TEXTS, "account_manager", language, name=manager.name))

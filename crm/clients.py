@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -101,3 +102,28 @@ def assign_account_manager(session: Session, client: Client, manager_telegram_id
     if member is None or member.role not in ("manager", "admin"):
         raise ClientError(f"no active manager or admin with Telegram id {manager_telegram_id}")
     client.account_manager_id = member.id
+
+
+TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def tag_client(session: Session, client: Client, tag: str, present: bool = True) -> str:
+    """Put (or take off) a tag used by broadcast segments; tags are lower case, a-z 0-9 - _."""
+    from crm.models import ClientTag
+
+    tag = (tag or "").strip().lower()
+    if not TAG_RE.match(tag):
+        raise ClientError(f"a tag is 1 to 64 characters among a-z, 0-9, - and _ (got {tag!r})")
+    existing = session.scalar(select(ClientTag).where(ClientTag.client_id == client.id, ClientTag.tag == tag))
+    if present and existing is None:
+        session.add(ClientTag(client_id=client.id, tag=tag))
+    elif not present and existing is not None:
+        session.delete(existing)
+    session.flush()
+    return tag
+
+
+def client_tags(session: Session, client: Client) -> list[str]:
+    from crm.models import ClientTag
+
+    return list(session.scalars(select(ClientTag.tag).where(ClientTag.client_id == client.id).order_by(ClientTag.tag)))

@@ -40,3 +40,8 @@ def _latest(session: Session, client: Client) -> Consent | None:
 def has_consent(session: Session, client: Client) -> bool:
     latest = _latest(session, client)
     return bool(latest and latest.granted)
+
+
+def consent_unknown(session: Session, client: Client) -> bool:
+    """The client never said yes or no to promotions."""
+    return _latest(session, client) is None

@@ -59,6 +59,8 @@ class Client(Base):
     email: Mapped[str | None] = mapped_column(String(255))
     company: Mapped[str | None] = mapped_column(String(255))
     vip: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Telegram answered Forbidden (the client blocked the bot): no promotional message is tried again.
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The manager who looks after this client: their handoffs go to them first.
     account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -365,3 +367,59 @@ class Meeting(Base):
     slot_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClientTag(Base):
+    """A tag staff put on a client ("salon-2026", "revendeur"), for broadcast segments."""
+
+    __tablename__ = "client_tags"
+    __table_args__ = (Index("ix_client_tags_client_tag", "client_id", "tag", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(64), index=True)
+
+
+BROADCAST_STATES = ("draft", "scheduled", "running", "done", "cancelled")
+
+
+class Broadcast(Base):
+    """A promotional message to a segment of the clients who agreed to receive them."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    text_fr: Mapped[str] = mapped_column(Text, default="")
+    text_en: Mapped[str] = mapped_column(Text, default="")  # empty: the French text for everyone
+    photo: Mapped[str | None] = mapped_column(String(512))  # a Telegram file id or an https URL
+    segment: Mapped[str] = mapped_column(Text, default="")  # e.g. "lang:fr category:Écrans vip"
+    state: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    compose_step: Mapped[str | None] = mapped_column(String(16))  # where a Telegram draft stands
+    scheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+DELIVERY_STATES = ("pending", "sending", "sent", "unconfirmed", "failed", "blocked", "opted_out", "cancelled")
+
+
+class BroadcastDelivery(Base):
+    """One recipient of a broadcast, created when it starts. `sending` is claimed just before the
+    request to Telegram: a crash then leaves it `unconfirmed`, never sent a second time."""
+
+    __tablename__ = "broadcast_deliveries"
+    __table_args__ = (Index("ix_broadcast_deliveries_broadcast_client", "broadcast_id", "client_id", unique=True),
+                      Index("ix_broadcast_deliveries_broadcast_status", "broadcast_id", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

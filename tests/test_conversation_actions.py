@@ -211,12 +211,31 @@ async def test_summary_then_confirmation_places_the_order(shop):
                                "(IMP-HP-M404) à 289,00 €\nTotal : 867,00 €\nLivraison : 5 avenue Louise, 1050 "
                                "Bruxelles\n\nJe confirme la commande ?")
     assert [b["payload"] for b in summary["buttons"]] == ["/affirm", "/deny"]
-    [placed], events = await run(ActionPlaceOrder(), tracker("/affirm", slots=ORDER_SLOTS))
+    [placed, offer], events = await run(ActionPlaceOrder(), tracker("/affirm", slots=ORDER_SLOTS))
     assert placed["text"].startswith("Commande CMD-")
     assert "3 × Imprimante laser HP LaserJet Pro M404dn, total 867,00 €" in placed["text"]
     assert SlotSet("order_product", None) in events
     with unit_of_work(shop) as s:
         assert s.scalar(select(Product.stock).where(Product.sku == "IMP-HP-M404")) == 11
+    assert offer["text"].startswith("Souhaitez-vous recevoir nos nouveautés et promotions ici ?")
+    assert offer["buttons"][0]["payload"] == '/subscribe_promotions{"consent_source": "button"}'
+    [second], _ = await run(ActionPlaceOrder(), tracker("/affirm", slots=ORDER_SLOTS))
+    assert second["text"].startswith("Commande CMD-"), "asked after the first order only"
+
+
+async def test_the_consent_button_records_its_source(shop):
+    from crm.consent import has_consent
+    from crm.models import Consent
+
+    from actions.company import ActionSubscribe
+
+    [message], _ = await run(ActionSubscribe(), tracker('/subscribe_promotions{"consent_source": "button"}',
+                                                        intent="subscribe_promotions",
+                                                        entities=[{"entity": "consent_source", "value": "button"}]))
+    assert message["text"].startswith("C'est noté : vous recevrez nos nouveautés")
+    with unit_of_work(shop) as s:
+        assert s.scalar(select(Consent.source)) == "button"
+        assert has_consent(s, s.scalar(select(Client).where(Client.telegram_id == int(ALICE))))
 
 
 async def test_stock_taken_meanwhile_is_explained_and_nothing_ordered(shop):

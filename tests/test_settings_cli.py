@@ -13,7 +13,8 @@ from crm.settings import ROOT, SettingError
 
 SETTING_NAMES = ["TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "DATABASE_URL", "RASA_URL", "RASA_PORT",
                  "ACTION_PORT", "ACTION_SERVER_URL", "RASA_TIMEOUT", "WEBHOOK_URL", "WEBHOOK_SECRET",
-                 "WEBHOOK_PORT", "STAFF_CHAT_ID", "STAFF_CHAT_LANGUAGE"]
+                 "WEBHOOK_PORT", "STAFF_CHAT_ID", "STAFF_CHAT_LANGUAGE", "BROADCAST_RATE",
+                 "BROADCAST_SENDER"]
 
 
 @pytest.fixture
@@ -42,6 +43,8 @@ def test_defaults_need_nothing(env):
     ("WEBHOOK_SECRET", "with spaces!"),
     ("STAFF_CHAT_ID", "12345"),
     ("STAFF_CHAT_LANGUAGE", "de"),
+    ("BROADCAST_RATE", "0"),
+    ("BROADCAST_RATE", "fast"),
 ])
 def test_a_wrong_value_is_named(env, name, value):
     env.setenv(name, value)
@@ -154,6 +157,11 @@ def test_cli_client_vip_and_account_manager(tmp_path):
     assert unknown.returncode == 1 and "no client with Telegram id 777" in unknown.stderr
     assert cli("client", "assign", "5151", "claire", database_url=url).returncode == 1
     assert "has no account manager" in cli("client", "assign", "5151", "none", database_url=url).stdout
+    assert "tag salon-2026 added" in cli("client", "tag", "5151", "Salon-2026", database_url=url).stdout
+    assert "Étiquettes : salon-2026" in cli("client", "show", "5151", database_url=url).stdout
+    bad_tag = cli("client", "tag", "5151", "deux mots", database_url=url)
+    assert bad_tag.returncode == 1 and "a tag is 1 to 64 characters" in bad_tag.stderr
+    assert "removed" in cli("client", "untag", "5151", "salon-2026", database_url=url).stdout
 
 
 def test_cli_exports_leads_as_csv(tmp_path):
@@ -175,3 +183,36 @@ def test_cli_exports_leads_as_csv(tmp_path):
     refused = cli("export", "leads", "-o", str(tmp_path / "missing" / "leads.csv"), database_url=url)
     assert refused.returncode == 1 and "cannot write" in refused.stderr
     assert cli("export", "leads", "--format", "xlsx", database_url=url).returncode == 2
+
+
+def test_cli_broadcasts(tmp_path):
+    from crm.clients import TelegramProfile, register_client
+    from crm.consent import set_consent
+    from crm.db import engine_for, unit_of_work
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert cli("migrate", database_url=url).returncode == 0
+    with unit_of_work(engine_for(url)) as s:
+        for i, language in ((1, "fr"), (2, "en"), (3, "fr")):
+            client, _ = register_client(s, TelegramProfile(7000 + i, f"C{i}", "", None, language))
+            if i < 3:
+                set_consent(s, client, True, "command")
+    assert cli("broadcast", "count", "lang:fr", database_url=url).stdout.strip() == "1 recipient(s)"
+    dry = cli("broadcast", "create", "--text-fr", "<b>Soldes</b> {prénom}", database_url=url)
+    assert dry.returncode == 0 and "2 recipient(s) (segment: all). Nothing sent: add --yes" in dry.stdout
+    later = cli("broadcast", "create", "--text-fr", "Soldes", "--segment", "lang:en", "--at", "2030-01-15 09:30",
+                "--yes", database_url=url)
+    assert later.returncode == 0 and "scheduled for 2030-01-15 09:30: 1 recipient(s)" in later.stdout, later.stderr
+    listing = cli("broadcast", "list", database_url=url).stdout
+    assert "\tscheduled\t2030-01-15 08:30\t0/0 sent\tlang:en" in listing, "stored in UTC"
+    broadcast_id = listing.split("\t")[0]
+    assert "cancelled" in cli("broadcast", "cancel", broadcast_id, database_url=url).stdout
+    again = cli("broadcast", "cancel", broadcast_id, database_url=url)
+    assert again.returncode == 1 and "already cancelled" in again.stderr
+    for bad, error in ((["--text-fr", "<b>oops"], "never closed"), (["--text-fr", "x", "--segment", "colour:red"],
+                                                                    "unknown condition"),
+                       (["--text-fr", "x", "--at", "tomorrow"], "--at must be")):
+        result = cli("broadcast", "create", *bad, database_url=url)
+        assert result.returncode == 1 and error in result.stderr, (bad, result.stderr)
+    no_token = cli("sender", database_url=url, extra_env={"TELEGRAM_BOT_TOKEN": ""})
+    assert no_token.returncode == 1 and "needs TELEGRAM_BOT_TOKEN" in no_token.stderr

@@ -47,8 +47,11 @@ async def test_an_order_in_french_with_bad_quantities(stack):
         [summary] = await bot.say(user, "12 rue de la Paix, 75002 Paris")
         assert "2 × Ordinateur portable Lenovo ThinkPad T14 Gen 4 (ORD-LEN-T14) à 1\u202f449,00 €\nTotal : 2\u202f898,00 €" in summary.text
         before = await press(bot, user, summary, "Confirmer")
-        placed = (await bot.wait(user, before + 1))[-1]
+        placed, offer = (await bot.wait(user, before + 2))[before:before + 2]
         assert placed.text.startswith("Commande CMD-") and "confirmée" in placed.text
+        assert offer.text.startswith("Souhaitez-vous recevoir nos nouveautés et promotions ici ?"), "a first order"
+        before = await press(bot, user, offer, "Oui, je veux les recevoir")
+        assert (await bot.wait(user, before + 1))[-1].text.startswith("C'est noté : vous recevrez nos nouveautés")
         number = placed.text.split()[1]
         [status] = await bot.say(user, "où en est ma commande ?")
         assert status.text.startswith(f"Vos dernières commandes :\n• {number}")
@@ -130,7 +133,7 @@ async def test_another_clients_order_number_is_not_revealed(stack):
         await bot.say(owner, "3")
         summary = (await bot.say(owner, "8 boulevard Haussmann, 75009 Paris"))[0]
         before = await press(bot, owner, summary, "Confirmer")
-        number = (await bot.wait(owner, before + 1))[-1].text.split()[1]
+        number = (await bot.wait(owner, before + 2))[before].text.split()[1]
         [answer] = await bot.say(other, f"où en est la commande {number} ?")
         [cancel] = await bot.say(other, f"annuler la commande {number}")
     assert answer.text == f"Je ne trouve pas de commande {number} à votre nom. Vérifiez le numéro (par exemple CMD-000123)."

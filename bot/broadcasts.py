@@ -1,0 +1,343 @@
+"""Broadcasts in Telegram, for marketers and admins: /broadcast composes one step by step (French
+text or photo, English text, segment, preview with the exact number of recipients, now or at a
+date, confirm), /broadcasts lists them and cancels one. Clients' "unsubscribe" button too.
+The draft lives in the CRM (broadcasts.compose_step), so a restart does not lose it."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.broadcaster import UNSUBSCRIBE_PREFIX
+from bot.staff import staff_member
+from crm import broadcasts as crm_broadcasts
+from crm.clients import TelegramProfile, register_client
+from crm.consent import set_consent
+from crm.consent import TEXTS as CONSENT_TEXTS
+from crm.i18n import translate
+from crm.models import Broadcast, Staff, utcnow
+from crm.staff import active_staff
+
+log = logging.getLogger(__name__)
+PREFIX = "bc:"
+ROLES = ("marketer", "admin")
+PARIS = ZoneInfo("Europe/Paris")
+
+TEXTS = {
+    "ask_fr": {
+        "fr": "Nouvelle diffusion. Envoyez le texte en français (mise en forme permise ; {{prénom}} insère le "
+        "prénom du client). Une photo avec légende convient aussi. /broadcasts pour la liste.",
+        "en": "New broadcast. Send the French text (formatting allowed; {{first_name}} inserts the client's first "
+        "name). A photo with a caption works too. /broadcasts for the list.",
+    },
+    "ask_en": {"fr": "Maintenant la version anglaise, ou le bouton pour garder le texte français pour tous.",
+               "en": "Now the English version, or the button to keep the French text for everyone."},
+    "same": {"fr": "Texte français pour tous", "en": "French text for everyone"},
+    "ask_segment": {
+        "fr": "À qui ? Choisissez, ou écrivez un segment (conditions combinées) : {help}",
+        "en": "To whom? Choose, or write a segment (conditions combined): {help}",
+    },
+    "everyone": {"fr": "Tous les abonnés", "en": "All subscribers"},
+    "french": {"fr": "Francophones", "en": "French speakers"},
+    "english": {"fr": "Anglophones", "en": "English speakers"},
+    "vip": {"fr": "VIP", "en": "VIP"},
+    "preview": {"fr": "👆 Aperçu. {count} destinataire(s) (segment : {segment}). Quand l'envoyer ?",
+                "en": "👆 Preview. {count} recipient(s) (segment: {segment}). When should it go?"},
+    "now": {"fr": "Maintenant", "en": "Now"},
+    "later": {"fr": "Programmer", "en": "Schedule"},
+    "drop": {"fr": "Abandonner", "en": "Discard"},
+    "ask_when": {"fr": "Date et heure d'envoi (JJ/MM/AAAA HH:MM, heure de Paris) ?",
+                 "en": "Date and time to send (DD/MM/YYYY HH:MM, Paris time)?"},
+    "bad_when": {"fr": "Je n'ai pas compris la date, ou elle est passée. Exemple : 15/12/2026 09:30",
+                 "en": "I did not understand the date, or it is in the past. Example: 15/12/2026 09:30"},
+    "confirm_now": {"fr": "Envoyer maintenant à {count} destinataire(s) ?",
+                    "en": "Send now to {count} recipient(s)?"},
+    "confirm_at": {"fr": "Envoyer le {when:%d/%m/%Y à %H:%M} à {count} destinataire(s) (compté maintenant ; "
+                         "les désabonnements d'ici là sont respectés) ?",
+                   "en": "Send on {when:%d/%m/%Y at %H:%M} to {count} recipient(s) (counted now; opt-outs until "
+                         "then are respected)?"},
+    "confirm": {"fr": "Confirmer", "en": "Confirm"},
+    "scheduled": {"fr": "✅ Diffusion n° {id} programmée. Vous recevrez l'avancement et le bilan ici.",
+                  "en": "✅ Broadcast no. {id} scheduled. You will get its progress and report here."},
+    "discarded": {"fr": "Diffusion abandonnée.", "en": "Broadcast discarded."},
+    "error": {"fr": "Impossible : {error}", "en": "Not possible: {error}"},
+    "preview_failed": {"fr": "Telegram refuse ce message : {error}. Corrigez le texte : /broadcast",
+                       "en": "Telegram refuses this message: {error}. Fix the text: /broadcast"},
+    "list_empty": {"fr": "Aucune diffusion.", "en": "No broadcast yet."},
+    "list": {"fr": "Diffusions :", "en": "Broadcasts:"},
+    "line": {"fr": "n° {id} — {state} — {when} — {sent}/{total} envoyés — {segment}",
+             "en": "no. {id} — {state} — {when} — {sent}/{total} sent — {segment}"},
+    "cancel_button": {"fr": "Annuler n° {id}", "en": "Cancel no. {id}"},
+    "cancelled": {"fr": "Diffusion n° {id} annulée.", "en": "Broadcast no. {id} cancelled."},
+    "expired": {"fr": "Ce bouton n'est plus valable.", "en": "This button is no longer valid."},
+    "needs_text": {"fr": "J'attends un texte (ou une photo avec légende).", "en": "I am waiting for a text (or a photo with a caption)."},
+}
+STATES = {
+    "scheduled": {"fr": "programmée", "en": "scheduled"}, "running": {"fr": "en cours", "en": "running"},
+    "done": {"fr": "terminée", "en": "done"}, "cancelled": {"fr": "annulée", "en": "cancelled"},
+}
+
+
+def t(key: str, language: str, **values) -> str:
+    return translate(TEXTS, key, language, **values)
+
+
+def assistant(context):
+    return context.application.bot_data["assistant"]
+
+
+def buttons(*rows: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(title, callback_data=data) for title, data in row]
+                                 for row in rows])
+
+
+def _draft_of(session, staff_id: int) -> Broadcast | None:
+    return session.scalar(select(Broadcast).where(Broadcast.created_by == staff_id, Broadcast.state == "draft")
+                          .order_by(Broadcast.id.desc()).limit(1))
+
+
+async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    member_id, language = await staff_member(update, context, roles=ROLES)
+    if member_id is None:
+        return
+
+    def work(session):
+        for old in session.scalars(select(Broadcast).where(Broadcast.created_by == member_id,
+                                                           Broadcast.state == "draft")):
+            old.state = "cancelled"  # one draft at a time: /broadcast starts afresh
+        session.add(Broadcast(created_by=member_id, state="draft", compose_step="text_fr"))
+
+    await assistant(context).db(work)
+    await update.effective_message.reply_text(t("ask_fr", language))
+
+
+async def compose_input(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """A marketer's message while one of their drafts waits for text, a segment or a date.
+    True when it was taken as such (then nothing else handles it)."""
+    message, user = update.effective_message, update.effective_user
+
+    def find(session):
+        member = active_staff(session, user.id)
+        if member is None or member.role not in ROLES:
+            return None
+        draft = _draft_of(session, member.id)
+        return (draft.id, draft.compose_step, member.language) if draft and draft.compose_step else None
+
+    found = await assistant(context).db(find)
+    if found is None:
+        return False
+    draft_id, step, language = found
+    if step in ("text_fr", "text_en"):
+        text = message.text_html if message.text else (message.caption_html if message.caption else None)
+        photo = message.photo[-1].file_id if message.photo else None
+        if not text:
+            await message.reply_text(t("needs_text", language))
+            return True
+
+        def save(session):
+            draft = session.get(Broadcast, draft_id)
+            checked = crm_broadcasts.check_text(text)
+            if step == "text_fr":
+                draft.text_fr, draft.photo, draft.compose_step = checked, photo, "text_en"
+            else:
+                draft.text_en, draft.compose_step = checked, "segment"
+
+        try:
+            await assistant(context).db(save)
+        except crm_broadcasts.BroadcastError as exc:
+            await message.reply_text(t("error", language, error=exc))
+            return True
+        if step == "text_fr":
+            await message.reply_text(t("ask_en", language), reply_markup=buttons([(t("same", language), f"{PREFIX}{draft_id}:same")]))
+        else:
+            await _ask_segment(message, draft_id, language)
+        return True
+    if step == "segment" and message.text:
+        await _set_segment(update, context, draft_id, message.text, language)
+        return True
+    if step == "when" and message.text:
+        when = parse_when(message.text)
+        if when is None or when <= utcnow():
+            await message.reply_text(t("bad_when", language))
+            return True
+        await _confirm(update, context, draft_id, language, when)
+        return True
+    return False
+
+
+async def _ask_segment(message, draft_id: int, language: str) -> None:
+    await message.reply_text(t("ask_segment", language, help=crm_broadcasts.SEGMENT_HELP), reply_markup=buttons(
+        [(t("everyone", language), f"{PREFIX}{draft_id}:seg:all"), (t("vip", language), f"{PREFIX}{draft_id}:seg:vip")],
+        [(t("french", language), f"{PREFIX}{draft_id}:seg:fr"), (t("english", language), f"{PREFIX}{draft_id}:seg:en")]))
+
+
+SEGMENT_BUTTONS = {"all": "all", "vip": "vip", "fr": "lang:fr", "en": "lang:en"}
+
+
+async def _set_segment(update: Update, context, draft_id: int, spec: str, language: str) -> None:
+    """Keep the segment, then send the preview (as a client would see it) and the exact count."""
+    chat_id = update.effective_chat.id
+
+    def work(session):
+        crm_broadcasts.parse_segment(spec)
+        draft = session.get(Broadcast, draft_id)
+        draft.segment, draft.compose_step = spec.strip(), "when_choice"
+        member = session.get(Staff, draft.created_by)
+        first_name = member.name.split()[0]
+        return (crm_broadcasts.render(draft, language, first_name), draft.photo,
+                len(crm_broadcasts.segment_client_ids(session, spec)))
+
+    try:
+        text, photo, count = await assistant(context).db(work)
+    except crm_broadcasts.BroadcastError as exc:
+        await context.bot.send_message(chat_id, t("error", language, error=exc))
+        return
+    try:
+        if photo:
+            await context.bot.send_photo(chat_id, photo, caption=text, parse_mode=ParseMode.HTML)
+        else:
+            await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
+    except TelegramError as exc:
+        await assistant(context).db(lambda s: setattr(s.get(Broadcast, draft_id), "compose_step", "text_fr"))
+        await context.bot.send_message(chat_id, t("preview_failed", language, error=exc))
+        return
+    await context.bot.send_message(chat_id, t("preview", language, count=count, segment=spec.strip() or "all"),
+                                   reply_markup=buttons([(t("now", language), f"{PREFIX}{draft_id}:now"),
+                                                         (t("later", language), f"{PREFIX}{draft_id}:later")],
+                                                        [(t("drop", language), f"{PREFIX}{draft_id}:drop")]))
+
+
+async def _confirm(update: Update, context, draft_id: int, language: str, when: datetime | None) -> None:
+    def work(session):
+        draft = session.get(Broadcast, draft_id)
+        draft.scheduled_at = when.astimezone(timezone.utc) if when else None  # until confirmed; None: now
+        draft.compose_step = "confirm"
+        return len(crm_broadcasts.segment_client_ids(session, draft.segment))
+
+    count = await assistant(context).db(work)
+    text = t("confirm_now", language, count=count) if when is None else t(
+        "confirm_at", language, count=count, when=when.astimezone(PARIS))
+    await context.bot.send_message(update.effective_chat.id, text, reply_markup=buttons(
+        [(t("confirm", language), f"{PREFIX}{draft_id}:ok"), (t("drop", language), f"{PREFIX}{draft_id}:drop")]))
+
+
+def parse_when(text: str) -> datetime | None:
+    match = re.fullmatch(r"\s*(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2})[:h](\d{2})\s*", text or "")
+    if not match:
+        return None
+    day, month, year, hour, minute = (int(g) for g in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, tzinfo=PARIS)
+    except ValueError:
+        return None
+
+
+async def compose_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """bc:<draft id>:<choice>, honoured only for the marketer who owns the draft, at its step."""
+    query = update.callback_query
+    match = re.fullmatch(rf"{PREFIX}(\d{{1,9}}):(same|seg:all|seg:vip|seg:fr|seg:en|now|later|ok|drop|cancel)",
+                         query.data or "")
+
+    def find(session):
+        member = active_staff(session, update.effective_user.id)
+        if member is None or member.role not in ROLES or match is None:
+            return None, member.language if member else "fr"
+        broadcast = session.get(Broadcast, int(match.group(1)))
+        if broadcast is None or (broadcast.created_by != member.id and match.group(2) != "cancel"):
+            return None, member.language
+        return (broadcast.id, broadcast.state, broadcast.compose_step), member.language
+
+    found, language = await assistant(context).db(find)
+    expected = {"same": "text_en", "now": "when_choice", "later": "when_choice", "ok": "confirm"}
+    choice = match.group(2) if match else ""
+    if found is None or (choice in expected and found[2] != expected[choice]) or (
+            choice.startswith("seg:") and found[2] != "segment") or (choice == "drop" and found[1] != "draft"):
+        await query.answer(t("expired", language), show_alert=True)
+        return
+    draft_id = found[0]
+    await query.answer()
+    message = query.message
+    if choice == "same":
+        await assistant(context).db(lambda s: setattr(s.get(Broadcast, draft_id), "compose_step", "segment"))
+        await _ask_segment(message, draft_id, language)
+    elif choice.startswith("seg:"):
+        await _set_segment(update, context, draft_id, SEGMENT_BUTTONS[choice[4:]], language)
+    elif choice == "now":
+        await _confirm(update, context, draft_id, language, None)
+    elif choice == "later":
+        await assistant(context).db(lambda s: setattr(s.get(Broadcast, draft_id), "compose_step", "when"))
+        await context.bot.send_message(update.effective_chat.id, t("ask_when", language))
+    elif choice == "ok":
+        def work(session):
+            draft = session.get(Broadcast, draft_id)
+            crm_broadcasts.schedule(session, draft, draft.scheduled_at)
+
+        await assistant(context).db(work)
+        await context.bot.send_message(update.effective_chat.id, t("scheduled", language, id=draft_id))
+    elif choice == "drop":
+        await assistant(context).db(lambda s: setattr(s.get(Broadcast, draft_id), "state", "cancelled"))
+        await context.bot.send_message(update.effective_chat.id, t("discarded", language))
+    elif choice == "cancel":
+        try:
+            await assistant(context).db(lambda s: crm_broadcasts.cancel(s, draft_id))
+        except crm_broadcasts.BroadcastError as exc:
+            await context.bot.send_message(update.effective_chat.id, t("error", language, error=exc))
+            return
+        await context.bot.send_message(update.effective_chat.id, t("cancelled", language, id=draft_id))
+
+
+async def broadcasts_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    member_id, language = await staff_member(update, context, roles=ROLES)
+    if member_id is None:
+        return
+
+    def work(session):
+        rows = []
+        for b in crm_broadcasts.listing(session):
+            numbers = crm_broadcasts.counts(session, b.id)
+            when = (b.started_at or b.scheduled_at or b.created_at).astimezone(PARIS)
+            rows.append((b.id, b.state, when, numbers["sent"], numbers["total"], b.segment or "all"))
+        return rows
+
+    rows = await assistant(context).db(work)
+    if not rows:
+        await update.effective_message.reply_text(t("list_empty", language))
+        return
+    lines = [t("list", language)] + [
+        t("line", language, id=i, state=translate(STATES, state, language), when=f"{when:%d/%m %H:%M}", sent=sent,
+          total=total, segment=segment) for i, state, when, sent, total, segment in rows]
+    cancellable = [(t("cancel_button", language, id=i), f"{PREFIX}{i}:cancel")
+                   for i, state, *_ in rows if state in ("scheduled", "running")]
+    await update.effective_message.reply_text("\n".join(lines), reply_markup=buttons(
+        *[[c] for c in cancellable]) if cancellable else None)
+
+
+async def unsubscribe_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The button under every promotional message: the client who pressed it opts out at once."""
+    query = update.callback_query
+
+    def work(session):
+        client, _ = register_client(session, TelegramProfile(
+            update.effective_user.id, update.effective_user.first_name or "", update.effective_user.last_name or "",
+            update.effective_user.username, update.effective_user.language_code))
+        set_consent(session, client, False, "button")
+        return client.language
+
+    language = await assistant(context).db(work)
+    await query.answer(translate(CONSENT_TEXTS, "unsubscribed", language), show_alert=True)
+    try:
+        await query.edit_message_reply_markup(None)
+    except TelegramError as exc:
+        log.info("could not remove the unsubscribe button: %s", exc)
+
+
+__all__ = ["UNSUBSCRIBE_PREFIX", "broadcast_command", "broadcasts_command", "compose_button", "compose_input",
+           "unsubscribe_button"]

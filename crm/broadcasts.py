@@ -1,0 +1,398 @@
+"""Marketers' broadcasts: segments of the clients who agreed, one delivery row per recipient
+(created when the broadcast starts), claimed one at a time by the sender, with every outcome
+recorded. A row is claimed (`sending`) before its request to Telegram: a crash leaves it
+`unconfirmed`, never sent twice. The sender itself is bot/broadcaster.py."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from crm.i18n import translate
+from crm.models import (
+    Broadcast,
+    BroadcastDelivery,
+    Client,
+    ClientTag,
+    Consent,
+    Lead,
+    Order,
+    OrderLine,
+    Product,
+    Staff,
+    utcnow,
+)
+from crm.outbox import enqueue
+
+MAX_ATTEMPTS = 5
+PROGRESS_EVERY = timedelta(seconds=30)
+ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler",
+                "span", "blockquote"}
+FIRST_NAME = re.compile(r"\{(first_name|prenom|prénom)\}")
+
+TEXTS = {
+    "unsubscribe": {"fr": "Se désabonner", "en": "Unsubscribe"},
+    "report": {
+        "fr": "📣 Diffusion n° {id} terminée : {sent} envoyés, {failed} en échec, {blocked} bloqués (bot bloqué), "
+        "{unconfirmed} non confirmés (envoi interrompu), {opted_out} désabonnés depuis, sur {total}.",
+        "en": "📣 Broadcast no. {id} finished: {sent} sent, {failed} failed, {blocked} blocked (bot blocked), "
+        "{unconfirmed} unconfirmed (sending interrupted), {opted_out} opted out since, out of {total}.",
+    },
+    "progress": {"fr": "📣 Diffusion n° {id} : {done} sur {total} traités ({sent} envoyés).",
+                 "en": "📣 Broadcast no. {id}: {done} of {total} processed ({sent} sent)."},
+    "started": {"fr": "📣 Diffusion n° {id} commencée : {total} destinataires.",
+                "en": "📣 Broadcast no. {id} started: {total} recipients."},
+}
+
+
+class BroadcastError(ValueError):
+    pass
+
+
+# --- segments --------------------------------------------------------------------------------------
+
+SEGMENT_HELP = ("all | lang:fr|en | category:NAME | product:SKU | last_order>DAYS | last_order<DAYS | no_order | "
+                "lead:STATUS | score>=N | score<N | vip | tag:TAG  (combined: all must hold)")
+
+
+@dataclass(frozen=True)
+class Condition:
+    kind: str
+    value: str | int | None = None
+
+
+def parse_segment(spec: str) -> list[Condition]:
+    """`lang:fr category:"Écrans" last_order>90 vip` -> conditions (all must hold)."""
+    try:
+        tokens = shlex.split(spec or "")
+    except ValueError as exc:
+        raise BroadcastError(f"segment: {exc}") from None
+    conditions = []
+    for token in tokens:
+        low = token.lower()
+        if low in ("all", "tous", "*"):
+            continue
+        if low in ("vip", "no_order"):
+            conditions.append(Condition(low))
+            continue
+        match = re.fullmatch(r"(last_order|score)\s*(>=|<=|>|<)\s*(\d{1,6})", low)
+        if match:
+            conditions.append(Condition(f"{match.group(1)}{match.group(2)}", int(match.group(3))))
+            continue
+        key, sep, value = token.partition(":")
+        key = key.lower()
+        if sep and value and key in ("lang", "category", "product", "lead", "tag"):
+            if key == "lang" and value.lower() not in ("fr", "en"):
+                raise BroadcastError(f"segment: lang must be fr or en (got {value!r})")
+            conditions.append(Condition(key, value))
+            continue
+        raise BroadcastError(f"segment: unknown condition {token!r}; use {SEGMENT_HELP}")
+    return conditions
+
+
+def consenting_clients(session: Session):
+    """A query of the clients whose latest consent is granted and who did not block the bot."""
+    latest = (select(Consent.client_id, func.max(Consent.id).label("last_id"))
+              .group_by(Consent.client_id).subquery())
+    return (select(Client).join(latest, latest.c.client_id == Client.id)
+            .join(Consent, Consent.id == latest.c.last_id)
+            .where(Consent.granted.is_(True), Client.unreachable.is_(False)))
+
+
+def segment_client_ids(session: Session, spec: str, now: datetime | None = None) -> list[int]:
+    """The exact recipients of a segment, in a stable order."""
+    now = now or utcnow()
+    query = consenting_clients(session)
+    for c in parse_segment(spec):
+        if c.kind == "lang":
+            query = query.where(Client.language == str(c.value).lower())
+        elif c.kind == "vip":
+            query = query.where(Client.vip.is_(True))
+        elif c.kind == "tag":
+            query = query.where(Client.id.in_(select(ClientTag.client_id).where(ClientTag.tag == str(c.value).lower())))
+        elif c.kind in ("category", "product"):
+            # Compared in Python: SQLite's lower() leaves "É" as it is.
+            wanted = str(c.value).casefold()
+            products = [p.id for p in session.scalars(select(Product))
+                        if (p.category if c.kind == "category" else p.sku).casefold() == wanted]
+            ordered = (select(Order.client_id).join(OrderLine, OrderLine.order_id == Order.id)
+                       .where(OrderLine.product_id.in_(products), Order.status != "cancelled"))
+            query = query.where(Client.id.in_(ordered))
+        elif c.kind == "no_order":
+            query = query.where(Client.id.not_in(select(Order.client_id)))
+        elif c.kind.startswith("last_order"):
+            last = select(Order.client_id, func.max(Order.created_at).label("at")).group_by(Order.client_id).subquery()
+            limit = now - timedelta(days=int(c.value))
+            # "more than N days since the last order" is an older last order, and the other way round
+            at = {"last_order>": last.c.at < limit, "last_order>=": last.c.at <= limit,
+                  "last_order<": last.c.at > limit, "last_order<=": last.c.at >= limit}[c.kind]
+            query = query.where(Client.id.in_(select(last.c.client_id).where(at)))
+        elif c.kind == "lead":
+            query = query.where(Client.id.in_(select(Lead.client_id).where(Lead.status == str(c.value).lower())))
+        elif c.kind.startswith("score"):
+            best = select(Lead.client_id).group_by(Lead.client_id)
+            op = c.kind[len("score"):]
+            score = func.max(Lead.score)
+            having = {">": score > c.value, ">=": score >= c.value, "<": score < c.value, "<=": score <= c.value}[op]
+            query = query.where(Client.id.in_(best.having(having)))
+    return list(session.scalars(query.with_only_columns(Client.id).order_by(Client.id)))
+
+
+# --- composing -----------------------------------------------------------------------------------
+
+
+class _TagCheck(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.stack: list[str] = []
+        self.error: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in ALLOWED_TAGS:
+            self.error = self.error or f"<{tag}> is not allowed (Telegram accepts {', '.join(sorted(ALLOWED_TAGS))})"
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.error = self.error or f"</{tag}> does not close the tag opened before it"
+
+
+def check_text(text: str) -> str:
+    """The message as Telegram HTML, checked: not empty, under the limits, tags Telegram accepts."""
+    text = (text or "").strip()
+    if not text:
+        raise BroadcastError("the message is empty")
+    if len(text) > 4000:
+        raise BroadcastError(f"the message is {len(text)} characters long; Telegram accepts 4,096 at most")
+    checker = _TagCheck()
+    checker.feed(text)
+    checker.close()
+    if checker.error or checker.stack:
+        raise BroadcastError(f"formatting: {checker.error or f'<{checker.stack[-1]}> is never closed'}")
+    return text
+
+
+def render(broadcast: Broadcast, language: str, first_name: str) -> str:
+    """The text a client reads: their language (French when there is no English version), their
+    first name where the marketer put {first_name} / {prénom}."""
+    text = broadcast.text_en if language == "en" and broadcast.text_en else broadcast.text_fr
+    return FIRST_NAME.sub(html.escape(first_name or ""), text)
+
+
+def create(session: Session, staff: Staff | None, text_fr: str, text_en: str = "", segment: str = "",
+           photo: str | None = None) -> Broadcast:
+    text_fr = check_text(text_fr)
+    text_en = check_text(text_en) if (text_en or "").strip() else ""
+    if photo is not None and len(text_fr) > 1024 or photo is not None and len(text_en) > 1024:
+        raise BroadcastError("with a photo the text is a caption: 1,024 characters at most")
+    parse_segment(segment)
+    broadcast = Broadcast(created_by=staff.id if staff else None, text_fr=text_fr, text_en=text_en,
+                          segment=segment.strip(), photo=photo, state="draft")
+    session.add(broadcast)
+    session.flush()
+    return broadcast
+
+
+def schedule(session: Session, broadcast: Broadcast, when: datetime | None = None) -> Broadcast:
+    """Confirmed: sent at `when` (now when None). Rows are made when it starts."""
+    if broadcast.state != "draft":
+        raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}")
+    # Stored in UTC (SQLite keeps the wall-clock time only); a naive time read back is UTC already.
+    when = _aware(when or utcnow()).astimezone(timezone.utc)
+    broadcast.state, broadcast.scheduled_at, broadcast.compose_step = "scheduled", when, None
+    return broadcast
+
+
+def cancel(session: Session, broadcast_id: int) -> Broadcast:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        raise BroadcastError(f"no broadcast {broadcast_id}")
+    if broadcast.state in ("done", "cancelled"):
+        raise BroadcastError(f"broadcast {broadcast_id} is already {broadcast.state}")
+    broadcast.state, broadcast.finished_at = "cancelled", utcnow()
+    session.execute(update(BroadcastDelivery).where(BroadcastDelivery.broadcast_id == broadcast_id,
+                                                    BroadcastDelivery.status == "pending")
+                    .values(status="cancelled"))
+    return broadcast
+
+
+def listing(session: Session, limit: int = 10) -> list[Broadcast]:
+    return list(session.scalars(select(Broadcast).where(Broadcast.state != "draft")
+                                .order_by(Broadcast.id.desc()).limit(limit)))
+
+
+# --- sending ----------------------------------------------------------------------------------------
+
+
+def start_due(session: Session, now: datetime | None = None) -> list[int]:
+    """Scheduled broadcasts whose time has come: running, with one delivery row per recipient
+    (the segment is evaluated now, so an opt-out before the start is respected)."""
+    now = now or utcnow()
+    started = []
+    for broadcast in session.scalars(select(Broadcast).where(Broadcast.state == "scheduled",
+                                                             Broadcast.scheduled_at <= now)):
+        taken = session.execute(update(Broadcast).where(Broadcast.id == broadcast.id, Broadcast.state == "scheduled")
+                                .values(state="running", started_at=now, last_progress_at=now)).rowcount
+        if taken != 1:
+            continue  # another sender started it
+        ids = segment_client_ids(session, broadcast.segment, now)
+        if ids:
+            session.execute(insert(BroadcastDelivery), [
+                {"broadcast_id": broadcast.id, "client_id": i, "status": "pending", "attempts": 0} for i in ids])
+        _tell_creator(session, broadcast, "started", total=len(ids))
+        started.append(broadcast.id)
+    return started
+
+
+@dataclass(frozen=True)
+class Job:
+    delivery_id: int
+    broadcast_id: int
+    chat_id: int
+    language: str
+    text: str
+    photo: str | None
+
+
+def claim_next(session: Session, now: datetime | None = None) -> Job | None:
+    """The next row to send, claimed (`sending`). A recipient who opted out since the start is
+    marked `opted_out` and skipped."""
+    now = now or utcnow()
+    while True:
+        row = session.execute(
+            select(BroadcastDelivery, Client, Broadcast)
+            .join(Client, Client.id == BroadcastDelivery.client_id)
+            .join(Broadcast, Broadcast.id == BroadcastDelivery.broadcast_id)
+            .where(Broadcast.state == "running", BroadcastDelivery.status == "pending",
+                   or_(BroadcastDelivery.next_attempt_at.is_(None), BroadcastDelivery.next_attempt_at <= now))
+            .order_by(BroadcastDelivery.id).limit(1)).first()
+        if row is None:
+            return None
+        delivery, client, broadcast = row
+        if not _consents(session, client.id) or client.unreachable:
+            _set(session, delivery.id, "pending", status="opted_out" if not client.unreachable else "blocked")
+            continue
+        if _set(session, delivery.id, "pending", status="sending", claimed_at=now) != 1:
+            continue  # another sender claimed it
+        return Job(delivery.id, broadcast.id, client.telegram_id, client.language,
+                   render(broadcast, client.language, client.first_name), broadcast.photo)
+
+
+def _consents(session: Session, client_id: int) -> bool:
+    granted = session.scalar(select(Consent.granted).where(Consent.client_id == client_id)
+                             .order_by(Consent.id.desc()).limit(1))
+    return bool(granted)
+
+
+def _set(session: Session, delivery_id: int, expected: str, **values) -> int:
+    return session.execute(update(BroadcastDelivery).where(BroadcastDelivery.id == delivery_id,
+                                                           BroadcastDelivery.status == expected)
+                           .values(**values).execution_options(synchronize_session=False)).rowcount
+
+
+def mark_sent(session: Session, delivery_id: int) -> None:
+    _set(session, delivery_id, "sending", status="sent", sent_at=utcnow())
+
+
+def mark_blocked(session: Session, delivery_id: int, error: str) -> None:
+    """Forbidden: the client blocked the bot. Never retried, for this or any later broadcast."""
+    _set(session, delivery_id, "sending", status="blocked", last_error=error[:500])
+    client_id = session.scalar(select(BroadcastDelivery.client_id).where(BroadcastDelivery.id == delivery_id))
+    session.execute(update(Client).where(Client.id == client_id).values(unreachable=True))
+
+
+def mark_failed(session: Session, delivery_id: int, error: str) -> None:
+    _set(session, delivery_id, "sending", status="failed", last_error=error[:500])
+
+
+def mark_unconfirmed(session: Session, delivery_id: int, error: str) -> None:
+    """Telegram may have delivered it (a timeout after the request left): not sent again."""
+    _set(session, delivery_id, "sending", status="unconfirmed", last_error=error[:500])
+
+
+def retry_later(session: Session, delivery_id: int, error: str, now: datetime | None = None) -> None:
+    """A network error or a 5xx: again after 2, 4, 8... seconds, MAX_ATTEMPTS times at most."""
+    now = now or utcnow()
+    attempts = session.scalar(select(BroadcastDelivery.attempts).where(BroadcastDelivery.id == delivery_id)) + 1
+    if attempts >= MAX_ATTEMPTS:
+        _set(session, delivery_id, "sending", status="failed", attempts=attempts, last_error=error[:500])
+        return
+    _set(session, delivery_id, "sending", status="pending", attempts=attempts, last_error=error[:500],
+         next_attempt_at=now + timedelta(seconds=min(2 ** attempts, 60)))
+
+
+def release(session: Session, delivery_id: int) -> None:
+    """Telegram asked us to slow down (RetryAfter): the row goes back, unsent and uncounted."""
+    _set(session, delivery_id, "sending", status="pending")
+
+
+def stale_claim() -> timedelta:
+    """A send never takes this long (BROADCAST_CLAIM_TIMEOUT, 60 s): an older claim died with its
+    sender. Time-based, so that two senders running at once never recover each other's rows."""
+    try:
+        return timedelta(seconds=max(1.0, float(os.environ.get("BROADCAST_CLAIM_TIMEOUT", "60"))))
+    except ValueError:
+        return timedelta(seconds=60)
+
+
+def recover(session: Session, now: datetime | None = None) -> int:
+    """Rows claimed by a sender that died: `unconfirmed` (it may have reached Telegram)."""
+    limit = (now or utcnow()) - stale_claim()
+    return session.execute(update(BroadcastDelivery).where(BroadcastDelivery.status == "sending",
+                                                           BroadcastDelivery.claimed_at < limit)
+                           .values(status="unconfirmed", last_error="the sender stopped while sending")
+                           .execution_options(synchronize_session=False)).rowcount
+
+
+def counts(session: Session, broadcast_id: int) -> dict[str, int]:
+    rows = session.execute(select(BroadcastDelivery.status, func.count()).where(
+        BroadcastDelivery.broadcast_id == broadcast_id).group_by(BroadcastDelivery.status)).all()
+    out = {state: 0 for state in ("pending", "sending", "sent", "unconfirmed", "failed", "blocked", "opted_out",
+                                  "cancelled")}
+    out.update({state: n for state, n in rows})
+    out["total"] = sum(n for _, n in rows)
+    return out
+
+
+def follow_up(session: Session, now: datetime | None = None) -> list[int]:
+    """Progress to the marketer every PROGRESS_EVERY, and the final report when nothing is left
+    to send. Returns the broadcasts finished now."""
+    now = now or utcnow()
+    finished = []
+    for broadcast in session.scalars(select(Broadcast).where(Broadcast.state == "running")):
+        numbers = counts(session, broadcast.id)
+        if numbers["pending"] == 0 and numbers["sending"] == 0:
+            broadcast.state, broadcast.finished_at = "done", now
+            _tell_creator(session, broadcast, "report", **{k: v for k, v in numbers.items()})
+            finished.append(broadcast.id)
+        elif broadcast.last_progress_at is None or _aware(broadcast.last_progress_at) <= now - PROGRESS_EVERY:
+            broadcast.last_progress_at = now
+            done = numbers["total"] - numbers["pending"] - numbers["sending"]
+            _tell_creator(session, broadcast, "progress", done=done, total=numbers["total"], sent=numbers["sent"])
+    return finished
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _tell_creator(session: Session, broadcast: Broadcast, key: str, **values) -> None:
+    creator = session.get(Staff, broadcast.created_by) if broadcast.created_by else None
+    if creator is not None and creator.active:
+        enqueue(session, creator.telegram_id, translate(TEXTS, key, creator.language, id=broadcast.id, **values))
+
+
+def pending_work(session: Session, now: datetime | None = None) -> bool:
+    """Anything for the sender to do now (cheap to ask every second)."""
+    now = now or utcnow()
+    due = session.scalar(select(func.count(Broadcast.id)).where(or_(
+        Broadcast.state == "running", and_(Broadcast.state == "scheduled", Broadcast.scheduled_at <= now))))
+    return bool(due)
