@@ -31,6 +31,7 @@ from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, split_text
 from crm.buttons import payload_for, store_buttons
 from bot.settings import Settings
+from bot.shared import assistant
 from bot.staff import order_command, resolve_command
 from bot.texts import COMMANDS, TEXTS
 from crm.clients import TelegramProfile, record_message, register_client, set_language
@@ -149,10 +150,6 @@ async def safe_send(bot, chat_id: int, text: str | None, *, photo: str | None = 
     except TelegramError as exc:
         log.warning("could not send to %s: %s", chat_id, exc)
         return False
-
-
-def assistant(context: ContextTypes.DEFAULT_TYPE) -> Assistant:
-    return context.application.bot_data["assistant"]
 
 
 # --- handlers ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.broadcaster import UNSUBSCRIBE_PREFIX
+from bot.shared import assistant
 from bot.staff import staff_member
 from crm import broadcasts as crm_broadcasts
 from crm.clients import TelegramProfile, register_client
@@ -88,10 +89,6 @@ STATES = {
 
 def t(key: str, language: str, **values) -> str:
     return translate(TEXTS, key, language, **values)
-
-
-def assistant(context):
-    return context.application.bot_data["assistant"]
 
 
 def buttons(*rows: list[tuple[str, str]]) -> InlineKeyboardMarkup:

@@ -12,6 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyK
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
+from bot.shared import assistant
 from crm.client_file import client_card
 from crm.clients import record_message
 from crm.handoffs import (
@@ -105,10 +106,6 @@ TEXTS = {
 
 def t(key: str, language: str, **values) -> str:
     return translate(TEXTS, key, language, **values)
-
-
-def assistant(context):
-    return context.application.bot_data["assistant"]
 
 
 def message_kind(message: Message) -> str:

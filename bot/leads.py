@@ -11,6 +11,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.shared import assistant
 from bot.staff import staff_member
 from crm.i18n import translate
 from crm.leads import LeadError, label, lead_card, lead_line, leads_by_score, set_lead_status
@@ -39,10 +40,6 @@ TEXTS = {
 
 def t(key: str, language: str, **values) -> str:
     return translate(TEXTS, key, language, **values)
-
-
-def assistant(context):
-    return context.application.bot_data["assistant"]
 
 
 def lead_buttons(lead: Lead, language: str) -> InlineKeyboardMarkup:

@@ -57,7 +57,8 @@ def _port(name: str, default: int) -> int:
     return int(value)
 
 
-def _positive_float(name: str, default: float) -> float:
+def _number(name: str, default: float, highest: float, unit: str) -> float:
+    """A number in (0, highest] from the environment, or the default."""
     value = os.environ.get(name, "").strip()
     if not value:
         return default
@@ -65,21 +66,8 @@ def _positive_float(name: str, default: float) -> float:
         number = float(value)
     except ValueError:
         number = -1
-    if not 0 < number <= 600:
-        raise SettingError(f"{name} must be a number of seconds between 0 and 600 (got {value!r})")
-    return number
-
-
-def _rate(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1
-    if not 0 < number <= 1000:
-        raise SettingError(f"{name} must be a number of messages a second between 0 and 1000 (got {value!r})")
+    if not 0 < number <= highest:
+        raise SettingError(f"{name} must be a number of {unit} between 0 and {highest:g} (got {value!r})")
     return number
 
 
@@ -122,11 +110,11 @@ def load_settings() -> Settings:
         action_port=action_port,
         action_url=_url("ACTION_SERVER_URL", f"http://127.0.0.1:{action_port}"),
         rasa_token=_rasa_token(),
-        rasa_timeout=_positive_float("RASA_TIMEOUT", 15.0),
+        rasa_timeout=_number("RASA_TIMEOUT", 15.0, 600, "seconds"),
         webhook_url=webhook_url,
         webhook_secret=secret,
         webhook_listen=os.environ.get("WEBHOOK_LISTEN", "0.0.0.0").strip() or "0.0.0.0",
         webhook_port=_port("WEBHOOK_PORT", 8443),
-        broadcast_rate=_rate("BROADCAST_RATE", 30.0),
+        broadcast_rate=_number("BROADCAST_RATE", 30.0, 1000, "messages a second"),
         run_sender=os.environ.get("BROADCAST_SENDER", "bot").strip().lower() != "separate",
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.shared import assistant
 from crm.complaints import ComplaintError, parse_complaint_number, resolve_complaint
 from crm.i18n import translate
 from crm.models import ORDER_STATUSES, Client
@@ -41,7 +42,6 @@ async def staff_member(update: Update, context: ContextTypes.DEFAULT_TYPE, roles
     """(staff, language) for an active staff member with one of `roles`; otherwise refuse politely."""
     from sqlalchemy import select
 
-    assistant = context.application.bot_data["assistant"]
     user = update.effective_user
 
     def work(session):
@@ -51,7 +51,7 @@ async def staff_member(update: Update, context: ContextTypes.DEFAULT_TYPE, roles
         client = session.scalar(select(Client.language).where(Client.telegram_id == user.id))
         return None, client or ("en" if (user.language_code or "").startswith("en") else "fr")
 
-    member_id, language = await assistant.db(work)
+    member_id, language = await assistant(context).db(work)
     if member_id is None:
         await update.effective_message.reply_text(translate(TEXTS, "refused", language))
     return member_id, language
@@ -69,7 +69,7 @@ async def order_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             translate(TEXTS, "order_usage", language, statuses=", ".join(ORDER_STATUSES)))
         return
     try:
-        await context.application.bot_data["assistant"].db(lambda s: set_order_status(s, number, status))
+        await assistant(context).db(lambda s: set_order_status(s, number, status))
     except OrderError as exc:
         await update.effective_message.reply_text(translate(TEXTS, "error", language, error=exc))
         return
@@ -88,7 +88,7 @@ async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await update.effective_message.reply_text(translate(TEXTS, "resolve_usage", language))
         return
     try:
-        await context.application.bot_data["assistant"].db(lambda s: resolve_complaint(s, number, resolution))
+        await assistant(context).db(lambda s: resolve_complaint(s, number, resolution))
     except ComplaintError as exc:
         await update.effective_message.reply_text(translate(TEXTS, "error", language, error=exc))
         return

@@ -1,0 +1,11 @@
+"""What every handler module reaches through the context: the Assistant (CRM, Rasa, chat locks)
+that bot/app.py stores in the application's bot_data."""
+
+from __future__ import annotations
+
+from telegram.ext import ContextTypes
+
+
+def assistant(context: ContextTypes.DEFAULT_TYPE):
+    """The Assistant of bot/app.py."""
+    return context.application.bot_data["assistant"]
