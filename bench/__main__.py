@@ -1,57 +1,128 @@
-"""`make bench`: run the benchmarks, print their tables, write the figures under bench/results/.
+"""`make bench`: how well, how fast and at what cost the assistant works, measured in one run
+against baselines measured in the same run. Prints one table; writes every figure (per-intent
+scores, confusions, per-size and per-load details) to bench/results/bench-<time>.json.
 
-    python -m bench [search|broadcast ...]   (default: all)"""
+    python -m bench [nlu] [search] [e2e] [broadcast]     (default: all; cost comes with e2e)"""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import broadcast, search
+from bench import broadcast, e2e, nlu, search
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SEARCH_SIZES = (1_000, 10_000, 100_000)
+LOADS = (10, 50, 200)
+BROADCAST_RECIPIENTS, BROADCAST_LIMIT = 10_000, 200.0
 
 
-def write(name: str, rows: list[dict]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    payload = {"when": stamp, "machine": platform.platform(), "python": platform.python_version(), "rows": rows}
-    (RESULTS / f"{name}-{stamp}.json").write_text(json.dumps(payload, indent=2))
-    print(f"written: bench/results/{name}-{stamp}.json\n")
+def rows_nlu(result: dict) -> list[tuple]:
+    rows = [("understanding", f"{s['set']} ({s['examples']})", "accuracy / macro-F1",
+             f"{s['accuracy']:.3f} / {s['macro_f1']:.3f}", "", "") for s in result["sets"]]
+    cv = result.get("cross_validation") or {}
+    if "macro_f1" in cv:
+        rows.append(("understanding", f"5-fold cross-validation of nlu/ (DIET {cv['diet_epochs']} epochs)",
+                     "accuracy / macro-F1", f"{cv['accuracy']:.3f} / {cv['macro_f1']:.3f}", "", ""))
+    elif cv:
+        rows.append(("understanding", "5-fold cross-validation", "failed", cv.get("error", "")[:60], "", ""))
+    return rows
 
 
-def run_search() -> None:
-    rows = search.run((1_000, 10_000))
-    print(f"{'benchmark':<10} {'catalogue':>9} {'median ms':>10} {'p95 ms':>8} {'baseline ms':>12} "
-          f"{'ratio':>7} {'found':>6}")
+def rows_search(result: list[dict]) -> list[tuple]:
+    return [("product search", f"{r['catalogue']:,} products, misspelled name",
+             f"median / p95 ms (found {r['found_in_top8']:.0%})", f"{r['median_ms']:.1f} / {r['p95_ms']:.1f}",
+             f"{r['baseline_median_ms']:.1f} (SQL LIKE)", f"{r['ratio_to_baseline']:.1f}") for r in result]
+
+
+def rows_e2e(result: dict) -> list[tuple]:
+    rows = []
+    for r in result["rows"]:
+        ours, base = r["ours"], r["rasa_only"]
+        rows.append(("end to end", f"{r['clients']} clients at once, {ours['messages']} messages",
+                     "median / p95 / p99 ms, msg/s, lost",
+                     f"{ours['median_ms']:.0f} / {ours['p95_ms']:.0f} / {ours['p99_ms']:.0f}, "
+                     f"{ours['messages_per_s']:.1f}/s, {ours['lost']} lost",
+                     f"{base['median_ms']:.0f} / {base['p95_ms']:.0f} / {base['p99_ms']:.0f} (Rasa REST)",
+                     f"{r['ratio_median']:.2f}" if r["ratio_median"] else ""))
+    return rows
+
+
+def rows_cost(result: dict, training: dict | None) -> list[tuple]:
+    rows = []
+    if training:
+        how = "with Rasa's component cache" if training.get("component_cache") else "from scratch"
+        rows.append(("cost", f"training the model ({how}, {training.get('processors', '?')} cores)", "seconds",
+                     f"{training['seconds']:.0f}", "", ""))
+    else:
+        rows.append(("cost", "training the model", "seconds", "not recorded (trained before this version)", "", ""))
+    for name, seconds in result["ready_s"].items():
+        rows.append(("cost", f"{name}: start to ready", "seconds", f"{seconds:.1f}", "", ""))
+    for name, mb in result["rss_mb"].items():
+        rows.append(("cost", f"{name}: resident memory after the load", "MB", f"{mb:.0f}", "", ""))
+    return rows
+
+
+def rows_broadcast(r: dict) -> list[tuple]:
+    return [("broadcast", f"{r['recipients']:,} recipients, limit enforced by the fake Bot API",
+             "sent/s, 429s, lost, twice", f"{r['sent_per_s']:.1f}/s, {r['answers_429']}, {r['lost']}, {r['duplicates']}",
+             f"{r['configured_limit_per_s']:.0f}/s (configured)", f"{r['ratio_to_limit']:.3f}")]
+
+
+def training_record() -> dict | None:
+    from bot.rasa_model import model_path, training_record as record
+
+    path = record(model_path())
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def print_table(rows: list[tuple]) -> None:
+    header = ("area", "case", "measure", "value", "baseline (same run)", "ratio")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*header))
+    print(line.format(*("-" * w for w in widths)))
     for r in rows:
-        print(f"{r['benchmark']:<10} {r['catalogue']:>9,} {r['median_ms']:>10.2f} {r['p95_ms']:>8.2f} "
-              f"{r['baseline_median_ms']:>12.3f} {r['ratio_to_baseline']:>7.0f} {r['found_in_top8']:>6.0%}")
-    write("search", rows)
-
-
-def run_broadcast() -> None:
-    r = broadcast.run(10_000, 100.0)
-    print(f"{'benchmark':<10} {'recipients':>10} {'limit/s':>8} {'sent/s':>7} {'ratio':>6} {'429s':>5} "
-          f"{'lost':>5} {'twice':>6} {'seconds':>8}")
-    print(f"{r['benchmark']:<10} {r['recipients']:>10,} {r['configured_limit_per_s']:>8.0f} {r['sent_per_s']:>7.1f} "
-          f"{r['ratio_to_limit']:>6.3f} {r['answers_429']:>5} {r['lost']:>5} {r['duplicates']:>6} {r['seconds']:>8.1f}")
-    write("broadcast", [r])
-
-
-BENCHMARKS = {"search": run_search, "broadcast": run_broadcast}
+        print(line.format(*r))
 
 
 def main() -> None:
-    chosen = sys.argv[1:] or list(BENCHMARKS)
-    unknown = [name for name in chosen if name not in BENCHMARKS]
+    chosen = sys.argv[1:] or ["nlu", "search", "e2e", "broadcast"]
+    unknown = set(chosen) - {"nlu", "search", "e2e", "broadcast"}
     if unknown:
-        sys.exit(f"unknown benchmark {', '.join(unknown)}; choose among {', '.join(BENCHMARKS)}")
-    for name in chosen:
-        BENCHMARKS[name]()
+        sys.exit(f"unknown benchmark {', '.join(sorted(unknown))}; choose among nlu, search, e2e, broadcast")
+    started = time.perf_counter()
+    figures: dict = {}
+    rows: list[tuple] = []
+    if "nlu" in chosen:
+        figures["nlu"] = nlu.run()
+        rows += rows_nlu(figures["nlu"])
+    if "search" in chosen:
+        figures["search"] = search.run(SEARCH_SIZES)
+        rows += rows_search(figures["search"])
+    if "e2e" in chosen:
+        figures["e2e"] = e2e.run(LOADS)
+        figures["training"] = training_record()
+        rows += rows_e2e(figures["e2e"])
+        rows += rows_cost(figures["e2e"], figures["training"])
+    if "broadcast" in chosen:
+        figures["broadcast"] = broadcast.run(BROADCAST_RECIPIENTS, BROADCAST_LIMIT)
+        rows += rows_broadcast(figures["broadcast"])
+    print()
+    print_table(rows)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    machine = {"platform": platform.platform(), "python": platform.python_version(),
+               "processors": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    path = RESULTS / f"bench-{stamp}.json"
+    path.write_text(json.dumps({"when": stamp, "machine": machine, "seconds": round(time.perf_counter() - started),
+                                "table": rows, "figures": figures}, indent=2, ensure_ascii=False))
+    print(f"\n{len(rows)} figures in {time.perf_counter() - started:.0f} s; written: {path.relative_to(RESULTS.parent.parent)}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from crm.settings import ROOT
@@ -46,10 +49,27 @@ def train_if_needed() -> Path:
         "--config", "config.yml", "--domain", "domain.yml", "--data", "data", "nlu",
         "--out", str(MODELS), "--fixed-model-name", path.name.removesuffix(".tar.gz"),
     ]
+    # Rasa reuses components trained before (.rasa/cache): a training time then means little.
+    cached = any((ROOT / ".rasa" / "cache").glob("*")) if (ROOT / ".rasa" / "cache").is_dir() else False
+    started = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT)
     if result.returncode != 0 or not path.exists():
         sys.exit(f"Training failed (exit code {result.returncode}); see the output above.")
-    for old in MODELS.glob("*.tar.gz"):  # keep the cache small: one model per training state
-        if old != path:
+    # How long it took, for the benchmarks' cost table (the model is trained once, then cached).
+    training_record(path).write_text(json.dumps({
+        "model": path.name, "seconds": round(time.perf_counter() - started, 1), "component_cache": cached,
+        "machine": platform.platform(), "processors": _processors()}))
+    for old in MODELS.iterdir():  # keep the cache small: one model per training state
+        if old not in (path, training_record(path)):
             old.unlink()
     return path
+
+
+def training_record(model: Path) -> Path:
+    return model.with_name(model.name.removesuffix(".tar.gz") + ".training.json")
+
+
+def _processors() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

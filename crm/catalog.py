@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import threading
-from collections import defaultdict
+from bisect import bisect_left
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -64,9 +66,13 @@ class SearchIndex:
                     if weight > self.postings[w].get(p.id, 0.0):
                         self.postings[w][p.id] = weight
         self.category_words = {w for c in set(self.categories.values()) for w in words(c)}
-        self._by_length: dict[int, list[str]] = defaultdict(list)
-        for w in self.postings:
-            self._by_length[len(w)].append(w)
+        self._sorted = sorted(self.postings)  # prefixes by bisection
+        # Bigrams of "^word$" -> words: a word within k edits of another shares all but 3k of its
+        # bigrams with it, so only words sharing enough bigrams are compared letter by letter.
+        self._bigrams: dict[str, list[str]] = defaultdict(list)
+        for w in self._sorted:
+            for gram in set(_bigrams(w)):
+                self._bigrams[gram].append(w)
 
     def matches(self, word: str) -> list[tuple[str, float]]:
         """Vocabulary words a query word may mean, with the quality of each match."""
@@ -74,20 +80,19 @@ class SearchIndex:
             return [(word, MATCH_QUALITY["exact"])]
         found: list[tuple[str, float]] = []
         if len(word) >= 4:
-            for length in range(len(word) + 1, len(word) + 12):
-                found += [
-                    (w, MATCH_QUALITY["prefix"])
-                    for w in self._by_length.get(length, ())
-                    if w.startswith(word)
-                ]
+            start = bisect_left(self._sorted, word)
+            for w in itertools.islice(self._sorted, start, None):
+                if not w.startswith(word):
+                    break
+                if len(w) <= len(word) + 11:
+                    found.append((w, MATCH_QUALITY["prefix"]))
         budget = typo_budget(word)
         if not found and budget:
-            for length in range(len(word) - budget, len(word) + budget + 1):
-                found += [
-                    (w, MATCH_QUALITY["typo"])
-                    for w in self._by_length.get(length, ())
-                    if within_edits(word, w, budget)
-                ]
+            grams = set(_bigrams(word))
+            shared = Counter(itertools.chain.from_iterable(self._bigrams.get(g, ()) for g in grams))
+            least = len(grams) - 3 * budget
+            found = [(w, MATCH_QUALITY["typo"]) for w, n in shared.items()
+                     if n >= least and abs(len(w) - len(word)) <= budget and within_edits(word, w, budget)]
         return found
 
     def search(self, text: str) -> tuple[list[tuple[int, float]], list[str], bool]:
@@ -110,6 +115,11 @@ class SearchIndex:
             ((pid, s) for pid, s in scores.items() if s >= top * 0.6), key=lambda x: -x[1]
         )
         return ranked, understood, named_category
+
+
+def _bigrams(word: str) -> list[str]:
+    padded = f"^{word}$"
+    return [padded[i:i + 2] for i in range(len(padded) - 1)]
 
 
 _index_lock = threading.Lock()

@@ -2,7 +2,8 @@
 file with a trained model, exactly as the server would (FallbackClassifier included), and print
 one JSON line per example: {"text", "intent", "prediction", "confidence"}.
 
-Usage: .venv-rasa/bin/python tools/rasa_parse.py MODEL.tar.gz FILE.yml
+Usage: .venv-rasa/bin/python tools/rasa_parse.py MODEL.tar.gz FILE.yml [FILE.yml ...]
+(the model is loaded once; each line also names its "file")
 """
 
 import asyncio
@@ -11,22 +12,24 @@ import logging
 import sys
 
 
-async def main(model: str, path: str) -> None:
+async def main(model: str, paths: list[str]) -> None:
     from rasa.core.agent import Agent
     from rasa.shared.nlu.training_data.loading import load_data
 
     agent = Agent.load(model)
-    for example in load_data(path).intent_examples:
-        result = await agent.parse_message(example.get("text"))
-        intent = result.get("intent") or {}
-        print(json.dumps({
-            "text": example.get("text"),
-            "intent": example.get("intent"),
-            "prediction": intent.get("name"),
-            "confidence": intent.get("confidence"),
-        }, ensure_ascii=False), flush=True)
+    for path in paths:
+        for example in load_data(path).intent_examples:
+            result = await agent.parse_message(example.get("text"))
+            intent = result.get("intent") or {}
+            print(json.dumps({
+                "file": path,
+                "text": example.get("text"),
+                "intent": example.get("intent"),
+                "prediction": intent.get("name"),
+                "confidence": intent.get("confidence"),
+            }, ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":
     logging.disable(logging.WARNING)
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2:]))
