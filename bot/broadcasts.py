@@ -150,7 +150,7 @@ async def compose_input(update: Update, context: ContextTypes.DEFAULT_TYPE) -> b
         try:
             await assistant(context).db(save)
         except crm_broadcasts.BroadcastError as exc:
-            await message.reply_text(t("error", language, error=exc))
+            await message.reply_text(t("error", language, error=exc.text(language)))
             return True
         if step == "text_fr":
             await message.reply_text(t("ask_en", language), reply_markup=buttons([(t("same", language), f"{PREFIX}{draft_id}:same")]))
@@ -195,7 +195,7 @@ async def _set_segment(update: Update, context, draft_id: int, spec: str, langua
     try:
         text, photo, count = await assistant(context).db(work)
     except crm_broadcasts.BroadcastError as exc:
-        await context.bot.send_message(chat_id, t("error", language, error=exc))
+        await context.bot.send_message(chat_id, t("error", language, error=exc.text(language)))
         return
     try:
         if photo:
@@ -286,7 +286,7 @@ async def compose_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         try:
             await assistant(context).db(lambda s: crm_broadcasts.cancel(s, draft_id))
         except crm_broadcasts.BroadcastError as exc:
-            await context.bot.send_message(update.effective_chat.id, t("error", language, error=exc))
+            await context.bot.send_message(update.effective_chat.id, t("error", language, error=exc.text(language)))
             return
         await context.bot.send_message(update.effective_chat.id, t("cancelled", language, id=draft_id))
 

@@ -274,11 +274,12 @@ def cmd_broadcast(args) -> None:
 
     if args.broadcast_command == "list":
         def work(session):
-            rows = broadcasts.listing(session, limit=50)
-            return "\n".join(
-                f"{b.id}\t{b.state}\t{(b.scheduled_at or b.created_at):%Y-%m-%d %H:%M}\t"
-                f"{broadcasts.counts(session, b.id)['sent']}/{broadcasts.counts(session, b.id)['total']} sent\t"
-                f"{b.segment or 'all'}" for b in rows) or "No broadcast yet."
+            lines = []
+            for b in broadcasts.listing(session, limit=50):
+                numbers = broadcasts.counts(session, b.id)
+                lines.append(f"{b.id}\t{b.state}\t{(b.scheduled_at or b.created_at):%Y-%m-%d %H:%M}\t"
+                             f"{numbers['sent']}/{numbers['total']} sent\t{b.segment or 'all'}")
+            return "\n".join(lines) or "No broadcast yet."
 
         _crm_command(work, broadcasts.BroadcastError)
         return

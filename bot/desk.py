@@ -100,6 +100,8 @@ TEXTS = {
     "from_client": {"fr": "💬 {client} (n° {id}) :", "en": "💬 {client} (no. {id}):"},
     "rated": {"fr": "Merci pour votre note : {score}/5.", "en": "Thank you for your rating: {score}/5."},
     "expired": {"fr": "Ce bouton n'est plus valable.", "en": "This button is no longer valid."},
+    "not_passed_on": {"fr": "⚠️ Ce message n'a pas pu être transmis au client (Telegram : {error}).",
+                      "en": "⚠️ This message could not be passed on to the client (Telegram: {error})."},
     "take_usage": {"fr": "Usage : /take N (voir /queue)", "en": "Usage: /take N (see /queue)"},
 }
 
@@ -114,6 +116,11 @@ def message_kind(message: Message) -> str:
         if getattr(message, kind, None):
             return kind
     return "text" if message.text else "other"
+
+
+async def _language_of(context, telegram_id: int) -> str:
+    member = await _staff(context, telegram_id)
+    return member[1] if member else "fr"
 
 
 async def _staff(context, telegram_id: int) -> tuple[int, str, str, str] | None:
@@ -416,7 +423,7 @@ async def _to_client(update: Update, context, handoff: Handoff) -> None:
     try:
         await context.bot.copy_message(client_chat, message.chat_id, message.message_id)
     except TelegramError as exc:
-        await _reply(update, f"⚠️ {exc}")
+        await _reply(update, t("not_passed_on", await _language_of(context, update.effective_user.id), error=exc))
 
 
 async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

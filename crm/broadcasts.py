@@ -53,8 +53,38 @@ TEXTS = {
 }
 
 
+ERRORS = {
+    "segment_syntax": {"fr": "segment : {error}", "en": "segment: {error}"},
+    "segment_lang": {"fr": "segment : lang vaut fr ou en (reçu {value!r})",
+                     "en": "segment: lang must be fr or en (got {value!r})"},
+    "segment_unknown": {"fr": "segment : condition inconnue {token!r} ; possibles : {help}",
+                        "en": "segment: unknown condition {token!r}; use {help}"},
+    "empty": {"fr": "le message est vide", "en": "the message is empty"},
+    "too_long": {"fr": "le message fait {length} caractères ; Telegram en accepte 4 096 au plus",
+                 "en": "the message is {length} characters long; Telegram accepts 4,096 at most"},
+    "caption_too_long": {"fr": "avec une photo, le texte est une légende : 1 024 caractères au plus",
+                         "en": "with a photo the text is a caption: 1,024 characters at most"},
+    "tag_not_allowed": {"fr": "mise en forme : <{tag}> n'est pas permis (Telegram accepte {allowed})",
+                        "en": "formatting: <{tag}> is not allowed (Telegram accepts {allowed})"},
+    "tag_not_closing": {"fr": "mise en forme : </{tag}> ne ferme pas la balise ouverte avant",
+                        "en": "formatting: </{tag}> does not close the tag opened before it"},
+    "tag_never_closed": {"fr": "mise en forme : <{tag}> n'est jamais fermé",
+                         "en": "formatting: <{tag}> is never closed"},
+    "state": {"fr": "la diffusion {id} est {state}", "en": "broadcast {id} is {state}"},
+    "unknown": {"fr": "aucune diffusion {id}", "en": "no broadcast {id}"},
+    "already": {"fr": "la diffusion {id} est déjà {state}", "en": "broadcast {id} is already {state}"},
+}
+
+
 class BroadcastError(ValueError):
-    pass
+    """A refusal, readable in French or English (str(): English, for the command line)."""
+
+    def __init__(self, key: str, **values):
+        self.key, self.values = key, values
+        super().__init__(self.text("en"))
+
+    def text(self, language: str) -> str:
+        return translate(ERRORS, self.key, language, **self.values)
 
 
 # --- segments --------------------------------------------------------------------------------------
@@ -74,7 +104,7 @@ def parse_segment(spec: str) -> list[Condition]:
     try:
         tokens = shlex.split(spec or "")
     except ValueError as exc:
-        raise BroadcastError(f"segment: {exc}") from None
+        raise BroadcastError("segment_syntax", error=str(exc)) from None
     conditions = []
     for token in tokens:
         low = token.lower()
@@ -91,10 +121,10 @@ def parse_segment(spec: str) -> list[Condition]:
         key = key.lower()
         if sep and value and key in ("lang", "category", "product", "lead", "tag"):
             if key == "lang" and value.lower() not in ("fr", "en"):
-                raise BroadcastError(f"segment: lang must be fr or en (got {value!r})")
+                raise BroadcastError("segment_lang", value=value)
             conditions.append(Condition(key, value))
             continue
-        raise BroadcastError(f"segment: unknown condition {token!r}; use {SEGMENT_HELP}")
+        raise BroadcastError("segment_unknown", token=token, help=SEGMENT_HELP)
     return conditions
 
 
@@ -153,30 +183,32 @@ class _TagCheck(HTMLParser):
     def __init__(self):
         super().__init__()
         self.stack: list[str] = []
-        self.error: str | None = None
+        self.error: tuple[str, dict] | None = None  # the first problem: (ERRORS key, values)
 
     def handle_starttag(self, tag, attrs):
         if tag not in ALLOWED_TAGS:
-            self.error = self.error or f"<{tag}> is not allowed (Telegram accepts {', '.join(sorted(ALLOWED_TAGS))})"
+            self.error = self.error or ("tag_not_allowed", {"tag": tag, "allowed": ", ".join(sorted(ALLOWED_TAGS))})
         self.stack.append(tag)
 
     def handle_endtag(self, tag):
         if not self.stack or self.stack.pop() != tag:
-            self.error = self.error or f"</{tag}> does not close the tag opened before it"
+            self.error = self.error or ("tag_not_closing", {"tag": tag})
 
 
 def check_text(text: str) -> str:
     """The message as Telegram HTML, checked: not empty, under the limits, tags Telegram accepts."""
     text = (text or "").strip()
     if not text:
-        raise BroadcastError("the message is empty")
+        raise BroadcastError("empty")
     if len(text) > 4000:
-        raise BroadcastError(f"the message is {len(text)} characters long; Telegram accepts 4,096 at most")
+        raise BroadcastError("too_long", length=len(text))
     checker = _TagCheck()
     checker.feed(text)
     checker.close()
-    if checker.error or checker.stack:
-        raise BroadcastError(f"formatting: {checker.error or f'<{checker.stack[-1]}> is never closed'}")
+    if checker.error:
+        raise BroadcastError(checker.error[0], **checker.error[1])
+    if checker.stack:
+        raise BroadcastError("tag_never_closed", tag=checker.stack[-1])
     return text
 
 
@@ -192,7 +224,7 @@ def create(session: Session, staff: Staff | None, text_fr: str, text_en: str = "
     text_fr = check_text(text_fr)
     text_en = check_text(text_en) if (text_en or "").strip() else ""
     if photo is not None and len(text_fr) > 1024 or photo is not None and len(text_en) > 1024:
-        raise BroadcastError("with a photo the text is a caption: 1,024 characters at most")
+        raise BroadcastError("caption_too_long")
     parse_segment(segment)
     broadcast = Broadcast(created_by=staff.id if staff else None, text_fr=text_fr, text_en=text_en,
                           segment=segment.strip(), photo=photo, state="draft")
@@ -204,7 +236,7 @@ def create(session: Session, staff: Staff | None, text_fr: str, text_en: str = "
 def schedule(session: Session, broadcast: Broadcast, when: datetime | None = None) -> Broadcast:
     """Confirmed: sent at `when` (now when None). Rows are made when it starts."""
     if broadcast.state != "draft":
-        raise BroadcastError(f"broadcast {broadcast.id} is {broadcast.state}")
+        raise BroadcastError("state", id=broadcast.id, state=broadcast.state)
     # Stored in UTC (SQLite keeps the wall-clock time only); a naive time read back is UTC already.
     when = _aware(when or utcnow()).astimezone(timezone.utc)
     broadcast.state, broadcast.scheduled_at, broadcast.compose_step = "scheduled", when, None
@@ -214,9 +246,9 @@ def schedule(session: Session, broadcast: Broadcast, when: datetime | None = Non
 def cancel(session: Session, broadcast_id: int) -> Broadcast:
     broadcast = session.get(Broadcast, broadcast_id)
     if broadcast is None:
-        raise BroadcastError(f"no broadcast {broadcast_id}")
+        raise BroadcastError("unknown", id=broadcast_id)
     if broadcast.state in ("done", "cancelled"):
-        raise BroadcastError(f"broadcast {broadcast_id} is already {broadcast.state}")
+        raise BroadcastError("already", id=broadcast_id, state=broadcast.state)
     broadcast.state, broadcast.finished_at = "cancelled", utcnow()
     session.execute(update(BroadcastDelivery).where(BroadcastDelivery.broadcast_id == broadcast_id,
                                                     BroadcastDelivery.status == "pending")

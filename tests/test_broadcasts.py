@@ -86,8 +86,9 @@ def test_segments_are_exact_and_only_ever_consenting_reachable_clients(shop, spe
 @pytest.mark.parametrize("spec", ["lang:de", "colour:blue", "score>>3", 'category:"unclosed'])
 def test_a_wrong_segment_is_explained(shop, spec):
     session, _, _ = shop
-    with pytest.raises(BroadcastError, match="segment"):
+    with pytest.raises(BroadcastError, match="segment") as refused:
         broadcasts.segment_client_ids(session, spec)
+    assert refused.value.text("fr").startswith("segment : ") and refused.value.text("fr") != str(refused.value)
 
 
 @pytest.mark.parametrize("text,error", [

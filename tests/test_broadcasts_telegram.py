@@ -52,7 +52,7 @@ async def test_compose_preview_send_and_unsubscribe(bot, stub):
     segment = await first(bot, HUGO, "À qui ? Choisissez, ou écrivez un segment")
     assert ask_en.button_titles == ["Texte français pour tous"]
     bot.emulator.user_says(HUGO, "lang:de")
-    await first(bot, HUGO, "Impossible : segment: lang must be fr or en")
+    await first(bot, HUGO, "Impossible : segment : lang vaut fr ou en (reçu 'de')")
     await press(bot, HUGO, segment, "Tous les abonnés")
     preview = await first(bot, HUGO, "Bonjour Hugo, <b>-20 %</b> sur les écrans !")
     assert preview.params["parse_mode"] == "HTML"
