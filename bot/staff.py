@@ -71,7 +71,7 @@ async def order_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     try:
         await assistant(context).db(lambda s: set_order_status(s, number, status))
     except OrderError as exc:
-        await update.effective_message.reply_text(translate(TEXTS, "error", language, error=exc))
+        await update.effective_message.reply_text(translate(TEXTS, "error", language, error=exc.text(language)))
         return
     await update.effective_message.reply_text(
         translate(TEXTS, "order_done", language, number=number, status=status_label(status, language)))
@@ -90,6 +90,6 @@ async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     try:
         await assistant(context).db(lambda s: resolve_complaint(s, number, resolution))
     except ComplaintError as exc:
-        await update.effective_message.reply_text(translate(TEXTS, "error", language, error=exc))
+        await update.effective_message.reply_text(translate(TEXTS, "error", language, error=exc.text(language)))
         return
     await update.effective_message.reply_text(translate(TEXTS, "resolved", language, number=number))

@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from crm.i18n import translate
+from crm.i18n import Refusal, translate
 from crm.models import (
     Broadcast,
     BroadcastDelivery,
@@ -76,15 +76,8 @@ ERRORS = {
 }
 
 
-class BroadcastError(ValueError):
-    """A refusal, readable in French or English (str(): English, for the command line)."""
-
-    def __init__(self, key: str, **values):
-        self.key, self.values = key, values
-        super().__init__(self.text("en"))
-
-    def text(self, language: str) -> str:
-        return translate(ERRORS, self.key, language, **self.values)
+class BroadcastError(Refusal):
+    texts = ERRORS
 
 
 # --- segments --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm.company import company_profile
-from crm.i18n import translate
+from crm.i18n import Refusal, translate
 from crm.models import COMPLAINT_CATEGORIES, Client, Complaint, Order, utcnow
 from crm.outbox import enqueue, notify_managers
 from crm.text import fold
@@ -54,8 +54,19 @@ REASON_LABELS = {
 }
 
 
-class ComplaintError(ValueError):
-    pass
+ERRORS = {
+    "category": {"fr": "la catégorie est l'une de {categories}", "en": "category must be one of {categories}"},
+    "foreign_order": {"fr": "la commande n'est pas celle du client", "en": "the order is not the client's"},
+    "empty": {"fr": "la description est vide", "en": "the description is empty"},
+    "unknown": {"fr": "aucune réclamation {number}", "en": "no complaint {number}"},
+    "resolved": {"fr": "la réclamation {number} est déjà résolue", "en": "complaint {number} is already resolved"},
+    "no_resolution": {"fr": "dites comment elle a été résolue : le client le lira",
+                      "en": "say how it was resolved: the client reads it"},
+}
+
+
+class ComplaintError(Refusal):
+    texts = ERRORS
 
 
 def complaint_number(complaint_id: int) -> str:
@@ -96,12 +107,12 @@ def assess_severity(session: Session, client: Client, description: str, order: O
 def open_complaint(session: Session, client: Client, category: str, description: str,
                    order: Order | None = None) -> Complaint:
     if category not in COMPLAINT_CATEGORIES:
-        raise ComplaintError(f"category must be one of {', '.join(COMPLAINT_CATEGORIES)}")
+        raise ComplaintError("category", categories=", ".join(COMPLAINT_CATEGORIES))
     if order is not None and order.client_id != client.id:
-        raise ComplaintError("the order is not the client's")
+        raise ComplaintError("foreign_order")
     description = description.strip()[:4000]
     if not description:
-        raise ComplaintError("the description is empty")
+        raise ComplaintError("empty")
     severity, reasons = assess_severity(session, client, description, order)
     complaint = Complaint(client_id=client.id, order_id=order.id if order else None,
                           category=category, description=description, severity=severity,
@@ -138,12 +149,12 @@ def find_client_complaint(session: Session, client: Client, number: str) -> Comp
 def resolve_complaint(session: Session, number: str, resolution: str) -> Complaint:
     complaint = session.scalar(select(Complaint).where(Complaint.number == number))
     if complaint is None:
-        raise ComplaintError(f"no complaint {number}")
+        raise ComplaintError("unknown", number=number)
     if complaint.status == "resolved":
-        raise ComplaintError(f"complaint {number} is already resolved")
+        raise ComplaintError("resolved", number=number)
     resolution = resolution.strip()
     if not resolution:
-        raise ComplaintError("say how it was resolved: the client reads it")
+        raise ComplaintError("no_resolution")
     complaint.status, complaint.resolution, complaint.resolved_at = "resolved", resolution, utcnow()
     client = session.get(Client, complaint.client_id)
     buttons = [{"title": str(n), "data": f"{RATE_PREFIX}{complaint.id}:{n}"} for n in range(1, 6)]

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from crm.catalog import format_money
 from crm.company import company_profile
-from crm.i18n import translate
+from crm.i18n import Refusal, translate
 from crm.models import ORDER_STATUSES, Client, Order, OrderLine, Product
 from crm.outbox import enqueue
 from crm.promotions import price_of, running_promotions
@@ -35,13 +35,25 @@ TEXTS = {
 }
 
 
-class OrderError(ValueError):
-    pass
+ERRORS = {
+    "quantity": {"fr": "quantité hors limites", "en": "quantity out of range"},
+    "unavailable": {"fr": "produit indisponible", "en": "product not available"},
+    "not_cancellable": {"fr": "la commande {number} est {status}", "en": "order {number} is {status}"},
+    "status": {"fr": "le statut est l'un de {statuses} (reçu {status!r})",
+               "en": "status must be one of {statuses} (got {status!r})"},
+    "unknown": {"fr": "aucune commande {number}", "en": "no order {number}"},
+    "cancelled": {"fr": "la commande {number} est annulée", "en": "order {number} is cancelled"},
+    "stock": {"fr": "il n'en reste que {available}", "en": "only {available} left"},
+}
+
+
+class OrderError(Refusal):
+    texts = ERRORS
 
 
 class NotEnoughStock(OrderError):
     def __init__(self, available: int):
-        super().__init__(f"only {available} left")
+        super().__init__("stock", available=available)
         self.available = available
 
 
@@ -79,10 +91,10 @@ def place_order(session: Session, client: Client, product_id: int, quantity: int
     """Take the stock and record the order in one transaction. The stock decrement is a single
     conditional UPDATE, so two clients racing for the last item can never both get it."""
     if not 0 < quantity <= MAX_QUANTITY:
-        raise OrderError("quantity out of range")
+        raise OrderError("quantity")
     product = session.get(Product, product_id)
     if product is None or not product.active:
-        raise OrderError("product not available")
+        raise OrderError("unavailable")
     taken = session.execute(
         update(Product)
         .where(Product.id == product_id, Product.stock >= quantity)
@@ -138,7 +150,7 @@ def cancellable(order: Order) -> bool:
 def cancel_order(session: Session, order: Order) -> None:
     """Cancel and give the stock back. The caller checked `cancellable` and ownership."""
     if not cancellable(order):
-        raise OrderError(f"order {order.number} is {order.status}")
+        raise OrderError("not_cancellable", number=order.number, status=order.status)
     order.status = "cancelled"
     for line, _ in order_lines(session, order):
         session.execute(
@@ -151,14 +163,14 @@ def cancel_order(session: Session, order: Order) -> None:
 def set_order_status(session: Session, number: str, status: str) -> Order:
     """Staff change an order's status; the client is told at once, in their language."""
     if status not in ORDER_STATUSES:
-        raise OrderError(f"status must be one of {', '.join(ORDER_STATUSES)} (got {status!r})")
+        raise OrderError("status", statuses=", ".join(ORDER_STATUSES), status=status)
     order = session.scalar(select(Order).where(Order.number == number))
     if order is None:
-        raise OrderError(f"no order {number}")
+        raise OrderError("unknown", number=number)
     if order.status == status:
         return order
     if order.status == "cancelled":
-        raise OrderError(f"order {number} is cancelled")
+        raise OrderError("cancelled", number=number)
     if status == "cancelled":
         cancel_order(session, order)  # gives the stock back; refused once shipped
     else:

@@ -266,7 +266,7 @@ async def test_a_manager_ships_an_order_and_the_client_is_told(bot, stub):
     [usage] = await bot.say(MANAGER, "/order CMD-1 lost")
     assert usage.text.startswith("Usage : /order CMD-000123 STATUT")
     [error] = await bot.say(MANAGER, "/order CMD-999999 shipped")
-    assert error.text == "Impossible : no order CMD-999999"
+    assert error.text == "Impossible : aucune commande CMD-999999"
 
 
 @pytest.mark.parametrize("who", [FR, MARKETER], ids=["client", "marketer"])
