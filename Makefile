@@ -9,12 +9,18 @@ PYTHON310 ?= $(shell tools/find-python310)
 PIP_FLAGS ?= --disable-pip-version-check --no-input -q
 NLU_TEST ?= tests/nlu/heldout.yml
 
-.PHONY: help setup run test train nlu-eval bench clean python310
+# Instants that catch clock bugs (UTC; the desk is in Paris): Saturday 23:45 the night of the spring
+# DST switch, New Year's Eve 23:30, Friday 18:55 just after the desk closes, a leap day.
+CLOCK_INSTANTS ?= "2027-03-27 22:45" "2026-12-31 22:30" "2026-12-04 17:55" "2028-02-29 11:00"
+
+.PHONY: help setup run test test-at test-clocks train nlu-eval bench clean python310
 
 help:
 	@echo "make run        set up, migrate, load demo data, train if needed, start everything"
 	@echo "                (local chat in the terminal when TELEGRAM_BOT_TOKEN is not set)"
 	@echo "make test       set up and run the whole test suite"
+	@echo "make test-at WHEN='2027-03-27 22:45'   the suite (no e2e, SQLite) with the clock shifted (faketime)"
+	@echo "make test-clocks  the same at each instant of CLOCK_INSTANTS"
 	@echo "make train      train the Rasa model if its training data, domain or config changed"
 	@echo "make nlu-eval   NLU_TEST=file.yml: evaluate the model (writes results/)"
 	@echo "make bench      run the benchmarks (bench/), print a table, write bench/results/"
@@ -52,6 +58,17 @@ run: setup
 test: setup
 	@.venv/bin/python -m bot train
 	@.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# libfaketime shifts the clock of pytest and of every process it starts (the CLI tests); the
+# clock then runs on from WHEN. PostgreSQL's server keeps its own clock, so those cases are left out.
+test-at: .venv/.installed
+	@command -v faketime >/dev/null || { echo "faketime is needed: apt-get install faketime"; exit 1; }
+	@test -n "$(WHEN)" || { echo "usage: make test-at WHEN='2027-03-27 22:45' (UTC)"; exit 1; }
+	@echo "Running the suite (no e2e, SQLite) at $(WHEN) UTC..."
+	@faketime "$(WHEN)" .venv/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e -k "not postgresql" $(PYTEST_ARGS)
+
+test-clocks: .venv/.installed
+	@for when in $(CLOCK_INSTANTS); do $(MAKE) --no-print-directory test-at WHEN="$$when" || exit 1; done
 
 nlu-eval: setup
 	@.venv/bin/python -m bot nlu-eval $(NLU_TEST)

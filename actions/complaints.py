@@ -9,7 +9,8 @@ from actions.common import CrmAction, button, client_for, in_unit_of_work, langu
 from actions.orders import COMPLAINT_SLOTS, AskAfterValidation
 from actions.parsing import describes_a_problem, guess_category, means_none
 from crm.complaints import CATEGORY_LABELS, open_complaint
-from crm.handoffs import desk_settings, hand_over
+from crm.desk_hours import desk_settings
+from crm.handoffs import hand_over
 from crm.i18n import translate
 from crm.models import COMPLAINT_CATEGORIES
 from crm.orders import client_orders, find_client_order, order_summary_line, parse_order_number

@@ -6,7 +6,8 @@ from __future__ import annotations
 from actions.catalog import ActionSearchCatalog
 from actions.common import CrmAction, client_for, in_unit_of_work, latest_text
 from crm.catalog import search_products
-from crm.handoffs import client_text, desk_settings, hand_over
+from crm.desk_hours import desk_settings
+from crm.handoffs import client_text, hand_over
 from crm.i18n import translate
 
 TEXTS = {

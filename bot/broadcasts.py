@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -20,17 +19,17 @@ from bot.broadcaster import UNSUBSCRIBE_PREFIX
 from bot.shared import assistant
 from bot.staff import staff_member
 from crm import broadcasts as crm_broadcasts
+from crm import clock, desk_hours
 from crm.clients import TelegramProfile, register_client
 from crm.consent import set_consent
 from crm.consent import TEXTS as CONSENT_TEXTS
 from crm.i18n import translate
-from crm.models import Broadcast, Staff, utcnow
+from crm.models import Broadcast, Staff
 from crm.staff import active_staff
 
 log = logging.getLogger(__name__)
 PREFIX = "bc:"
 ROLES = ("marketer", "admin")
-PARIS = ZoneInfo("Europe/Paris")
 
 TEXTS = {
     "ask_fr": {
@@ -55,10 +54,8 @@ TEXTS = {
     "now": {"fr": "Maintenant", "en": "Now"},
     "later": {"fr": "Programmer", "en": "Schedule"},
     "drop": {"fr": "Abandonner", "en": "Discard"},
-    "ask_when": {"fr": "Date et heure d'envoi (JJ/MM/AAAA HH:MM, heure de Paris) ?",
-                 "en": "Date and time to send (DD/MM/YYYY HH:MM, Paris time)?"},
-    "bad_when": {"fr": "Je n'ai pas compris la date, ou elle est passée. Exemple : 15/12/2026 09:30",
-                 "en": "I did not understand the date, or it is in the past. Example: 15/12/2026 09:30"},
+    "ask_when": {"fr": "Date et heure d'envoi (JJ/MM/AAAA HH:MM, heure {zone}) ?",
+                 "en": "Date and time to send (DD/MM/YYYY HH:MM, {zone} time)?"},
     "confirm_now": {"fr": "Envoyer maintenant à {count} destinataire(s) ?",
                     "en": "Send now to {count} recipient(s)?"},
     "confirm_at": {"fr": "Envoyer le {when:%d/%m/%Y à %H:%M} à {count} destinataire(s) (compté maintenant ; "
@@ -161,9 +158,11 @@ async def compose_input(update: Update, context: ContextTypes.DEFAULT_TYPE) -> b
         await _set_segment(update, context, draft_id, message.text, language)
         return True
     if step == "when" and message.text:
-        when = parse_when(message.text)
-        if when is None or when <= utcnow():
-            await message.reply_text(t("bad_when", language))
+        try:
+            when = crm_broadcasts.send_time(message.text)
+        except crm_broadcasts.BroadcastError as exc:
+            refusal = exc.text(language)
+            await message.reply_text(refusal[:1].upper() + refusal[1:])
             return True
         await _confirm(update, context, draft_id, language, when)
         return True
@@ -221,20 +220,9 @@ async def _confirm(update: Update, context, draft_id: int, language: str, when: 
 
     count = await assistant(context).db(work)
     text = t("confirm_now", language, count=count) if when is None else t(
-        "confirm_at", language, count=count, when=when.astimezone(PARIS))
+        "confirm_at", language, count=count, when=when.astimezone(desk_hours.zone()))
     await context.bot.send_message(update.effective_chat.id, text, reply_markup=buttons(
         [(t("confirm", language), f"{PREFIX}{draft_id}:ok"), (t("drop", language), f"{PREFIX}{draft_id}:drop")]))
-
-
-def parse_when(text: str) -> datetime | None:
-    match = re.fullmatch(r"\s*(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2})[:h](\d{2})\s*", text or "")
-    if not match:
-        return None
-    day, month, year, hour, minute = (int(g) for g in match.groups())
-    try:
-        return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-    except ValueError:
-        return None
 
 
 async def compose_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -271,7 +259,7 @@ async def compose_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await _confirm(update, context, draft_id, language, None)
     elif choice == "later":
         await assistant(context).db(lambda s: setattr(s.get(Broadcast, draft_id), "compose_step", "when"))
-        await context.bot.send_message(update.effective_chat.id, t("ask_when", language))
+        await context.bot.send_message(update.effective_chat.id, t("ask_when", language, zone=desk_hours.zone().key))
     elif choice == "ok":
         def work(session):
             draft = session.get(Broadcast, draft_id)
@@ -300,7 +288,7 @@ async def broadcasts_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         rows = []
         for b in crm_broadcasts.listing(session):
             numbers = crm_broadcasts.counts(session, b.id)
-            when = (b.started_at or b.scheduled_at or b.created_at).astimezone(PARIS)
+            when = clock.aware(b.started_at or b.scheduled_at or b.created_at).astimezone(desk_hours.zone())
             rows.append((b.id, b.state, when, numbers["sent"], numbers["total"], b.segment or "all"))
         return rows
 

@@ -267,17 +267,15 @@ def cmd_sender(args) -> None:
 
 
 def cmd_broadcast(args) -> None:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    from crm import broadcasts
+    from crm import broadcasts, clock, desk_hours
 
     if args.broadcast_command == "list":
         def work(session):
             lines = []
             for b in broadcasts.listing(session, limit=50):
                 numbers = broadcasts.counts(session, b.id)
-                lines.append(f"{b.id}\t{b.state}\t{(b.scheduled_at or b.created_at):%Y-%m-%d %H:%M}\t"
+                when = clock.aware(b.scheduled_at or b.created_at).astimezone(desk_hours.zone())
+                lines.append(f"{b.id}\t{b.state}\t{when:%Y-%m-%d %H:%M}\t"
                              f"{numbers['sent']}/{numbers['total']} sent\t{b.segment or 'all'}")
             return "\n".join(lines) or "No broadcast yet."
 
@@ -293,9 +291,9 @@ def cmd_broadcast(args) -> None:
     when = None
     if args.at:
         try:
-            when = datetime.strptime(args.at, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo("Europe/Paris"))
-        except ValueError:
-            sys.exit(f"Error: --at must be 'YYYY-MM-DD HH:MM' (Paris time), got {args.at!r}")
+            when = broadcasts.send_time(args.at)
+        except broadcasts.BroadcastError as exc:
+            sys.exit(f"Error: --at must be 'YYYY-MM-DD HH:MM' on the desk's clock (company.yml desk.timezone): {exc}")
 
     def work(session):
         broadcast = broadcasts.create(session, None, args.text_fr, args.text_en or "", args.segment, args.photo)
@@ -409,7 +407,8 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--text-en", help="the English version (default: the French text for everyone)")
     create.add_argument("--segment", default="", help="e.g. 'lang:fr category:Écrans last_order>90 vip tag:salon'")
     create.add_argument("--photo", help="an https URL or a Telegram file id (the text becomes its caption)")
-    create.add_argument("--at", help="'YYYY-MM-DD HH:MM', Paris time (default: now)")
+    create.add_argument("--at", help="'YYYY-MM-DD HH:MM' on the desk's clock, company.yml desk.timezone "
+                        "(default: now)")
     create.add_argument("--yes", action="store_true", help="confirm: schedule it")
     count = bc_sub.add_parser("count", help="how many clients a segment reaches now")
     count.add_argument("segment")

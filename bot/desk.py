@@ -13,6 +13,8 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.shared import assistant
+from crm import clock
+from crm.desk_hours import desk_settings
 from crm.client_file import client_card
 from crm.clients import record_message
 from crm.handoffs import (
@@ -27,7 +29,6 @@ from crm.handoffs import (
     client_of_topic,
     client_wrote,
     close_handoff,
-    desk_settings,
     forget_topic,
     hand_over,
     handoff_for_reply,
@@ -45,7 +46,7 @@ from crm.handoffs import (
     vip_handoff_due,
 )
 from crm.i18n import translate
-from crm.models import Client, ConversationMessage, Handoff, Staff, utcnow
+from crm.models import Client, ConversationMessage, Handoff, Staff
 from crm.settings import staff_chat
 from crm.staff import active_staff
 
@@ -455,7 +456,7 @@ async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         for h in queue(session):
             client = session.get(Client, h.client_id)
             opened = h.opened_at if h.opened_at.tzinfo else h.opened_at.replace(tzinfo=timezone.utc)
-            minutes = int((utcnow() - opened).total_seconds() // 60)
+            minutes = int((clock.now() - opened).total_seconds() // 60)
             name = ("⭐ " if client.vip else "") + client.display_name
             if h.callback_phone:
                 name += f" 📞 {h.callback_phone}"

@@ -10,12 +10,13 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from html.parser import HTMLParser
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from crm import clock, desk_hours
 from crm.i18n import Refusal, translate
 from crm.models import (
     Broadcast,
@@ -28,7 +29,6 @@ from crm.models import (
     OrderLine,
     Product,
     Staff,
-    utcnow,
 )
 from crm.outbox import enqueue
 
@@ -73,6 +73,14 @@ ERRORS = {
     "state": {"fr": "la diffusion {id} est {state}", "en": "broadcast {id} is {state}"},
     "unknown": {"fr": "aucune diffusion {id}", "en": "no broadcast {id}"},
     "already": {"fr": "la diffusion {id} est déjà {state}", "en": "broadcast {id} is already {state}"},
+    "when_format": {"fr": "je n'ai pas compris la date {value!r} ; écrivez JJ/MM/AAAA HH:MM, par exemple {example}",
+                    "en": "I did not understand the date {value!r}; write DD/MM/YYYY HH:MM, for example {example}"},
+    "when_past": {"fr": "le {value} ({zone}) est déjà passé ; par exemple {example}",
+                  "en": "{value} ({zone}) is in the past; for example {example}"},
+    "when_gap": {"fr": "le {value} n'existe pas en heure de {zone} : les horloges passent de {before} à {after} "
+                       "cette nuit-là (heure d'été). Choisissez une autre heure, par exemple {after}.",
+                 "en": "{value} does not exist in {zone} time: clocks jump from {before} to {after} that night "
+                       "(daylight saving time). Choose another time, for example {after}."},
 }
 
 
@@ -132,7 +140,7 @@ def consenting_clients(session: Session):
 
 def segment_client_ids(session: Session, spec: str, now: datetime | None = None) -> list[int]:
     """The exact recipients of a segment, in a stable order."""
-    now = now or utcnow()
+    now = now or clock.now()
     query = consenting_clients(session)
     for c in parse_segment(spec):
         if c.kind == "lang":
@@ -153,10 +161,14 @@ def segment_client_ids(session: Session, spec: str, now: datetime | None = None)
             query = query.where(Client.id.not_in(select(Order.client_id)))
         elif c.kind.startswith("last_order"):
             last = select(Order.client_id, func.max(Order.created_at).label("at")).group_by(Order.client_id).subquery()
-            limit = now - timedelta(days=int(c.value))
-            # "more than N days since the last order" is an older last order, and the other way round
-            at = {"last_order>": last.c.at < limit, "last_order>=": last.c.at <= limit,
-                  "last_order<": last.c.at > limit, "last_order<=": last.c.at >= limit}[c.kind]
+            # Calendar days in the desk's time zone: an order on 1 March is 30 days old on 31 March,
+            # whatever the hour and a DST change between. days > N <=> ordered before day today-N.
+            tz = desk_hours.zone()
+            today = clock.today(tz, now)
+            older = clock.start_of_day(today - timedelta(days=int(c.value)), tz)      # days > N
+            older_eq = clock.start_of_day(today - timedelta(days=int(c.value) - 1), tz)  # days >= N
+            at = {"last_order>": last.c.at < older, "last_order>=": last.c.at < older_eq,
+                  "last_order<": last.c.at >= older_eq, "last_order<=": last.c.at >= older}[c.kind]
             query = query.where(Client.id.in_(select(last.c.client_id).where(at)))
         elif c.kind == "lead":
             query = query.where(Client.id.in_(select(Lead.client_id).where(Lead.status == str(c.value).lower())))
@@ -226,12 +238,47 @@ def create(session: Session, staff: Staff | None, text_fr: str, text_en: str = "
     return broadcast
 
 
+SEND_TIME = (re.compile(r"\s*(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<y>\d{4})\s+(?P<H>\d{1,2})[:h](?P<M>\d{2})\s*"),
+             re.compile(r"\s*(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})[ T](?P<H>\d{1,2})[:h](?P<M>\d{2})\s*"))
+
+
+def send_time(text: str, now: datetime | None = None) -> datetime:
+    """A send time typed by a marketer, "15/12/2026 09:30" (or "2026-12-15 09:30"), on the desk's
+    wall clock, as a UTC instant. Refused with a BroadcastError: not a date, already past, or a
+    time that does not exist (inside the spring DST gap, e.g. 28/03/2027 02:30 in Paris). A time
+    that exists twice (the autumn fold) is its first occurrence."""
+    now = clock.aware(now or clock.now())
+    tz = desk_hours.zone()
+    tomorrow = clock.today(tz, now) + timedelta(days=1)
+    example = f"{tomorrow:%d/%m/%Y} 09:30"
+    match = next((m for m in (p.fullmatch(text or "") for p in SEND_TIME) if m), None)
+    try:
+        day = date(int(match["y"]), int(match["m"]), int(match["d"])) if match else None
+        at = time(int(match["H"]), int(match["M"])) if match else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise BroadcastError("when_format", value=(text or "").strip()[:40], example=example)
+    shown = f"{day:%d/%m/%Y} {at:%H:%M}"
+    try:
+        when = clock.local_instant(day, at, tz)
+    except clock.NonexistentTime:
+        after = clock.clock_instant(day, f"{at:%H:%M}", tz)  # the first instant after the gap
+        last_minute = (after - timedelta(minutes=1)).astimezone(tz).replace(tzinfo=None)
+        raise BroadcastError("when_gap", value=shown, zone=tz.key,
+                             before=f"{last_minute + timedelta(minutes=1):%H:%M}",
+                             after=f"{after.astimezone(tz):%H:%M}") from None
+    if when <= now:
+        raise BroadcastError("when_past", value=shown, zone=tz.key, example=example)
+    return when
+
+
 def schedule(session: Session, broadcast: Broadcast, when: datetime | None = None) -> Broadcast:
     """Confirmed: sent at `when` (now when None). Rows are made when it starts."""
     if broadcast.state != "draft":
         raise BroadcastError("state", id=broadcast.id, state=broadcast.state)
     # Stored in UTC (SQLite keeps the wall-clock time only); a naive time read back is UTC already.
-    when = _aware(when or utcnow()).astimezone(timezone.utc)
+    when = clock.aware(when or clock.now()).astimezone(timezone.utc)
     broadcast.state, broadcast.scheduled_at, broadcast.compose_step = "scheduled", when, None
     return broadcast
 
@@ -242,7 +289,7 @@ def cancel(session: Session, broadcast_id: int) -> Broadcast:
         raise BroadcastError("unknown", id=broadcast_id)
     if broadcast.state in ("done", "cancelled"):
         raise BroadcastError("already", id=broadcast_id, state=broadcast.state)
-    broadcast.state, broadcast.finished_at = "cancelled", utcnow()
+    broadcast.state, broadcast.finished_at = "cancelled", clock.now()
     session.execute(update(BroadcastDelivery).where(BroadcastDelivery.broadcast_id == broadcast_id,
                                                     BroadcastDelivery.status == "pending")
                     .values(status="cancelled"))
@@ -260,7 +307,7 @@ def listing(session: Session, limit: int = 10) -> list[Broadcast]:
 def start_due(session: Session, now: datetime | None = None) -> list[int]:
     """Scheduled broadcasts whose time has come: running, with one delivery row per recipient
     (the segment is evaluated now, so an opt-out before the start is respected)."""
-    now = now or utcnow()
+    now = now or clock.now()
     started = []
     for broadcast in session.scalars(select(Broadcast).where(Broadcast.state == "scheduled",
                                                              Broadcast.scheduled_at <= now)):
@@ -290,7 +337,7 @@ class Job:
 def claim_next(session: Session, now: datetime | None = None) -> Job | None:
     """The next row to send, claimed (`sending`). A recipient who opted out since the start is
     marked `opted_out` and skipped."""
-    now = now or utcnow()
+    now = now or clock.now()
     while True:
         row = session.execute(
             select(BroadcastDelivery, Client, Broadcast)
@@ -324,7 +371,7 @@ def _set(session: Session, delivery_id: int, expected: str, **values) -> int:
 
 
 def mark_sent(session: Session, delivery_id: int) -> None:
-    _set(session, delivery_id, "sending", status="sent", sent_at=utcnow())
+    _set(session, delivery_id, "sending", status="sent", sent_at=clock.now())
 
 
 def mark_blocked(session: Session, delivery_id: int, error: str) -> None:
@@ -345,7 +392,7 @@ def mark_unconfirmed(session: Session, delivery_id: int, error: str) -> None:
 
 def retry_later(session: Session, delivery_id: int, error: str, now: datetime | None = None) -> None:
     """A network error or a 5xx: again after 2, 4, 8... seconds, MAX_ATTEMPTS times at most."""
-    now = now or utcnow()
+    now = now or clock.now()
     attempts = session.scalar(select(BroadcastDelivery.attempts).where(BroadcastDelivery.id == delivery_id)) + 1
     if attempts >= MAX_ATTEMPTS:
         _set(session, delivery_id, "sending", status="failed", attempts=attempts, last_error=error[:500])
@@ -370,7 +417,7 @@ def stale_claim() -> timedelta:
 
 def recover(session: Session, now: datetime | None = None) -> int:
     """Rows claimed by a sender that died: `unconfirmed` (it may have reached Telegram)."""
-    limit = (now or utcnow()) - stale_claim()
+    limit = (now or clock.now()) - stale_claim()
     return session.execute(update(BroadcastDelivery).where(BroadcastDelivery.status == "sending",
                                                            BroadcastDelivery.claimed_at < limit)
                            .values(status="unconfirmed", last_error="the sender stopped while sending")
@@ -390,7 +437,7 @@ def counts(session: Session, broadcast_id: int) -> dict[str, int]:
 def follow_up(session: Session, now: datetime | None = None) -> list[int]:
     """Progress to the marketer every PROGRESS_EVERY, and the final report when nothing is left
     to send. Returns the broadcasts finished now."""
-    now = now or utcnow()
+    now = now or clock.now()
     finished = []
     for broadcast in session.scalars(select(Broadcast).where(Broadcast.state == "running")):
         numbers = counts(session, broadcast.id)
@@ -398,15 +445,11 @@ def follow_up(session: Session, now: datetime | None = None) -> list[int]:
             broadcast.state, broadcast.finished_at = "done", now
             _tell_creator(session, broadcast, "report", **{k: v for k, v in numbers.items()})
             finished.append(broadcast.id)
-        elif broadcast.last_progress_at is None or _aware(broadcast.last_progress_at) <= now - PROGRESS_EVERY:
+        elif broadcast.last_progress_at is None or clock.aware(broadcast.last_progress_at) <= now - PROGRESS_EVERY:
             broadcast.last_progress_at = now
             done = numbers["total"] - numbers["pending"] - numbers["sending"]
             _tell_creator(session, broadcast, "progress", done=done, total=numbers["total"], sent=numbers["sent"])
     return finished
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _tell_creator(session: Session, broadcast: Broadcast, key: str, **values) -> None:
@@ -417,7 +460,7 @@ def _tell_creator(session: Session, broadcast: Broadcast, key: str, **values) ->
 
 def pending_work(session: Session, now: datetime | None = None) -> bool:
     """Anything for the sender to do now (cheap to ask every second)."""
-    now = now or utcnow()
+    now = now or clock.now()
     due = session.scalar(select(func.count(Broadcast.id)).where(or_(
         Broadcast.state == "running", and_(Broadcast.state == "scheduled", Broadcast.scheduled_at <= now))))
     return bool(due)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm.models import LANGUAGES, Client, ConversationMessage, utcnow
+from crm import clock
+from crm.models import LANGUAGES, Client, ConversationMessage
 
 
 def language_from_code(code: str | None) -> str:
@@ -33,13 +34,13 @@ def register_client(session: Session, profile: TelegramProfile) -> tuple[Client,
         client = Client(
             telegram_id=profile.telegram_id,
             language=language_from_code(profile.language_code),
-            first_seen=utcnow(),
+            first_seen=clock.now(),
         )
         session.add(client)
     client.first_name = (profile.first_name or "")[:255]
     client.last_name = (profile.last_name or "")[:255]
     client.username = (profile.username or None) and profile.username[:255]
-    client.last_seen = utcnow()
+    client.last_seen = clock.now()
     session.flush()
     return client, created
 

@@ -10,9 +10,10 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from crm import clock
 from crm.company import company_profile
 from crm.i18n import Refusal, translate
-from crm.models import COMPLAINT_CATEGORIES, Client, Complaint, Order, utcnow
+from crm.models import COMPLAINT_CATEGORIES, Client, Complaint, Order
 from crm.outbox import enqueue, notify_managers
 from crm.text import fold
 
@@ -92,7 +93,7 @@ def assess_severity(session: Session, client: Client, description: str, order: O
     critical = _mentions(description, rules.get("critical_words", []))
     if critical:
         reasons.append("critical_words")
-    since = utcnow() - timedelta(days=int(rules.get("repeated_within_days", 60)))
+    since = clock.now() - timedelta(days=int(rules.get("repeated_within_days", 60)))
     earlier = session.scalar(select(func.count(Complaint.id)).where(
         Complaint.client_id == client.id, Complaint.created_at >= since))
     if earlier >= int(rules.get("repeated_complaints", 2)):
@@ -155,7 +156,7 @@ def resolve_complaint(session: Session, number: str, resolution: str) -> Complai
     resolution = resolution.strip()
     if not resolution:
         raise ComplaintError("no_resolution")
-    complaint.status, complaint.resolution, complaint.resolved_at = "resolved", resolution, utcnow()
+    complaint.status, complaint.resolution, complaint.resolved_at = "resolved", resolution, clock.now()
     client = session.get(Client, complaint.client_id)
     buttons = [{"title": str(n), "data": f"{RATE_PREFIX}{complaint.id}:{n}"} for n in range(1, 6)]
     enqueue(session, client.telegram_id, translate(

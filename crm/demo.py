@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from crm.catalog import import_catalog
 from crm.models import Product
-from crm.promotions import add_promotion
+from crm.promotions import add_promotion, today
 
 DEMO_CATALOG = Path(__file__).resolve().parent / "demo_catalog.csv"
 
@@ -22,7 +22,7 @@ def load_demo_if_empty(session: Session) -> bool:
     if session.scalar(select(func.count(Product.id))):
         return False
     import_catalog(session, DEMO_CATALOG)
-    start = date.today()
+    start = today()
     add_promotion(session, title_fr="Semaine de la souris", title_en="Mouse week",
                   text_fr="La souris ergonomique la plus demandée.", text_en="Our most requested ergonomic mouse.",
                   discount_percent=Decimal(15), starts_on=start, ends_on=start + timedelta(days=30),

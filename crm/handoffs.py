@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from crm.company import company_profile
+from crm import clock
+from crm.desk_hours import desk_settings, next_opening, when_text
 from crm.i18n import translate
 from crm.models import (
     HANDOFF_REASONS,
@@ -21,7 +21,6 @@ from crm.models import (
     RelayedMessage,
     Staff,
     StaffTopic,
-    utcnow,
 )
 from crm.outbox import enqueue
 from crm.settings import staff_chat
@@ -30,7 +29,6 @@ from crm.staff import managers_on_duty
 OPEN = ("queued", "active")
 TAKE_PREFIX = "take:"
 HANDOFF_RATE_PREFIX = "hrate:"
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 REASON_LABELS = {
     "request": {"fr": "demande un conseiller", "en": "asks for a manager"},
@@ -76,10 +74,10 @@ CLIENT_TEXTS = {
     },
     "opened_closed_desk": {
         "fr": "Nos conseillers sont absents pour le moment. Votre demande est enregistrée : un "
-        "conseiller vous répondra ici dès la réouverture, le {when:%d/%m à %H:%M}. Vous pouvez déjà "
+        "conseiller vous répondra ici dès la réouverture, {when}. Vous pouvez déjà "
         "laisser votre message.",
         "en": "Our managers are away right now. Your request is recorded: a manager will answer you "
-        "here when we reopen, on {when:%d/%m at %H:%M}. You can leave your message now.",
+        "here when we reopen, on {when}. You can leave your message now.",
     },
     "already": {
         "fr": "Votre demande est déjà transmise à un conseiller. Écrivez-lui ici, il vous répondra.",
@@ -111,8 +109,8 @@ CLIENT_TEXTS = {
     },
     "callback_button": {"fr": "📞 Être rappelé à ce numéro", "en": "📞 Call me back on this number"},
     "callback_noted": {
-        "fr": "C'est noté : un conseiller vous appellera au {phone} dès la réouverture, le {when:%d/%m à %H:%M}.",
-        "en": "Noted: a manager will call you on {phone} when we reopen, on {when:%d/%m at %H:%M}.",
+        "fr": "C'est noté : un conseiller vous appellera au {phone} dès la réouverture, {when}.",
+        "en": "Noted: a manager will call you on {phone} when we reopen, on {when}.",
     },
     "callback_noted_open": {
         "fr": "C'est noté : un conseiller vous appellera au {phone} au plus vite.",
@@ -142,16 +140,12 @@ def hand_over(session: Session, client: Client, reason: str, language: str, deta
         # shares their Telegram phone number: nothing to type, nothing to mistype).
         enqueue(session, client.telegram_id, client_text("callback_offer", language),
                 [{"title": client_text("callback_button", language), "request_contact": True}])
-        return client_text("opened_closed_desk", language, when=when)
+        return client_text("opened_closed_desk", language, when=when_text(when, language))
     return client_text("opened", language)
 
 
 class HandoffError(ValueError):
     pass
-
-
-def desk_settings() -> dict:
-    return company_profile().get("desk", {})
 
 
 def open_handoff(session: Session, client: Client, reason: str, detail: str = "") -> tuple[Handoff, bool]:
@@ -240,7 +234,7 @@ def take_handoff(session: Session, handoff_id: int, manager: Staff) -> Handoff:
     """The first manager to take it gets it: one conditional UPDATE decides between racers."""
     taken = session.execute(
         update(Handoff).where(Handoff.id == handoff_id, Handoff.status == "queued")
-        .values(status="active", manager_id=manager.id, taken_at=utcnow())
+        .values(status="active", manager_id=manager.id, taken_at=clock.now())
         .execution_options(synchronize_session=False)
     ).rowcount
     handoff = session.get(Handoff, handoff_id)
@@ -260,7 +254,7 @@ def active_handoffs_of(session: Session, manager: Staff) -> list[Handoff]:
 def close_handoff(session: Session, handoff: Handoff) -> None:
     if handoff.status == "closed":
         raise HandoffError("already closed")
-    handoff.status, handoff.closed_at = "closed", utcnow()
+    handoff.status, handoff.closed_at = "closed", clock.now()
 
 
 def rate_handoff(session: Session, telegram_id: int, data: str) -> Handoff | None:
@@ -304,35 +298,13 @@ def add_note(session: Session, client: Client, manager: Staff, text: str) -> Cli
     return note
 
 
-def next_opening(now: datetime | None = None) -> datetime | None:
-    """None when the desk is open now; otherwise when it next opens (in the desk's time zone)."""
-    settings = desk_settings()
-    zone = ZoneInfo(settings.get("timezone", "Europe/Paris"))
-    hours = settings.get("hours") or {}
-    local = (now or utcnow()).astimezone(zone)
-    for offset in range(0, 8):
-        day = local + timedelta(days=offset)
-        span = hours.get(DAYS[day.weekday()])
-        if not span:
-            continue
-        start_s, end_s = span.split("-")
-        midnight = day.replace(hour=0, minute=0, second=0, microsecond=0)
-        start = midnight + timedelta(hours=int(start_s[:2]), minutes=int(start_s[3:]))
-        end = midnight + timedelta(hours=int(end_s[:2]), minutes=int(end_s[3:]))  # "24:00" allowed
-        if offset == 0 and start <= local < end:
-            return None
-        if start > local:
-            return start
-    return None  # no opening hours configured: always open
-
-
 def remind_overdue(session: Session, now: datetime | None = None) -> int:
     """What the desk must not forget, run every few seconds by the bot; every message goes
     through the outbox. Returns how many handoffs needed something.
     - the account manager did not take their client's conversation in time: tell everybody;
     - nobody took a conversation in time: the client is told (once), managers are reminded;
     - the client has waited too long for the manager holding the conversation: remind them."""
-    now = now or utcnow()
+    now = now or clock.now()
     settings = desk_settings()
     count = 0
     first = now - timedelta(minutes=int(settings.get("account_manager_first_minutes", 5)))
@@ -373,7 +345,7 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
 def client_wrote(session: Session, handoff: Handoff) -> None:
     """A client message reached the manager: the wait for their answer starts (if not started)."""
     if handoff.status == "active" and handoff.awaiting_reply_since is None:
-        handoff.awaiting_reply_since = utcnow()
+        handoff.awaiting_reply_since = clock.now()
         handoff.manager_reminded = False
 
 
@@ -398,7 +370,8 @@ def request_callback(session: Session, client: Client, phone: str) -> tuple[Hand
     when = next_opening()
     if when is None:
         return handoff, client_text("callback_noted_open", client.language, phone=phone)
-    return handoff, client_text("callback_noted", client.language, phone=phone, when=when)
+    return handoff, client_text("callback_noted", client.language, phone=phone,
+                                when=when_text(when, client.language))
 
 
 def vip_handoff_due(session: Session, client: Client, now: datetime | None = None) -> bool:
@@ -409,7 +382,7 @@ def vip_handoff_due(session: Session, client: Client, now: datetime | None = Non
         return False
     pause = timedelta(minutes=int(settings.get("vip_again_after_minutes", 30)))
     recent = session.scalar(select(Handoff.id).where(
-        Handoff.client_id == client.id, Handoff.closed_at >= (now or utcnow()) - pause).limit(1))
+        Handoff.client_id == client.id, Handoff.closed_at >= (now or clock.now()) - pause).limit(1))
     return recent is None
 
 

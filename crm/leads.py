@@ -11,9 +11,10 @@ import unicodedata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm import clock
 from crm.company import company_profile
 from crm.i18n import translate
-from crm.models import LEAD_STATUSES, Client, Lead, utcnow
+from crm.models import LEAD_STATUSES, Client, Lead
 
 SIZES = ("1-9", "10-49", "50-249", "250+")
 TIMELINES = ("now", "3m", "6m", "later")
@@ -254,7 +255,7 @@ def save_lead(session: Session, client: Client, answers: dict, complete: bool) -
         client.phone = lead.phone
     if lead.email and not client.email:
         client.email = lead.email
-    lead.updated_at = utcnow()
+    lead.updated_at = clock.now()
     session.flush()
     return lead
 
@@ -265,7 +266,7 @@ def set_lead_status(session: Session, lead_id: int, status: str) -> Lead:
     lead = session.get(Lead, lead_id)
     if lead is None:
         raise LeadError(f"no lead {lead_id}")
-    lead.status, lead.updated_at = status, utcnow()
+    lead.status, lead.updated_at = status, clock.now()
     return lead
 
 

@@ -5,28 +5,20 @@ the outbox (sent when due, so a restart loses none)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm.buttons import payload_buttons
+from crm import clock
 from crm.company import company_profile
-from crm.handoffs import DAYS, account_manager_of, desk_settings
+from crm.desk_hours import opening, short_text, when_text, zone
+from crm.handoffs import account_manager_of
 from crm.i18n import translate
-from crm.models import Client, Lead, Meeting, Notification, Staff, utcnow
+from crm.models import Client, Lead, Meeting, Notification, Staff
 from crm.outbox import enqueue
 from crm.staff import managers_on_duty
-
-DAY_NAMES = {"fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
-             "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")}
-SHORT_DAYS = {"fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
-              "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
-MONTHS = {"fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-                 "novembre", "décembre"),
-          "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-                 "November", "December")}
 
 TEXTS = {
     "invitation": {
@@ -71,52 +63,35 @@ def length() -> timedelta:
     return timedelta(minutes=int(settings().get("length_minutes", 30)))
 
 
-def zone() -> ZoneInfo:
-    return ZoneInfo(desk_settings().get("timezone", "Europe/Paris"))
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def when_text(starts_at: datetime, language: str) -> str:
-    """"mardi 1 décembre à 10 h 00" / "Tuesday 1 December at 10:00", in the desk's time zone."""
-    local = _aware(starts_at).astimezone(zone())
-    day = DAY_NAMES[language if language == "en" else "fr"][local.weekday()]
-    month = MONTHS[language if language == "en" else "fr"][local.month - 1]
-    if language == "en":
-        return f"{day} {local.day} {month} at {local:%H:%M}"
-    return f"{day} {local.day} {month} à {local.hour} h {local:%M}"
-
-
-def short_text(starts_at: datetime, language: str) -> str:
-    local = _aware(starts_at).astimezone(zone())
-    return f"{SHORT_DAYS[language if language == 'en' else 'fr'][local.weekday()]} {local:%d/%m %H:%M}"
-
-
 def grid(now: datetime | None = None) -> list[datetime]:
-    """Every possible start (UTC) from `min_notice_hours` to `days_ahead` days, inside opening hours."""
-    now = _aware(now or utcnow())
+    """Every possible start (UTC) from `min_notice_hours` to `days_ahead` days, inside opening hours.
+    Slots are steps of the desk's wall clock ("10:00, 10:30, ..."), so a meeting keeps its
+    announced hour across a DST change; a wall-clock time that does not exist that night (the
+    spring gap) is not offered, and one that happens twice (the autumn fold) is offered once."""
+    now = clock.aware(now or clock.now())
     step = length()
     earliest = now + timedelta(hours=float(settings().get("min_notice_hours", 2)))
-    hours = desk_settings().get("hours") or {}
-    local_now = now.astimezone(zone())
-    starts = []
+    tz = zone()
+    first = clock.today(tz, now)
+    starts: list[datetime] = []
     for offset in range(int(settings().get("days_ahead", 10)) + 1):
-        day = (local_now + timedelta(days=offset)).replace(hour=0, minute=0, second=0, microsecond=0)
-        span = hours.get(DAYS[day.weekday()])
-        if not span:
+        day = first + timedelta(days=offset)
+        span = opening(day)
+        if span is None:
             continue
-        start_s, end_s = span.split("-")
-        start = day + timedelta(hours=int(start_s[:2]), minutes=int(start_s[3:]))
-        end = day + timedelta(hours=int(end_s[:2]), minutes=int(end_s[3:]))
-        slot = start
-        while slot + step <= end:
-            # Built as local wall-clock times, so a DST change keeps meetings at the announced hour.
-            aware = slot.replace(tzinfo=None).replace(tzinfo=zone())
-            if aware >= earliest:
-                starts.append(aware.astimezone(timezone.utc))
-            slot += step
+        open_at, close_at = span
+        wall = open_at.astimezone(tz).replace(tzinfo=None)
+        while True:
+            try:
+                start = clock.local_instant(wall.date(), wall.time(), tz)
+            except clock.NonexistentTime:
+                wall += step
+                continue
+            if start + step > close_at:
+                break
+            wall += step
+            if start >= earliest and (not starts or start > starts[-1]):
+                starts.append(start)
     return starts
 
 
@@ -133,7 +108,7 @@ def _busy(session: Session, manager_ids: list[int], since: datetime, until: date
         Meeting.ends_at > since, Meeting.starts_at < until)).all()
     busy: dict[int, list[tuple]] = {}
     for manager_id, start, end in rows:
-        busy.setdefault(manager_id, []).append((_aware(start), _aware(end)))
+        busy.setdefault(manager_id, []).append((clock.aware(start), clock.aware(end)))
     return busy
 
 
@@ -160,7 +135,7 @@ def free_slots(session: Session, client: Client, now: datetime | None = None, co
 
 def parse_slot(value: str | None) -> datetime | None:
     try:
-        return _aware(datetime.fromisoformat(str(value)))
+        return clock.aware(datetime.fromisoformat(str(value)))
     except (TypeError, ValueError):
         return None
 
@@ -171,7 +146,7 @@ def book(session: Session, client: Client, starts_at: datetime, *, replacing: in
     the slot is not offered (any more) or every manager is busy then. Two clients booking the same
     manager at the same moment: the unique `slot_key` lets one in and raises IntegrityError for
     the other, whose unit of work is then rolled back; `book_in_turn` retries it afresh."""
-    starts_at = _aware(starts_at).astimezone(timezone.utc)
+    starts_at = clock.aware(starts_at).astimezone(timezone.utc)
     if starts_at not in grid(now):
         raise SlotTaken("slot not offered")
     old = _own_meeting(session, client, replacing) if replacing is not None else None
@@ -188,7 +163,7 @@ def book(session: Session, client: Client, starts_at: datetime, *, replacing: in
         session.flush()  # IntegrityError: another client got this manager at this time just now
         if old is not None:
             _release(session, old, "moved")
-        _announce(session, client, manager, meeting, old)
+        _announce(session, client, manager, meeting, old, clock.aware(now or clock.now()))
         return meeting
     raise SlotTaken("slot taken")
 
@@ -217,7 +192,7 @@ def _own_meeting(session: Session, client: Client, meeting_id: int) -> Meeting:
 
 
 def _release(session: Session, meeting: Meeting, status: str) -> None:
-    meeting.status, meeting.slot_key, meeting.cancelled_at = status, None, utcnow()
+    meeting.status, meeting.slot_key, meeting.cancelled_at = status, None, clock.now()
     session.execute(update(Notification).where(Notification.meeting_id == meeting.id,
                                                Notification.status == "pending")
                     .values(status="cancelled"))
@@ -235,12 +210,13 @@ def cancel(session: Session, client: Client, meeting_id: int) -> Meeting:
 
 def upcoming(session: Session, client: Client, now: datetime | None = None) -> list[Meeting]:
     return list(session.scalars(select(Meeting).where(
-        Meeting.client_id == client.id, Meeting.status == "booked", Meeting.starts_at >= _aware(now or utcnow()))
+        Meeting.client_id == client.id, Meeting.status == "booked", Meeting.starts_at >= clock.aware(now or clock.now()))
         .order_by(Meeting.starts_at)))
 
 
-def _announce(session: Session, client: Client, manager: Staff, meeting: Meeting, old: Meeting | None) -> None:
-    """The invitation to both sides, and the reminders, all through the outbox."""
+def _announce(session: Session, client: Client, manager: Staff, meeting: Meeting, old: Meeting | None,
+              now: datetime) -> None:
+    """The invitation to both sides, and the reminders still ahead of `now`, all through the outbox."""
     minutes = int(length().total_seconds() // 60)
     language = client.language
     enqueue(session, client.telegram_id, translate(TEXTS, "invitation", language,
@@ -256,9 +232,8 @@ def _announce(session: Session, client: Client, manager: Staff, meeting: Meeting
                          when=when_text(meeting.starts_at, manager.language), minutes=minutes,
                          lead=translate(TEXTS, "lead", manager.language, id=lead.id, score=lead.score) if lead else "")
     enqueue(session, manager.telegram_id, text, meeting_id=meeting.id, attachment="ics")
-    now = utcnow()
     for before in settings().get("remind_before_minutes", [1440, 60]):
-        due = _aware(meeting.starts_at) - timedelta(minutes=int(before))
+        due = clock.aware(meeting.starts_at) - timedelta(minutes=int(before))
         if due <= now:
             continue
         buttons = payload_buttons(session, client.telegram_id, [
@@ -300,7 +275,7 @@ def ics(session: Session, meeting: Meeting) -> str:
     company = company_profile().get("name", "")
 
     def stamp(value: datetime) -> str:
-        return _aware(value).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        return clock.aware(value).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
     def escape(text: str) -> str:
         return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from crm.models import Notification, utcnow
+from crm import clock
+from crm.models import Notification
 from crm.settings import staff_chat
 from crm.staff import managers_on_duty
 
@@ -48,14 +49,14 @@ def pending(session: Session, limit: int = 50, now: datetime | None = None) -> l
     """What is due: pending, and without a `not_before` in the future."""
     return list(session.scalars(
         select(Notification).where(Notification.status == "pending", or_(
-            Notification.not_before.is_(None), Notification.not_before <= (now or utcnow())))
+            Notification.not_before.is_(None), Notification.not_before <= (now or clock.now())))
         .order_by(Notification.id).limit(limit)
     ))
 
 
 def mark_sent(session: Session, notification_id: int) -> None:
     row = session.get(Notification, notification_id)
-    row.status, row.sent_at, row.attempts = "sent", utcnow(), row.attempts + 1
+    row.status, row.sent_at, row.attempts = "sent", clock.now(), row.attempts + 1
 
 
 def mark_failed(session: Session, notification_id: int, error: str, *, permanent: bool = False) -> None:

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm import desk_hours
 from crm.models import Product, Promotion
 
 
@@ -20,7 +21,8 @@ class Price:
 
 
 def today() -> date:
-    return date.today()
+    """Promotions run by the desk's calendar days (a promotion "until 31/12" ends at midnight in Paris)."""
+    return desk_hours.today()
 
 
 def running_promotions(session: Session, on: date | None = None) -> list[Promotion]:

@@ -93,10 +93,14 @@ async def test_schedule_list_and_cancel(bot, stub):
     choice = await first(bot, HUGO, "👆 Aperçu. 1 destinataire(s) (segment : lang:fr)")
     await press(bot, HUGO, choice, "Programmer")
     await first(bot, HUGO, "Date et heure d'envoi")
-    for bad in ("demain", "31/02/2030 10:00", "01/01/2020 10:00"):
+    for bad, answer in (("demain", "Je n'ai pas compris la date 'demain'"),
+                        ("31/02/2030 10:00", "Je n'ai pas compris la date '31/02/2030 10:00'"),
+                        ("01/01/2020 10:00", "Le 01/01/2020 10:00 (Europe/Paris) est déjà passé"),
+                        ("28/03/2027 02:30", "Le 28/03/2027 02:30 n'existe pas en heure de Europe/Paris : les "
+                                             "horloges passent de 02:00 à 03:00")):
         before = len(bot.emulator.messages_to(HUGO.id))
         bot.emulator.user_says(HUGO, bad)
-        assert (await bot.wait(HUGO, before + 1))[-1].text.startswith("Je n'ai pas compris la date"), bad
+        assert (await bot.wait(HUGO, before + 1))[-1].text.startswith(answer), bad
     bot.emulator.user_says(HUGO, "15/12/2030 09:30")
     confirm = await first(bot, HUGO, "Envoyer le 15/12/2030 à 09:30 à 1 destinataire(s)")
     await press(bot, HUGO, confirm, "Confirmer")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -27,8 +27,11 @@ from crm.db import unit_of_work
 from crm.models import Client, Complaint, Notification, Product
 from crm.orders import place_order, set_order_status
 from crm.promotions import add_promotion
+from crm.promotions import today as promotions_today
 from crm.staff import add_staff
 from tests.test_actions import crm, run, tracker  # noqa: F401  (fixture)
+
+WEDNESDAY_10H_PARIS = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)
 
 ALICE, BOB = "1001", "1002"
 
@@ -73,7 +76,7 @@ async def validate(action, slot, value, **kw):
 async def test_product_card_applies_the_running_promotion_and_suggests_related(shop):
     with unit_of_work(shop) as s:
         add_promotion(s, title_fr="Rentrée", title_en="Back to school", discount_percent=Decimal(10),
-                      starts_on=date.today(), ends_on=date.today() + timedelta(days=7), category="Imprimantes")
+                      starts_on=promotions_today(), ends_on=promotions_today() + timedelta(days=7), category="Imprimantes")
     [card], _ = await run(ActionProductInfo(), tracker("prix de la HP M404dn ?", intent="ask_product_info"))
     text = card["text"]
     assert text.startswith("Imprimante laser HP LaserJet Pro M404dn (IMP-HP-M404)\nPrix : 260,10 € au lieu de 289,00 € (−10 % : Rentrée)")
@@ -108,12 +111,12 @@ async def test_promotions_list_and_none(shop):
 
     with unit_of_work(shop) as s:  # the demo's own promotions end early
         for promotion in s.scalars(select(Promotion)):
-            promotion.ends_on = date.today() - timedelta(days=1)
+            promotion.ends_on = promotions_today() - timedelta(days=1)
     [message], _ = await run(ActionPromotions(), tracker("des promos ?", language="en", intent="ask_promotions"))
     assert message["text"].startswith("No promotion is running right now.")
     with unit_of_work(shop) as s:
         add_promotion(s, title_fr="Semaine écrans", title_en="Screen week", discount_percent=Decimal("12.5"),
-                      starts_on=date.today(), ends_on=date(2099, 1, 31), category="Écrans",
+                      starts_on=promotions_today(), ends_on=date(2099, 1, 31), category="Écrans",
                       text_fr="Sur tous les écrans.", text_en="On every screen.")
     [message], _ = await run(ActionPromotions(), tracker("des promos ?", language="en", intent="ask_promotions"))
     assert message["text"] == "Our current promotions:\n• Screen week: −12.5% on the Écrans range, until 31/01/2099. On every screen."
@@ -311,8 +314,8 @@ async def test_complaint_category_and_description(shop):
     assert texts == ["Pouvez-vous m'en dire un peu plus ? Quelques mots de description suffisent."]
 
 
-async def test_submitting_a_severe_complaint_alerts_the_managers(shop, monkeypatch):
-    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: None)  # during opening hours
+@pytest.mark.time_machine(WEDNESDAY_10H_PARIS)  # during opening hours
+async def test_submitting_a_severe_complaint_alerts_the_managers(shop):
     mine = order_for(shop, BOB)
     slots = {"complaint_order": mine, "complaint_category": "product",
              "complaint_description": "The charger caught fire, this is dangerous!"}
@@ -349,11 +352,11 @@ def test_a_request_to_complain_is_not_taken_for_a_description(text, describes):
     assert describes_a_problem(text) is describes
 
 
-async def test_asking_for_a_person_opens_one_handoff(shop, monkeypatch):
+@pytest.mark.time_machine(WEDNESDAY_10H_PARIS)
+async def test_asking_for_a_person_opens_one_handoff(shop):
     from actions.desk import ActionRequestHuman
     from crm.models import Handoff
 
-    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: None)
     [opened], _ = await run(ActionRequestHuman(), tracker("un conseiller svp", intent="request_human"))
     assert opened["text"].startswith("Je transmets votre demande à un conseiller")
     [again], _ = await run(ActionRequestHuman(), tracker("allo ?", intent="request_human"))
@@ -362,21 +365,20 @@ async def test_asking_for_a_person_opens_one_handoff(shop, monkeypatch):
         assert len(s.scalars(select(Handoff)).all()) == 1
 
 
-async def test_outside_opening_hours_the_client_is_told_when(shop, monkeypatch):
-    from datetime import datetime
-
+@pytest.mark.time_machine(datetime(2026, 12, 4, 17, 55, tzinfo=timezone.utc))  # Friday 18:55 in Paris: closed
+async def test_outside_opening_hours_the_client_is_told_when(shop):
     from actions.desk import ActionRequestHuman
 
-    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: datetime(2026, 12, 7, 9, 0))
     [message], _ = await run(ActionRequestHuman(), tracker("human please", language="en", intent="request_human"))
     assert message["text"] == ("Our managers are away right now. Your request is recorded: a manager will answer "
-                               "you here when we reopen, on 07/12 at 09:00. You can leave your message now.")
+                               "you here when we reopen, on Monday 7 December at 09:00. You can leave your message "
+                               "now.")
 
 
-async def test_two_misunderstandings_in_a_row_hand_over(shop, monkeypatch):
+@pytest.mark.time_machine(WEDNESDAY_10H_PARIS)
+async def test_two_misunderstandings_in_a_row_hand_over(shop):
     from actions.desk import ActionRephraseOrHandOver
 
-    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: None)
     fallback = {"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}
     other = {"event": "user", "parse_data": {"intent": {"name": "greet"}}}
     once = tracker("zzz", intent="nlu_fallback")

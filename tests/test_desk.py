@@ -4,6 +4,7 @@ stay silent while a human holds the conversation."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import select
@@ -21,6 +22,8 @@ OTHER = User(id=702, first_name="Paul", language_code="fr")
 CLAIRE = User(id=801, first_name="Claire", language_code="fr")
 JOHN = User(id=802, first_name="John", language_code="en")
 HUGO = User(id=803, first_name="Hugo", language_code="fr")
+WEDNESDAY_10H_PARIS = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)
+FRIDAY_18H55_PARIS = datetime(2026, 12, 4, 17, 55, tzinfo=timezone.utc)
 
 
 @pytest.fixture
@@ -254,8 +257,8 @@ async def test_a_staff_group_has_one_topic_per_client_and_relays_in_it(group_des
     assert (await in_group(bot, f"🔔 Conversation à prendre (n° {other})")).thread_id != topic
 
 
-async def test_a_vip_client_goes_straight_to_a_manager(desk, stub, monkeypatch):
-    monkeypatch.setattr("crm.handoffs.next_opening", lambda now=None: None)  # the desk is open
+@pytest.mark.time_machine(WEDNESDAY_10H_PARIS)  # the desk is open
+async def test_a_vip_client_goes_straight_to_a_manager(desk, stub):
     with crm(desk) as s:
         s.scalar(select(Client).where(Client.telegram_id == CLIENT.id)).vip = True
     [opened] = await desk.say(CLIENT, "Bonjour, j'ai besoin de 200 ramettes pour demain")
@@ -268,20 +271,21 @@ async def test_a_vip_client_goes_straight_to_a_manager(desk, stub, monkeypatch):
     assert stub.received == []
 
 
+@pytest.mark.time_machine(FRIDAY_18H55_PARIS)  # the desk closed at 18:00
 async def test_outside_hours_the_client_can_leave_a_number_to_be_called_back(desk, stub):
+    from crm.handoffs import hand_over
+
     with crm(desk) as s:
         client = s.scalar(select(Client).where(Client.telegram_id == CLIENT.id))
-        with patch_closed_desk():
-            from crm.handoffs import hand_over
-            told = hand_over(s, client, "request", "fr")
-    assert "Nos conseillers sont absents pour le moment" in told
+        told = hand_over(s, client, "request", "fr")
+    assert "Nos conseillers sont absents pour le moment" in told and "lundi 7 décembre à 9 h 00" in told
     offer = await first(desk, CLIENT, "Vous préférez être rappelé ?")
     keyboard = offer.params["reply_markup"]["keyboard"]
     assert keyboard[0][0]["request_contact"] is True
-    with patch_closed_desk():
-        desk.emulator.user_sends(CLIENT, contact={"phone_number": "+33 6 12 34 56 78", "first_name": "Élodie",
-                                                  "user_id": CLIENT.id})
-        noted = await first(desk, CLIENT, "C'est noté : un conseiller vous appellera au +33612345678")
+    desk.emulator.user_sends(CLIENT, contact={"phone_number": "+33 6 12 34 56 78", "first_name": "Élodie",
+                                              "user_id": CLIENT.id})
+    noted = await first(desk, CLIENT, "C'est noté : un conseiller vous appellera au +33612345678 dès la "
+                                      "réouverture, lundi 7 décembre à 9 h 00.")
     assert noted.params["reply_markup"] == {"remove_keyboard": True}
     await first(desk, CLAIRE, "📞 Élodie Martin")
     [listing] = await desk.say(CLAIRE, "/queue")
@@ -289,13 +293,6 @@ async def test_outside_hours_the_client_can_leave_a_number_to_be_called_back(des
     with crm(desk) as s:
         assert s.scalar(select(Client.phone).where(Client.telegram_id == CLIENT.id)) == "+33612345678"
     assert stub.received == []
-
-
-def patch_closed_desk():
-    from datetime import datetime, timezone
-    from unittest.mock import patch
-
-    return patch("crm.handoffs.next_opening", lambda now=None: datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc))
 
 
 async def test_a_manager_is_reminded_when_the_client_waits_for_an_answer(desk, stub):

@@ -118,25 +118,33 @@ def test_an_account_managers_client_books_with_that_manager(people):
 
 def test_booking_sends_invitations_and_schedules_reminders_and_moving_cancels_them(people):
     session, alice, _, claire = people
-    first, second = free_slots(session, alice, WEDNESDAY_8H)[:2]
-    meeting = book(session, alice, second, now=WEDNESDAY_8H)
+    slots = free_slots(session, alice, WEDNESDAY_8H, count=100)
+    wednesday_10h = slots[0]
+    thursday_10h = next(s for s in slots if s == datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc))
+    meeting = book(session, alice, thursday_10h, now=WEDNESDAY_8H)
     rows = list(session.scalars(select(Notification).where(Notification.meeting_id == meeting.id)))
     invitations = [n for n in rows if n.attachment == "ics"]
     assert {n.chat_id for n in invitations} == {1001, 9001}
     reminders = [n for n in rows if n.not_before is not None]
     assert len(reminders) == 4, "the day before and an hour before, to the client and the manager"
-    assert min(r.not_before for r in reminders).replace(tzinfo=timezone.utc) == second - timedelta(days=1)
-    due_now = {n.id for n in pending(session, limit=100, now=datetime.now(timezone.utc))}
-    assert not any(r.id in due_now for r in reminders if r.not_before.replace(tzinfo=timezone.utc) > datetime.now(timezone.utc))
+    assert sorted({r.not_before.replace(tzinfo=timezone.utc) for r in reminders}) == [
+        datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc), datetime(2026, 12, 3, 8, 0, tzinfo=timezone.utc)]
+    assert not {n.id for n in pending(session, limit=100, now=WEDNESDAY_8H)} & {r.id for r in reminders}
+    assert {n.id for n in pending(session, limit=100, now=datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc))} & {
+        r.id for r in reminders}, "the day-before reminders fall due on Wednesday at 10:00 Paris"
     client_reminder = next(r for r in reminders if r.chat_id == 1001)
     assert [b["title"] for b in client_reminder.buttons] == ["Déplacer", "Annuler"]
 
-    moved = book(session, alice, first, replacing=meeting.id, now=WEDNESDAY_8H)
+    moved = book(session, alice, wednesday_10h, replacing=meeting.id, now=WEDNESDAY_8H)
     session.refresh(meeting)
     assert (meeting.status, meeting.slot_key) == ("moved", None)
     assert {r.status for r in reminders} == {"cancelled"}, "the old meeting's reminders are dropped"
+    new_reminders = list(session.scalars(select(Notification).where(
+        Notification.meeting_id == moved.id, Notification.not_before.is_not(None))))
+    assert {r.not_before.replace(tzinfo=timezone.utc) for r in new_reminders} == {
+        datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)}, "in 2 hours: the day-before reminder is already past"
     assert upcoming(session, alice, WEDNESDAY_8H) == [moved]
-    assert free_slots(session, alice, WEDNESDAY_8H)[0] == second, "the old slot is free again"
+    assert thursday_10h in free_slots(session, alice, WEDNESDAY_8H, count=100), "the old slot is free again"
     invitation = ics(session, moved)
     assert "BEGIN:VEVENT" in invitation and "DTSTART:20261202T090000Z" in invitation
     assert "DTEND:20261202T093000Z" in invitation and "STATUS:CONFIRMED" in invitation

@@ -99,6 +99,7 @@ async def test_a_hot_lead_notice_offers_take_and_meeting(bot, stub):
     assert notice.button_titles == ["Prendre", "📅 Proposer un RDV"]
 
 
+@pytest.mark.time_machine(WEDNESDAY_8H)
 async def test_invitations_and_a_reminder_that_survives_a_restart(database_url, stub):  # noqa: F811
     emulator = BotApiEmulator().start()
     settings = make_settings(database_url, stub.url)
@@ -107,18 +108,20 @@ async def test_invitations_and_a_reminder_that_survives_a_restart(database_url, 
             setup_people(bot)
             with crm(bot) as s:
                 client = s.scalar(select(Client).where(Client.telegram_id == CLIENT.id))
-                meeting_id = book(s, client, free_slots(s, client, WEDNESDAY_8H)[0], now=WEDNESDAY_8H).id
-            invitation = await first(bot, CLIENT, "📎 Invitation pour votre agenda : rendez-vous mercredi 2 décembre à 10 h 00")
+                thursday_10h = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+                assert thursday_10h in free_slots(s, client, count=100)
+                meeting_id = book(s, client, thursday_10h).id
+            invitation = await first(bot, CLIENT, "📎 Invitation pour votre agenda : rendez-vous jeudi 3 décembre à 10 h 00")
             assert invitation.method == "sendDocument" and invitation.params["document"] == "<upload rendez-vous.ics>"
-            assert "DTSTART:20261202T090000Z" in invitation.params["document_content"]
-            manager = await first(bot, CLAIRE, "📅 Nouveau rendez-vous : Élodie Martin, mercredi 2 décembre à 10 h 00")
+            assert "DTSTART:20261203T090000Z" in invitation.params["document_content"]
+            manager = await first(bot, CLAIRE, "📅 Nouveau rendez-vous : Élodie Martin, jeudi 3 décembre à 10 h 00")
             assert "Prospect n°" in manager.text and manager.method == "sendDocument"
-        with crm(bot) as s:  # the bot is stopped; time passes: the reminders fall due
+        with crm(bot) as s:  # the bot is stopped; the reminders fall due meanwhile
             s.execute(update(Notification).where(Notification.meeting_id == meeting_id,
                                                  Notification.not_before.is_not(None))
-                      .values(not_before=datetime(2026, 1, 1, tzinfo=timezone.utc)))
+                      .values(not_before=WEDNESDAY_8H))
         async with BotHarness(settings, emulator) as bot:
-            reminder = await first(bot, CLIENT, "⏰ Rappel : rendez-vous mercredi 2 décembre à 10 h 00, avec Claire.")
+            reminder = await first(bot, CLIENT, "⏰ Rappel : rendez-vous jeudi 3 décembre à 10 h 00, avec Claire.")
             assert reminder.button_titles == ["Déplacer", "Annuler"]
             await first(bot, CLAIRE, "⏰ Rappel : rendez-vous avec Élodie Martin")
             bot.emulator.user_presses(CLIENT, reminder, index=1)

@@ -34,6 +34,7 @@ from crm.orders import (
 )
 from crm.outbox import mark_failed, pending
 from crm.promotions import add_promotion, price_of, running_promotions
+from crm.promotions import today as promotions_today
 from crm.staff import add_staff
 
 
@@ -110,7 +111,7 @@ def test_order_numbers_are_read_loosely(text, number):
 
 def test_the_best_running_promotion_applies(shop):
     session, alice, _ = shop
-    today = date.today()
+    today = promotions_today()  # the desk's calendar day, not the machine's
     add_promotion(session, title_fr="Rentrée", title_en="Back to school", discount_percent=Decimal(10),
                   starts_on=today - timedelta(days=1), ends_on=today + timedelta(days=10), category="Imprimantes")
     add_promotion(session, title_fr="M404", title_en="M404", discount_percent=Decimal(15),

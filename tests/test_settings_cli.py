@@ -200,11 +200,23 @@ def test_cli_broadcasts(tmp_path):
     assert cli("broadcast", "count", "lang:fr", database_url=url).stdout.strip() == "1 recipient(s)"
     dry = cli("broadcast", "create", "--text-fr", "<b>Soldes</b> {prénom}", database_url=url)
     assert dry.returncode == 0 and "2 recipient(s) (segment: all). Nothing sent: add --yes" in dry.stdout
-    later = cli("broadcast", "create", "--text-fr", "Soldes", "--segment", "lang:en", "--at", "2030-01-15 09:30",
+    from datetime import date, datetime, timezone
+
+    from sqlalchemy import select
+
+    from crm.models import Broadcast
+
+    year = date.today().year + 2  # ahead of the machine's clock, whatever it says
+    later = cli("broadcast", "create", "--text-fr", "Soldes", "--segment", "lang:en", "--at", f"{year}-01-15 09:30",
                 "--yes", database_url=url)
-    assert later.returncode == 0 and "scheduled for 2030-01-15 09:30: 1 recipient(s)" in later.stdout, later.stderr
+    assert later.returncode == 0 and f"scheduled for {year}-01-15 09:30: 1 recipient(s)" in later.stdout, later.stderr
     listing = cli("broadcast", "list", database_url=url).stdout
-    assert "\tscheduled\t2030-01-15 08:30\t0/0 sent\tlang:en" in listing, "stored in UTC"
+    assert f"\tscheduled\t{year}-01-15 09:30\t0/0 sent\tlang:en" in listing, "shown on the desk's clock"
+    with unit_of_work(engine_for(url)) as s:
+        stored = s.scalar(select(Broadcast.scheduled_at).where(Broadcast.segment == "lang:en"))
+        assert stored.replace(tzinfo=timezone.utc) == datetime(year, 1, 15, 8, 30, tzinfo=timezone.utc), "UTC"
+    gap = cli("broadcast", "create", "--text-fr", "x", "--at", "2027-03-28 02:30", "--yes", database_url=url)
+    assert gap.returncode == 1 and "does not exist in Europe/Paris time: clocks jump from 02:00 to 03:00" in gap.stderr
     broadcast_id = listing.split("\t")[0]
     assert "cancelled" in cli("broadcast", "cancel", broadcast_id, database_url=url).stdout
     again = cli("broadcast", "cancel", broadcast_id, database_url=url)

@@ -1,0 +1,93 @@
+"""The desk's calendar: its time zone and opening hours (company.yml `desk`), whether it is open
+at an instant, when it reopens, and dates written the way people read them.
+
+Handoffs, meetings and broadcasts all read the calendar here. Every function takes `now` (the
+clock's `now()` by default), and works on the desk's wall clock so that "09:00-18:00" means 9:00
+in Paris in winter and in summer alike (see crm.clock for the DST rules).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from crm import clock
+from crm.company import company_profile
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = {"fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
+             "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")}
+SHORT_DAYS = {"fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
+              "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+MONTHS = {"fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+                 "novembre", "décembre"),
+          "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                 "November", "December")}
+
+
+def desk_settings() -> dict:
+    return company_profile().get("desk", {})
+
+
+def zone() -> ZoneInfo:
+    name = desk_settings().get("timezone", "Europe/Paris")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"company profile: desk.timezone {name!r} is not a time zone (e.g. Europe/Paris)") from None
+
+
+def today(now: datetime | None = None) -> date:
+    """The desk's calendar day: a promotion "until 31 December" runs until midnight in Paris."""
+    return clock.today(zone(), now)
+
+
+def opening(day: date) -> tuple[datetime, datetime] | None:
+    """When the desk opens and closes (UTC) on that calendar day, or None when it is closed."""
+    span = (desk_settings().get("hours") or {}).get(DAYS[day.weekday()])
+    if not span:
+        return None
+    start, end = span.split("-")
+    tz = zone()
+    return clock.clock_instant(day, start.strip(), tz), clock.clock_instant(day, end.strip(), tz)
+
+
+def next_opening(now: datetime | None = None) -> datetime | None:
+    """None when the desk is open at `now`; otherwise when it next opens, in the desk's time zone.
+    None too when no opening hours are configured (the desk is always open)."""
+    now = clock.aware(now or clock.now())
+    first = today(now)
+    for offset in range(8):
+        span = opening(first + timedelta(days=offset))
+        if span is None:
+            continue
+        start, end = span
+        if start <= now < end:
+            return None
+        if start > now:
+            return start.astimezone(zone())
+    return None
+
+
+def is_open(now: datetime | None = None) -> bool:
+    return next_opening(now) is None
+
+
+def _local(instant: datetime) -> datetime:
+    return clock.aware(instant).astimezone(zone())
+
+
+def when_text(instant: datetime, language: str) -> str:
+    """"mardi 1 décembre à 10 h 00" / "Tuesday 1 December at 10:00", in the desk's time zone."""
+    local = _local(instant)
+    lang = "en" if language == "en" else "fr"
+    day, month = DAY_NAMES[lang][local.weekday()], MONTHS[lang][local.month - 1]
+    if lang == "en":
+        return f"{day} {local.day} {month} at {local:%H:%M}"
+    return f"{day} {local.day} {month} à {local.hour} h {local:%M}"
+
+
+def short_text(instant: datetime, language: str) -> str:
+    """"mar. 01/12 10:00" / "Tue 01/12 10:00": a button's title."""
+    local = _local(instant)
+    return f"{SHORT_DAYS['en' if language == 'en' else 'fr'][local.weekday()]} {local:%d/%m %H:%M}"
