@@ -165,8 +165,8 @@ def run(concurrency: tuple[int, ...] = (10, 50, 200), per_client: int = 3) -> di
         settings = Settings(
             telegram_token=TOKEN, telegram_base_url="http://127.0.0.1:1/bot", database_url=database_url,
             rasa_url=f"http://127.0.0.1:{rasa_port}", rasa_port=rasa_port, action_port=action_port,
-            action_url=f"http://127.0.0.1:{action_port}", rasa_token="bench-token", rasa_timeout=60.0,
-            webhook_url=None, webhook_secret=None, webhook_listen="127.0.0.1", webhook_port=8443)
+            action_url=f"http://127.0.0.1:{action_port}", rasa_token="bench-token-for-rasa-01234",
+            action_token="bench-token-for-actions-0123", rasa_timeout=60.0, webhook_url=None, webhook_secret=None, webhook_listen="127.0.0.1", webhook_port=8443)
         env = {**os.environ, "RASA_TRACKER_DB": str(tmp / "tracker.db"), "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
         services = Services(settings, model, env=env, log_dir=tmp / "logs")
         emulator = BotApiEmulator().start()

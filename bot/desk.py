@@ -14,9 +14,9 @@ from telegram.ext import ContextTypes
 
 from bot.shared import assistant
 from crm import clock
-from crm.desk_hours import desk_settings
 from crm.client_file import client_card
 from crm.clients import record_message
+from crm.desk_hours import desk_settings
 from crm.handoffs import (
     topic_name,
     HANDOFF_RATE_PREFIX,
@@ -47,6 +47,7 @@ from crm.handoffs import (
 )
 from crm.i18n import translate
 from crm.models import Client, ConversationMessage, Handoff, Staff
+from crm.outbox import failures
 from crm.settings import staff_chat
 from crm.staff import active_staff
 
@@ -84,6 +85,10 @@ TEXTS = {
     "unknown": {"fr": "Conversation inconnue.", "en": "Unknown conversation."},
     "queue_empty": {"fr": "Aucune conversation en attente.", "en": "No conversation waiting."},
     "queue": {"fr": "En attente (la plus ancienne d'abord) :", "en": "Waiting (oldest first):"},
+    "undelivered": {"fr": "⚠️ Messages non remis (les plus récents) :",
+                    "en": "⚠️ Messages not delivered (latest first):"},
+    "undelivered_line": {"fr": "• à {chat} : « {text} » — {status} : {error}",
+                         "en": "• to {chat}: “{text}” — {status}: {error}"},
     "queue_line": {"fr": "n° {id} — {client} — {reason} — depuis {minutes} min",
                    "en": "no. {id} — {client} — {reason} — for {minutes} min"},
     "which": {
@@ -94,6 +99,8 @@ TEXTS = {
     },
     "none_held": {"fr": "Vous ne tenez aucune conversation. /queue pour voir la file.",
                   "en": "You hold no conversation. /queue to see the queue."},
+    "already_closed": {"fr": "La conversation n° {id} est déjà terminée.",
+                       "en": "Conversation no. {id} is already closed."},
     "done": {"fr": "Conversation n° {id} terminée ; l'assistant reprend la main.",
              "en": "Conversation no. {id} ended; the assistant is back."},
     "note_saved": {"fr": "Note enregistrée dans la fiche de {client}.", "en": "Note saved in {client}'s file."},
@@ -461,18 +468,25 @@ async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             if h.callback_phone:
                 name += f" 📞 {h.callback_phone}"
             rows.append((h.id, name, h.reason, minutes))
-        return rows
+        failed = [(n.chat_id, n.text, n.status, n.last_error or "") for n in failures(session, limit=5)]
+        return rows, failed
 
-    rows = await assistant(context).db(work)
-    if not rows:
-        await _reply(update, t("queue_empty", language))
-        return
+    rows, failed = await assistant(context).db(work)
     lines = [t("queue", language)] + [
         t("queue_line", language, id=i, client=name, reason=translate(REASON_LABELS, reason, language), minutes=m)
-        for i, name, reason, m in rows]
+        for i, name, reason, m in rows] if rows else [t("queue_empty", language)]
+    if failed:  # staff see what could not be delivered, with Telegram's reason
+        lines += ["", t("undelivered", language)] + [
+            t("undelivered_line", language, chat=chat, text=shorten(text, 60), status=status, error=shorten(error, 80))
+            for chat, text, status, error in failed]
     markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"#{i}", callback_data=f"{TAKE_PREFIX}{i}")]
-                                   for i, *_ in rows[:10]])
+                                   for i, *_ in rows[:10]]) if rows else None
     await _reply(update, "\n".join(lines), markup)
+
+
+def shorten(text: str, limit: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 async def take_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -525,7 +539,11 @@ async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         client = session.get(Client, current.client_id)
         return client.telegram_id, client.language
 
-    client_chat, client_language = await assistant(context).db(work)
+    try:
+        client_chat, client_language = await assistant(context).db(work)
+    except HandoffError:  # a second /done, or another manager closed it meanwhile
+        await _reply(update, t("already_closed", language, id=handoff.id))
+        return
     buttons = InlineKeyboardMarkup([[InlineKeyboardButton(str(n), callback_data=f"{HANDOFF_RATE_PREFIX}{handoff.id}:{n}")
                                      for n in range(1, 6)]])
     await _send(context.bot, client_chat, client_text("closed", client_language), buttons)

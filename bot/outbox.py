@@ -1,23 +1,30 @@
 """Delivers the CRM's outbox (order status changes, resolved complaints, desk notices and
-reminders) every few seconds. The rows live in the CRM, so a restart resumes where it stopped."""
+reminders) every few seconds. The rows live in the CRM, so a restart resumes where it stopped;
+each row is claimed before it is sent (crm/outbox.py), so two bot processes never both send it.
+
+Outcomes: sent; `blocked` (Forbidden: the chat blocked the bot); `failed` with Telegram's reason
+(BadRequest), logged and shown to staff in /queue; retried later (a network error or a 5xx, the
+request never got an answer of Telegram's); `unconfirmed` (a timeout: it may have arrived, so it
+is not sent twice); back to pending (RetryAfter). Texts are split under Telegram's limits."""
 
 from __future__ import annotations
 
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, KeyboardButton, ReplyKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import ContextTypes
 
-from bot.render import CAPTION_LIMIT, keyboard
+from bot.render import CAPTION_LIMIT, keyboard, split_text
 from bot.shared import assistant
 from crm.handoffs import record_notice
 from crm.meetings import ics
 from crm.models import Meeting
-from crm.outbox import mark_failed, mark_sent, pending
+from crm.outbox import claim_due, mark_blocked, mark_failed, mark_sent, mark_unconfirmed, recover, release
 
 log = logging.getLogger(__name__)
 INTERVAL = 2.0
+BATCH = 50  # rows a round at most
 
 
 def markup(buttons: list[dict] | None) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
@@ -34,36 +41,65 @@ def markup(buttons: list[dict] | None) -> InlineKeyboardMarkup | ReplyKeyboardMa
 
 async def _send(context, chat_id: int, text: str, buttons, meeting_id: int | None, attachment: str | None,
                 thread: int | None):
+    """Send one outbox row; returns the message that carries its buttons (the last one)."""
+    parts = split_text(text) or ["…"]
     if attachment == "ics" and meeting_id is not None:
         invitation = await assistant(context).db(lambda s: ics(s, s.get(Meeting, meeting_id)))
+        caption = text.strip() if len(text.strip()) <= CAPTION_LIMIT else None
+        if caption is None:  # too long for a caption: the text first, then the invitation
+            for part in parts:
+                await context.bot.send_message(chat_id, part, message_thread_id=thread)
         return await context.bot.send_document(
-            chat_id, InputFile(invitation.encode(), filename="rendez-vous.ics"), caption=text[:CAPTION_LIMIT],
+            chat_id, InputFile(invitation.encode(), filename="rendez-vous.ics"), caption=caption,
             reply_markup=markup(buttons), message_thread_id=thread)
-    return await context.bot.send_message(chat_id, text, reply_markup=markup(buttons), message_thread_id=thread)
+    for part in parts[:-1]:
+        await context.bot.send_message(chat_id, part, message_thread_id=thread)
+    return await context.bot.send_message(chat_id, parts[-1], reply_markup=markup(buttons), message_thread_id=thread)
 
 
 async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
-    """Send what is pending; returns how many were sent."""
+    """Claim what is due, send it, record each outcome; returns how many were sent."""
     from bot.desk import to_desk
 
     helper = assistant(context)
-    rows = await helper.db(lambda s: [(n.id, n.chat_id, n.text, n.buttons, n.handoff_id, n.topic_client_id,
-                                       n.meeting_id, n.attachment) for n in pending(s)])
+    await helper.db(recover)
+
+    def claim_one(session):
+        # One row at a time, claimed just before its send: a crash loses no row it never sent.
+        return [(n.id, n.chat_id, n.text, n.buttons, n.handoff_id, n.topic_client_id, n.meeting_id, n.attachment)
+                for n in claim_due(session, limit=1)]
+
     sent = 0
-    for notification_id, chat_id, text, buttons, handoff_id, topic_client_id, meeting_id, attachment in rows:
+    for _ in range(BATCH):
+        claimed = await helper.db(claim_one)
+        if not claimed:
+            break
+        notification_id, chat_id, text, buttons, handoff_id, topic_client_id, meeting_id, attachment = claimed[0]
         try:
             message = await to_desk(context, chat_id, topic_client_id, lambda thread: _send(
                 context, chat_id, text, buttons, meeting_id, attachment, thread))
-        except RetryAfter:
-            return sent  # Telegram asks us to slow down: the rest waits for the next round
-        except (Forbidden, BadRequest) as exc:  # blocked the bot, or the chat does not exist
+        except RetryAfter:  # Telegram asks us to slow down: the row goes back for the next round
+            await helper.db(lambda s: release(s, notification_id))
+            return sent
+        except Forbidden as exc:  # the chat blocked the bot, or the bot left it
             error = str(exc)
-            await helper.db(lambda s: mark_failed(s, notification_id, error, permanent=True))
+            log.warning("outbox %s to %s: blocked (%s)", notification_id, chat_id, error)
+            await helper.db(lambda s: mark_blocked(s, notification_id, error))
             continue
-        except TelegramError as exc:
-            log.warning("outbox %s: %s", notification_id, exc)
+        except BadRequest as exc:  # Telegram will never take this one as it is
             error = str(exc)
+            log.error("outbox %s to %s: refused by Telegram: %s", notification_id, chat_id, error)
             await helper.db(lambda s: mark_failed(s, notification_id, error))
+            continue
+        except TimedOut as exc:  # the request left: it may have arrived, so it is never sent twice
+            error = f"timed out: {exc}"
+            log.warning("outbox %s to %s: %s (unconfirmed)", notification_id, chat_id, error)
+            await helper.db(lambda s: mark_unconfirmed(s, notification_id, error))
+            continue
+        except (NetworkError, TelegramError) as exc:  # nothing reached Telegram, or a 5xx: again later
+            error = str(exc)
+            log.warning("outbox %s to %s: %s (will retry)", notification_id, chat_id, error)
+            await helper.db(lambda s: mark_failed(s, notification_id, error, retry=True))
             continue
 
         def done(session):

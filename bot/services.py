@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 
 from bot.settings import Settings
-from crm.settings import ROOT, VAR
+from crm.settings import ROOT, VAR, private_var
 
-RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
@@ -34,8 +34,10 @@ class Services:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def _spawn(self, name: str, command: list[str], env: dict) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.log_dir / f"{name}.log"
+        log = open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        os.chmod(path, 0o600)  # a log holds what clients wrote: ours alone, even if made before
         self.processes[name] = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -43,21 +45,25 @@ class Services:
         log.close()
 
     def start_actions(self) -> None:
-        env = {**self.env, "DATABASE_URL": self.settings.database_url, "PYTHONPATH": str(ROOT)}
-        self._spawn("actions", [str(PYTHON), "-m", "rasa_sdk", "--actions", "actions",
-                                "--port", str(self.settings.action_port)], env)
+        """Our action server (actions/server.py): rasa-sdk behind the shared secret, on
+        ACTION_SERVER_HOST (127.0.0.1 unless a setting opens it)."""
+        env = {**self.env, "DATABASE_URL": self.settings.database_url, "PYTHONPATH": str(ROOT),
+               "ACTION_SERVER_TOKEN": self.settings.action_token}
+        self._spawn("actions", [str(PYTHON), "-m", "actions.server", "--port", str(self.settings.action_port)], env)
 
     def start_rasa(self) -> None:
-        VAR.mkdir(exist_ok=True)
+        private_var()
         env = {
             "RASA_TRACKER_DB": str(VAR / "rasa_tracker.db"),
             **self.env,
             "ACTION_ENDPOINT_URL": f"{self.settings.action_url}/webhook",
+            "ACTION_SERVER_TOKEN": self.settings.action_token,  # endpoints.yml sends it as a header
+            "RASA_TOKEN": self.settings.rasa_token,  # read by tools/rasa_server.py, never on the command line
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }
         self._spawn("rasa", [
-            str(RASA), "run", "--enable-api", "--auth-token", self.settings.rasa_token,
-            "--interface", "127.0.0.1", "--port", str(self.settings.rasa_port),
+            str(RASA_PYTHON), str(ROOT / "tools" / "rasa_server.py"), "run", "--enable-api",
+            "--interface", self.settings.rasa_host, "--port", str(self.settings.rasa_port),
             "--model", str(self.model), "--endpoints", self.endpoints,
             "--credentials", "credentials.yml", "--cors", "[]",
         ], env)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from crm.settings import VAR, SettingError, database_url, load_env, staff_chat
+from crm.settings import MIN_SECRET_LENGTH, SettingError, database_url, load_env, secret_setting, staff_chat
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
@@ -26,6 +25,7 @@ class Settings:
     action_port: int
     action_url: str
     rasa_token: str
+    action_token: str
     rasa_timeout: float
     webhook_url: str | None
     webhook_secret: str | None
@@ -33,6 +33,7 @@ class Settings:
     webhook_port: int
     broadcast_rate: float = 30.0
     run_sender: bool = True
+    rasa_host: str = "127.0.0.1"  # the interface `python -m bot run` starts Rasa on
 
     @property
     def local_chat(self) -> bool:
@@ -71,18 +72,6 @@ def _number(name: str, default: float, highest: float, unit: str) -> float:
     return number
 
 
-def _rasa_token() -> str:
-    value = os.environ.get("RASA_TOKEN", "").strip()
-    if value:
-        return value
-    # No token configured: one per installation, kept under var/ so every process agrees.
-    VAR.mkdir(exist_ok=True)
-    path = VAR / "rasa_token"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(24))
-    return path.read_text().strip()
-
-
 def load_settings() -> Settings:
     load_env()
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip() or None
@@ -98,6 +87,9 @@ def load_settings() -> Settings:
     secret = os.environ.get("WEBHOOK_SECRET", "").strip() or None
     if secret is not None and not SECRET_RE.match(secret):
         raise SettingError("WEBHOOK_SECRET may only hold A-Z, a-z, 0-9, _ and -, 1 to 256 characters")
+    if secret is not None and len(secret) < MIN_SECRET_LENGTH:
+        raise SettingError(f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters long "
+                           f"(got {len(secret)}): anyone could guess a short one")
     if webhook_url and not secret:
         raise SettingError("WEBHOOK_SECRET is required with WEBHOOK_URL (Telegram's secret token)")
     staff_chat()  # checked now, so that a wrong STAFF_CHAT_ID stops start-up with its name
@@ -109,7 +101,8 @@ def load_settings() -> Settings:
         rasa_port=rasa_port,
         action_port=action_port,
         action_url=_url("ACTION_SERVER_URL", f"http://127.0.0.1:{action_port}"),
-        rasa_token=_rasa_token(),
+        rasa_token=secret_setting("RASA_TOKEN", "rasa_token"),
+        action_token=secret_setting("ACTION_SERVER_TOKEN", "action_token"),
         rasa_timeout=_number("RASA_TIMEOUT", 15.0, 600, "seconds"),
         webhook_url=webhook_url,
         webhook_secret=secret,
@@ -117,4 +110,5 @@ def load_settings() -> Settings:
         webhook_port=_port("WEBHOOK_PORT", 8443),
         broadcast_rate=_number("BROADCAST_RATE", 30.0, 1000, "messages a second"),
         run_sender=os.environ.get("BROADCAST_SENDER", "bot").strip().lower() != "separate",
+        rasa_host=os.environ.get("RASA_HOST", "").strip() or "127.0.0.1",
     )

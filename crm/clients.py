@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm import clock
+from crm.db import insert_unless_exists
 from crm.models import LANGUAGES, Client, ConversationMessage
 
 
@@ -31,12 +32,14 @@ def register_client(session: Session, profile: TelegramProfile) -> tuple[Client,
     client = session.scalar(select(Client).where(Client.telegram_id == profile.telegram_id))
     created = client is None
     if created:
-        client = Client(
-            telegram_id=profile.telegram_id,
-            language=language_from_code(profile.language_code),
-            first_seen=clock.now(),
-        )
-        session.add(client)
+        # Two first updates of a new user at once (two replicas, or a message and a button):
+        # one creates the client, the other finds it.
+        now = clock.now()
+        created = insert_unless_exists(session, Client, {
+            "telegram_id": profile.telegram_id, "language": language_from_code(profile.language_code),
+            "first_seen": now, "last_seen": now, "first_name": "", "last_name": "", "vip": False,
+            "unreachable": False}, ["telegram_id"])
+        client = session.scalar(select(Client).where(Client.telegram_id == profile.telegram_id))
     client.first_name = (profile.first_name or "")[:255]
     client.last_name = (profile.last_name or "")[:255]
     client.username = (profile.username or None) and profile.username[:255]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -15,9 +16,11 @@ from crm.settings import database_url
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        path = engine.url.database
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # the bot and the action server share the file
+            _owner_only(path)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             # With WAL, NORMAL loses nothing when a process crashes (only on power loss may the
@@ -29,6 +32,30 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _owner_only(path: str | None) -> None:
+    """The CRM file holds every client's data: readable by our own user only (with its WAL)."""
+    if not path or path == ":memory:":
+        return
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
+
+
+def insert_unless_exists(session: Session, model, values: dict, index_elements: list[str], index_where=None) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL): whether the row was inserted.
+    Two processes inserting the same unique key at once: exactly one gets True, and neither
+    unit of work breaks (no IntegrityError, no savepoint)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=index_elements,
+                                                                     index_where=index_where)
+    return session.execute(statement).rowcount == 1
 
 
 @lru_cache(maxsize=8)

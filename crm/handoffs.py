@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
+from crm.db import insert_unless_exists
 from crm.desk_hours import desk_settings, next_opening, when_text
 from crm.i18n import translate
 from crm.models import (
@@ -156,9 +157,14 @@ def open_handoff(session: Session, client: Client, reason: str, detail: str = ""
     current = open_handoff_of(session, client)
     if current is not None:
         return current, False
-    handoff = Handoff(client_id=client.id, reason=reason, detail=detail[:2000], status="queued")
-    session.add(handoff)
-    session.flush()
+    # Another process may open one this very instant: the unique index lets one of us in.
+    created = insert_unless_exists(session, Handoff, {
+        "client_id": client.id, "reason": reason, "detail": detail[:2000], "status": "queued",
+        "opened_at": clock.now(), "client_told_waiting": False, "notified_all": True, "manager_reminded": False,
+    }, ["client_id"], index_where=Handoff.status.in_(OPEN))
+    handoff = open_handoff_of(session, client)
+    if not created:
+        return handoff, False
     owner = account_manager_of(session, client)
     first_minutes = int(desk_settings().get("account_manager_first_minutes", 5))
     if owner is not None and first_minutes > 0:
@@ -252,9 +258,13 @@ def active_handoffs_of(session: Session, manager: Staff) -> list[Handoff]:
 
 
 def close_handoff(session: Session, handoff: Handoff) -> None:
-    if handoff.status == "closed":
+    """Closed once: a second /done (or two managers at once) is refused with HandoffError."""
+    closed = session.execute(update(Handoff).where(Handoff.id == handoff.id, Handoff.status.in_(OPEN))
+                             .values(status="closed", closed_at=clock.now())
+                             .execution_options(synchronize_session=False)).rowcount
+    session.refresh(handoff)
+    if closed != 1:
         raise HandoffError("already closed")
-    handoff.status, handoff.closed_at = "closed", clock.now()
 
 
 def rate_handoff(session: Session, telegram_id: int, data: str) -> Handoff | None:
@@ -307,17 +317,30 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
     now = now or clock.now()
     settings = desk_settings()
     count = 0
+
+    def claim(handoff: Handoff, flag, **condition) -> bool:
+        """Each reminder is claimed by a conditional UPDATE: with two bot processes running this
+        at once, one of them sends it."""
+        won = session.execute(update(Handoff).where(Handoff.id == handoff.id, flag.is_(False),
+                                                    *[getattr(Handoff, k) == v for k, v in condition.items()])
+                              .values({flag.key: True}).execution_options(synchronize_session=False)).rowcount
+        session.refresh(handoff)
+        return won == 1
+
     first = now - timedelta(minutes=int(settings.get("account_manager_first_minutes", 5)))
     for handoff in session.scalars(select(Handoff).where(
-            Handoff.status == "queued", Handoff.notified_all.is_(False), Handoff.opened_at <= first)):
+            Handoff.status == "queued", Handoff.notified_all.is_(False), Handoff.opened_at <= first)).all():
+        if not claim(handoff, Handoff.notified_all, status="queued"):
+            continue
         client = session.get(Client, handoff.client_id)
         notify_desk(session, handoff, client, exclude=(client.account_manager_id or 0,))
         count += 1
     minutes = int(settings.get("unanswered_after_minutes", 10))
     for handoff in session.scalars(select(Handoff).where(
             Handoff.status == "queued", Handoff.client_told_waiting.is_(False),
-            Handoff.opened_at <= now - timedelta(minutes=minutes))):
-        handoff.client_told_waiting = True
+            Handoff.opened_at <= now - timedelta(minutes=minutes))).all():
+        if not claim(handoff, Handoff.client_told_waiting, status="queued"):
+            continue
         client = session.get(Client, handoff.client_id)
         enqueue(session, client.telegram_id, client_text("waiting", client.language))
         for chat_id, lang, topic in desk_recipients(session, client):
@@ -327,8 +350,9 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
     reply_minutes = int(settings.get("manager_reply_minutes", 5))
     for handoff in session.scalars(select(Handoff).where(
             Handoff.status == "active", Handoff.manager_reminded.is_(False),
-            Handoff.awaiting_reply_since <= now - timedelta(minutes=reply_minutes))):
-        handoff.manager_reminded = True
+            Handoff.awaiting_reply_since <= now - timedelta(minutes=reply_minutes))).all():
+        if not claim(handoff, Handoff.manager_reminded, status="active"):
+            continue
         recipient = holder_recipient(session, handoff)
         if recipient is None:
             continue

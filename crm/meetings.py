@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crm.buttons import payload_buttons
 from crm import clock
+from crm.buttons import payload_buttons
 from crm.company import company_profile
 from crm.desk_hours import opening, short_text, when_text, zone
 from crm.handoffs import account_manager_of

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -225,10 +226,13 @@ class Notification(Base):
     meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
     # "ics": the meeting's calendar invitation is attached (the text is its caption).
     attachment: Mapped[str | None] = mapped_column(String(16))
+    # pending -> sending (claimed by one sender, claimed_at) -> sent | failed | blocked |
+    # unconfirmed (the sender stopped mid-send: it may have reached Telegram, never sent again)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -271,6 +275,11 @@ class Handoff(Base):
     manager_reminded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Outside opening hours the client may share a phone number to be called back.
     callback_phone: Mapped[str | None] = mapped_column(String(64))
+
+    # One open handoff per client, whatever two processes do at the same instant.
+    __table_args__ = (Index("uq_handoffs_open_client", "client_id", unique=True,
+                            sqlite_where=text("status IN ('queued', 'active')"),
+                            postgresql_where=text("status IN ('queued', 'active')")),)
 
 
 class HandoffNotice(Base):

@@ -151,7 +151,13 @@ def cancel_order(session: Session, order: Order) -> None:
     """Cancel and give the stock back. The caller checked `cancellable` and ownership."""
     if not cancellable(order):
         raise OrderError("not_cancellable", number=order.number, status=order.status)
-    order.status = "cancelled"
+    statuses = company_profile().get("orders", {}).get("cancellable_statuses", ["confirmed", "preparing"])
+    # Conditional: a client's cancel and a manager's at the same instant give the stock back once.
+    won = session.execute(update(Order).where(Order.id == order.id, Order.status.in_(statuses))
+                          .values(status="cancelled").execution_options(synchronize_session=False)).rowcount
+    session.refresh(order)
+    if won != 1:
+        raise OrderError("not_cancellable", number=order.number, status=order.status)
     for line, _ in order_lines(session, order):
         session.execute(
             update(Product).where(Product.id == line.product_id)

@@ -1,11 +1,14 @@
-"""The outbox: messages the CRM wants delivered on Telegram. The bot sends pending rows and
-records each outcome (at least once: a crash between sending and recording may repeat one)."""
+"""The outbox: messages the CRM wants delivered on Telegram. A sender claims each row before it
+sends it (pending -> sending, a conditional UPDATE that only one process wins), then records the
+outcome. So two bot processes (replicas, or an old and a new one overlapping during a restart)
+never send a row twice; a sender that dies mid-send leaves its row `unconfirmed`, not resent."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import os
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -54,17 +57,81 @@ def pending(session: Session, limit: int = 50, now: datetime | None = None) -> l
     ))
 
 
+def claim_due(session: Session, limit: int = 50, now: datetime | None = None) -> list[Notification]:
+    """Claim what is due for this sender: each row moves pending -> sending only if it is still
+    pending, so of two senders exactly one gets it. The caller commits before sending."""
+    now = now or clock.now()
+    claimed = []
+    for row in pending(session, limit, now):
+        won = session.execute(update(Notification).where(Notification.id == row.id, Notification.status == "pending")
+                              .values(status="sending", claimed_at=now)
+                              .execution_options(synchronize_session=False)).rowcount
+        if won == 1:
+            session.refresh(row)
+            claimed.append(row)
+    return claimed
+
+
+def _finish(session: Session, notification_id: int, **values) -> bool:
+    """Record an outcome of a row this sender claimed (still `sending`)."""
+    return session.execute(update(Notification).where(Notification.id == notification_id,
+                                                      Notification.status == "sending")
+                           .values(attempts=Notification.attempts + 1, **values)
+                           .execution_options(synchronize_session=False)).rowcount == 1
+
+
 def mark_sent(session: Session, notification_id: int) -> None:
-    row = session.get(Notification, notification_id)
-    row.status, row.sent_at, row.attempts = "sent", clock.now(), row.attempts + 1
+    _finish(session, notification_id, status="sent", sent_at=clock.now())
 
 
-def mark_failed(session: Session, notification_id: int, error: str, *, permanent: bool = False) -> None:
-    """A permanent failure (the client blocked the bot) is not retried; others are, a few times."""
-    row = session.get(Notification, notification_id)
-    row.attempts += 1
-    row.last_error = error[:500]
-    if permanent:
-        row.status = "blocked"
-    elif row.attempts >= MAX_ATTEMPTS:
-        row.status = "failed"
+def mark_blocked(session: Session, notification_id: int, error: str) -> None:
+    """Forbidden: the client blocked the bot (or left the chat). Not retried."""
+    _finish(session, notification_id, status="blocked", last_error=error[:500])
+
+
+def mark_failed(session: Session, notification_id: int, error: str, *, retry: bool = False,
+                now: datetime | None = None) -> None:
+    """Telegram refused the message (BadRequest: too long, a chat that does not exist...): failed
+    for good, with the reason, shown to staff. With `retry` (a network error or a 5xx, nothing
+    reached Telegram), back to pending after 2, 4, 8... seconds, MAX_ATTEMPTS times at most."""
+    attempts = (session.scalar(select(Notification.attempts).where(Notification.id == notification_id)) or 0) + 1
+    if retry and attempts < MAX_ATTEMPTS:
+        _finish(session, notification_id, status="pending", last_error=error[:500], claimed_at=None,
+                not_before=(now or clock.now()) + timedelta(seconds=min(2 ** attempts, 60)))
+        return
+    _finish(session, notification_id, status="failed", last_error=error[:500])
+
+
+def mark_unconfirmed(session: Session, notification_id: int, error: str) -> None:
+    """A timeout after the request left: Telegram may have delivered it. Not sent again."""
+    _finish(session, notification_id, status="unconfirmed", last_error=error[:500])
+
+
+def release(session: Session, notification_id: int) -> None:
+    """Telegram asked us to slow down (RetryAfter): the row goes back, unsent and uncounted."""
+    session.execute(update(Notification).where(Notification.id == notification_id, Notification.status == "sending")
+                    .values(status="pending", claimed_at=None).execution_options(synchronize_session=False))
+
+
+def stale_claim() -> timedelta:
+    """A send never takes this long (OUTBOX_CLAIM_TIMEOUT, 60 s): an older claim died with its sender."""
+    try:
+        return timedelta(seconds=max(1.0, float(os.environ.get("OUTBOX_CLAIM_TIMEOUT", "60"))))
+    except ValueError:
+        return timedelta(seconds=60)
+
+
+def recover(session: Session, now: datetime | None = None) -> int:
+    """Rows claimed by a sender that died: `unconfirmed` (the message may have reached Telegram;
+    sending it again could double it). Time-based, so that live senders never recover each other's."""
+    limit = (now or clock.now()) - stale_claim()
+    return session.execute(update(Notification).where(Notification.status == "sending",
+                                                      Notification.claimed_at < limit)
+                           .values(status="unconfirmed", last_error="the sender stopped while sending")
+                           .execution_options(synchronize_session=False)).rowcount
+
+
+def failures(session: Session, limit: int = 10) -> list[Notification]:
+    """The latest messages that could not be delivered, for staff (/queue)."""
+    return list(session.scalars(select(Notification).where(Notification.status.in_(("failed", "unconfirmed")))
+                                .order_by(Notification.id.desc()).limit(limit)))

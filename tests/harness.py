@@ -16,6 +16,26 @@ from bot.settings import Settings
 TOKEN = "123456789:test-token-for-the-bot-api-emulator"
 
 
+def at_once(count: int, work) -> list:
+    """Run work(i) in `count` threads released together (a race on purpose); returns what each
+    returned, or the exception it raised."""
+    barrier, results = threading.Barrier(count), [None] * count
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except Exception as exc:  # collected: the test says which outcome is right
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -26,7 +46,8 @@ def make_settings(database_url: str, rasa_url: str, **overrides) -> Settings:
     values = dict(
         telegram_token=TOKEN, telegram_base_url="http://127.0.0.1:1/bot", database_url=database_url,
         rasa_url=rasa_url, rasa_port=5005, action_port=5055, action_url="http://127.0.0.1:5055",
-        rasa_token="test-token", rasa_timeout=5.0, webhook_url=None, webhook_secret=None,
+        rasa_token="test-token-for-rasa-0123", action_token="test-token-for-actions-01", rasa_timeout=5.0,
+        webhook_url=None, webhook_secret=None,
         webhook_listen="127.0.0.1", webhook_port=8443,
     )
     values.update(overrides)

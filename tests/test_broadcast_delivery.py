@@ -54,7 +54,7 @@ def seed(engine) -> tuple[set[int], set[int]]:
 
 def sender(engine, emulator) -> subprocess.Popen:
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": emulator.base_url,
-           "DATABASE_URL": engine.url.render_as_string(hide_password=False), "RASA_TOKEN": "t",
+           "DATABASE_URL": engine.url.render_as_string(hide_password=False), "RASA_TOKEN": "a-test-token-of-24-chars", "ACTION_SERVER_TOKEN": "an-action-token-of-24-ch",
            "BROADCAST_RATE": "400", "BROADCAST_CLAIM_TIMEOUT": "2"}
     return subprocess.Popen([sys.executable, "-m", "bot", "sender"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

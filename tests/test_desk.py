@@ -310,3 +310,16 @@ async def test_a_manager_is_reminded_when_the_client_waits_for_an_answer(desk, s
         remind_overdue(s, datetime.now(timezone.utc) + timedelta(minutes=6))
     await first(desk, CLAIRE, f"⏰ Claire, Élodie Martin (n° {handoff_id}) attend votre réponse depuis 5 min.")
     assert not any(m.text.startswith("⏰") for m in desk.emulator.messages_to(JOHN.id)), "only the holder"
+
+
+async def test_the_queue_shows_staff_what_could_not_be_delivered(desk, stub):
+    from crm.outbox import enqueue
+
+    with crm(desk) as s:  # what the outbox records when Telegram refuses a message
+        row = enqueue(s, OTHER.id, "Votre commande CMD-000042 est expédiée.")
+        row.status, row.last_error = "failed", "Bad Request: chat not found"
+    [listing] = await desk.say(CLAIRE, "/queue")
+    assert listing.text.startswith("Aucune conversation en attente.")
+    assert "⚠️ Messages non remis (les plus récents) :" in listing.text
+    assert f"• à {OTHER.id} : « Votre commande CMD-000042 est expédiée. » — failed : Bad Request: chat not found" \
+        in listing.text

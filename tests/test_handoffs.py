@@ -27,6 +27,7 @@ from crm.handoffs import (
 from crm.clients import ClientError, assign_account_manager
 from crm.models import Handoff, Notification, Staff
 from crm.staff import add_staff
+from tests.harness import at_once
 
 
 @pytest.fixture
@@ -209,3 +210,91 @@ def test_two_managers_racing_for_a_conversation(engine):
     assert len(results) == 1
     with unit_of_work(engine) as s:
         assert s.get(Handoff, handoff_id).manager_id is not None
+
+
+def test_two_processes_reminding_the_desk_at_once_send_each_reminder_once(engine):
+    from datetime import datetime, timezone
+
+    from crm.models import Notification
+
+    with unit_of_work(engine) as s:
+        add_staff(s, 9201, "manager", "Claire Dubois")
+        for i in range(10):
+            client, _ = register_client(s, TelegramProfile(6100 + i, f"Client {i}"))
+            open_handoff(s, client, "request")
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+
+    def remind(i):
+        with unit_of_work(engine) as s:
+            return remind_overdue(s, later)
+
+    assert sum(at_once(2, remind)) == 10
+    with unit_of_work(engine) as s:
+        waiting = [n for n in s.scalars(select(Notification)) if n.text.startswith("Nos conseillers sont tous occupés")]
+        reminders = [n for n in s.scalars(select(Notification)) if n.text.startswith("⏰ La conversation")]
+    assert len(waiting) == 10 and len({n.chat_id for n in waiting}) == 10, "each client told once"
+    assert len(reminders) == 10, "each manager reminder once"
+
+
+def test_concurrent_first_messages_of_a_new_user_make_one_client(engine):
+    from crm.models import Client
+
+    def first_update(i):
+        with unit_of_work(engine) as s:
+            return register_client(s, TelegramProfile(7777, "Nouveau"))[1]
+
+    results = at_once(6, first_update)
+    assert all(isinstance(r, bool) for r in results), results
+    assert results.count(True) == 1
+    with unit_of_work(engine) as s:
+        assert len(s.scalars(select(Client).where(Client.telegram_id == 7777)).all()) == 1
+
+
+def test_concurrent_requests_open_one_handoff_and_a_second_done_is_refused(engine):
+    with unit_of_work(engine) as s:
+        add_staff(s, 9301, "manager", "Claire Dubois")
+        register_client(s, TelegramProfile(7001, "Alice"))
+
+    def request(i):
+        with unit_of_work(engine) as s:
+            client = s.scalar(select(Client).where(Client.telegram_id == 7001))
+            return open_handoff(s, client, "request")[1]
+
+    from crm.models import Client
+
+    results = at_once(6, request)
+    assert all(isinstance(r, bool) for r in results), results
+    assert results.count(True) == 1
+    with unit_of_work(engine) as s:
+        [handoff] = s.scalars(select(Handoff).where(Handoff.status.in_(("queued", "active")))).all()
+        close_handoff(s, handoff)
+        assert handoff.status == "closed"
+    with unit_of_work(engine) as s:
+        with pytest.raises(HandoffError):
+            close_handoff(s, s.get(Handoff, handoff.id))
+
+
+def test_a_client_and_a_manager_cancelling_at_once_give_the_stock_back_once(engine):
+    from crm.demo import load_demo_if_empty
+    from crm.models import Order, Product
+    from crm.orders import OrderError, cancel_order, place_order, set_order_status
+
+    with unit_of_work(engine) as s:
+        load_demo_if_empty(s)
+        client, _ = register_client(s, TelegramProfile(7101, "Alice"))
+        product = s.scalar(select(Product).where(Product.sku == "PER-LOG-MXM3"))
+        stock = product.stock
+        number = place_order(s, client, product.id, 3, "1 rue de la Paix, Paris").number
+
+    def cancel(i):
+        with unit_of_work(engine) as s:
+            if i % 2:
+                return set_order_status(s, number, "cancelled").status
+            cancel_order(s, s.scalar(select(Order).where(Order.number == number)))
+            return "cancelled"
+
+    results = at_once(4, cancel)
+    assert any(r == "cancelled" for r in results)
+    assert all(r == "cancelled" or isinstance(r, OrderError) for r in results), results
+    with unit_of_work(engine) as s:
+        assert s.scalar(select(Product.stock).where(Product.sku == "PER-LOG-MXM3")) == stock

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from crm import clock
 from crm.clients import TelegramProfile, register_client
 from crm.complaints import (
     ComplaintError,
@@ -20,7 +21,7 @@ from crm.complaints import (
 from crm.consent import has_consent, set_consent
 from crm.db import unit_of_work
 from crm.demo import load_demo_if_empty
-from crm.models import Notification, Product
+from crm.models import Client, Notification, Product
 from crm.orders import (
     NotEnoughStock,
     OrderError,
@@ -32,10 +33,11 @@ from crm.orders import (
     place_order,
     set_order_status,
 )
-from crm.outbox import mark_failed, pending
+from crm.outbox import claim_due, enqueue, failures, mark_blocked, mark_failed, mark_sent, pending, recover
 from crm.promotions import add_promotion, price_of, running_promotions
 from crm.promotions import today as promotions_today
 from crm.staff import add_staff
+from tests.harness import at_once
 
 
 @pytest.fixture
@@ -177,14 +179,67 @@ def test_outbox_gives_up_on_blocked_clients_and_retries_others(shop):
     order = place_order(session, alice, product(session, "PER-LOG-MXM3").id, 1, "Adresse d'Alice 1")
     set_order_status(session, order.number, "preparing")
     set_order_status(session, order.number, "shipped")
-    first, second = pending(session)
-    mark_failed(session, first.id, "Forbidden: bot was blocked by the user", permanent=True)
-    for _ in range(4):
-        mark_failed(session, second.id, "timeout")
-    assert [n.id for n in pending(session)] == [second.id]
-    mark_failed(session, second.id, "timeout")
-    assert pending(session) == []
-    assert session.get(Notification, first.id).status == "blocked"
+    first, second = claim_due(session)
+    assert claim_due(session) == [], "claimed rows are nobody else's"
+    mark_blocked(session, first.id, "Forbidden: bot was blocked by the user")
+    later = clock.now()
+    for attempt in range(1, 5):
+        mark_failed(session, second.id, "Bad Gateway", retry=True, now=later)
+        assert pending(session, now=later) == [], "not before its back-off"
+        later += timedelta(seconds=61)
+        [again] = claim_due(session, now=later)
+        assert again.id == second.id and again.attempts == attempt
+    mark_failed(session, second.id, "Bad Gateway", retry=True, now=later)
+    assert pending(session, now=later + timedelta(days=1)) == [], "given up after MAX_ATTEMPTS"
+    session.expire_all()
+    assert [session.get(Notification, n).status for n in (first.id, second.id)] == ["blocked", "failed"]
+    assert [n.id for n in failures(session)] == [second.id]
+
+
+def test_a_message_telegram_refuses_is_failed_with_its_reason_not_blocked(shop):
+    session, alice, _ = shop
+    enqueue(session, alice.telegram_id, "x" * 5000)
+    [row] = claim_due(session)
+    mark_failed(session, row.id, "Message is too long")
+    session.refresh(row)
+    assert (row.status, row.last_error) == ("failed", "Message is too long")
+    assert not session.get(Client, alice.id).unreachable
+
+
+def test_a_sender_that_died_mid_send_leaves_its_row_unconfirmed_never_resent(shop):
+    session, alice, _ = shop
+    enqueue(session, alice.telegram_id, "Votre commande est expédiée.")
+    [row] = claim_due(session)
+    assert recover(session) == 0, "a live claim is not taken back"
+    assert recover(session, now=clock.now() + timedelta(minutes=2)) == 1
+    session.refresh(row)
+    assert row.status == "unconfirmed" and pending(session) == [] and failures(session) == [row]
+
+
+def test_two_senders_against_one_database_send_each_row_once(engine):
+    with unit_of_work(engine) as s:
+        client, _ = register_client(s, TelegramProfile(3101, "Alice"))
+        for i in range(200):
+            enqueue(s, client.telegram_id, f"message {i}")
+    sent: list[int] = []
+    lock = threading.Lock()
+
+    def sender(i):
+        while True:
+            with unit_of_work(engine) as s:
+                rows = [n.id for n in claim_due(s, limit=7)]
+            if not rows:
+                return
+            for row in rows:  # "sending" happens here, outside any transaction
+                with lock:
+                    sent.append(row)
+                with unit_of_work(engine) as s:
+                    mark_sent(s, row)
+
+    assert at_once(2, sender) == [None, None]
+    assert len(sent) == 200 and len(set(sent)) == 200, "every row once, none twice"
+    with unit_of_work(engine) as s:
+        assert {n.status for n in s.scalars(select(Notification))} == {"sent"}
 
 
 def test_consent_history(shop):

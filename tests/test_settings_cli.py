@@ -14,7 +14,7 @@ from crm.settings import ROOT, SettingError
 SETTING_NAMES = ["TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "DATABASE_URL", "RASA_URL", "RASA_PORT",
                  "ACTION_PORT", "ACTION_SERVER_URL", "RASA_TIMEOUT", "WEBHOOK_URL", "WEBHOOK_SECRET",
                  "WEBHOOK_PORT", "STAFF_CHAT_ID", "STAFF_CHAT_LANGUAGE", "BROADCAST_RATE",
-                 "BROADCAST_SENDER"]
+                 "BROADCAST_SENDER", "ACTION_SERVER_TOKEN", "RASA_HOST"]
 
 
 @pytest.fixture
@@ -22,7 +22,8 @@ def env(monkeypatch, tmp_path):
     for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
-    monkeypatch.setenv("RASA_TOKEN", "t")
+    monkeypatch.setenv("RASA_TOKEN", "a-test-token-of-24-chars")
+    monkeypatch.setenv("ACTION_SERVER_TOKEN", "an-action-token-of-24-ch")
     return monkeypatch
 
 
@@ -41,6 +42,9 @@ def test_defaults_need_nothing(env):
     ("RASA_TIMEOUT", "-1"),
     ("WEBHOOK_URL", "http://bot.example.org/hook"),
     ("WEBHOOK_SECRET", "with spaces!"),
+    ("WEBHOOK_SECRET", "short_secret"),
+    ("RASA_TOKEN", "guessable"),
+    ("ACTION_SERVER_TOKEN", "guessable"),
     ("STAFF_CHAT_ID", "12345"),
     ("STAFF_CHAT_LANGUAGE", "de"),
     ("BROADCAST_RATE", "0"),
@@ -61,12 +65,13 @@ def test_webhook_needs_its_secret(env):
     env.setenv("WEBHOOK_URL", "https://bot.example.org/hook")
     with pytest.raises(SettingError, match="WEBHOOK_SECRET"):
         load_settings()
-    env.setenv("WEBHOOK_SECRET", "s3cret_token")
-    assert load_settings().webhook_secret == "s3cret_token"
+    env.setenv("WEBHOOK_SECRET", "s3cret_token_of_24_chars")
+    assert load_settings().webhook_secret == "s3cret_token_of_24_chars"
 
 
 def cli(*args, database_url: str, extra_env: dict | None = None):
-    environment = {**os.environ, "DATABASE_URL": database_url, "RASA_TOKEN": "t", **(extra_env or {})}
+    environment = {**os.environ, "DATABASE_URL": database_url, "RASA_TOKEN": "a-test-token-of-24-chars",
+                   "ACTION_SERVER_TOKEN": "an-action-token-of-24-ch", **(extra_env or {})}
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=environment,
                           capture_output=True, text=True, timeout=120)
 
@@ -228,3 +233,26 @@ def test_cli_broadcasts(tmp_path):
         assert result.returncode == 1 and error in result.stderr, (bad, result.stderr)
     no_token = cli("sender", database_url=url, extra_env={"TELEGRAM_BOT_TOKEN": ""})
     assert no_token.returncode == 1 and "needs TELEGRAM_BOT_TOKEN" in no_token.stderr
+
+
+def test_secrets_and_the_crm_file_are_readable_by_their_owner_only(env, tmp_path, monkeypatch):
+    import stat
+
+    from sqlalchemy import text
+
+    import crm.settings
+    from crm.db import make_engine
+
+    monkeypatch.setattr(crm.settings, "VAR", tmp_path / "var")
+    monkeypatch.delenv("ACTION_SERVER_TOKEN", raising=False)
+    token = crm.settings.secret_setting("ACTION_SERVER_TOKEN", "action_token")
+    assert len(token) >= 32 and crm.settings.secret_setting("ACTION_SERVER_TOKEN", "action_token") == token
+    assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "var" / "action_token").stat().st_mode) == 0o600
+    database = tmp_path / "var" / "crm.db"
+    database.touch(mode=0o644)
+    engine = make_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        conn.execute(text("create table t (x int)"))
+    engine.dispose()
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600

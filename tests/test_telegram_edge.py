@@ -332,3 +332,29 @@ async def test_the_outbox_survives_a_blocked_client(bot, stub):
             break
         await asyncio.sleep(0.1)
     assert states == {777: "blocked", FR.id: "sent"}
+
+
+async def test_the_outbox_splits_long_texts_and_records_what_telegram_refuses(bot, stub):
+    from crm.models import Notification
+    from crm.outbox import enqueue
+
+    bot.emulator.responder = lambda method, params: (
+        (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"})
+        if method == "sendMessage" and params.get("chat_id") == 778 else None)
+    long_text = "\n\n".join(f"Note {i} : " + "détail " * 120 for i in range(8))  # about 7,000 characters
+    with crm(bot) as s:
+        enqueue(s, 778, "pour une conversation qui n'existe plus")
+        enqueue(s, FR.id, long_text)
+    parts = await bot.wait(FR, 2)
+    assert all(len(p.text) <= 4096 for p in parts) and parts[0].text.startswith("Note 0 : ")
+    joined = "\n".join(p.text for p in parts)
+    assert all(f"Note {i} : " in joined for i in range(8)) and joined.count("détail") == 8 * 120, "nothing lost"
+    for _ in range(50):
+        with crm(bot) as s:
+            states = dict(s.execute(select(Notification.chat_id, Notification.status)).tuples().all())
+            error = s.scalar(select(Notification.last_error).where(Notification.chat_id == 778))
+        if states == {778: "failed", FR.id: "sent"}:
+            break
+        await asyncio.sleep(0.1)
+    assert states == {778: "failed", FR.id: "sent"}, "refused is failed with its reason, not blocked"
+    assert error == "Chat not found"

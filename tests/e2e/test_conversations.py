@@ -124,3 +124,21 @@ def test_in_the_terminal_a_number_after_a_question_is_a_quantity(sqlite_stack):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Assistant: Which address should we deliver to?" in result.stdout
+
+
+def test_no_secret_shows_on_a_command_line_and_the_stack_listens_on_loopback(stack):
+    """`ps` shows every user the command lines: neither the Rasa token nor the action server's
+    secret may be there. And the action server of the running stack refuses a caller without it."""
+    from pathlib import Path
+
+    import httpx
+
+    settings = stack.settings
+    for name, process in stack.services.processes.items():
+        cmdline = Path(f"/proc/{process.pid}/cmdline")
+        if not cmdline.exists():
+            pytest.skip("no /proc on this system")
+        words = cmdline.read_bytes().decode(errors="replace")
+        assert settings.rasa_token not in words and settings.action_token not in words, name
+    forged = {"next_action": "action_order_status", "sender_id": "1", "tracker": {"sender_id": "1"}, "domain": {}}
+    assert httpx.post(f"{settings.action_url}/webhook", json=forged, timeout=10).status_code == 401

@@ -1,0 +1,80 @@
+"""The action server: rasa-sdk's own Sanic app, closed to everybody but our Rasa server.
+
+rasa-sdk 3.6.2 has no authentication, listens on every interface (SANIC_HOST, 0.0.0.0 by
+default), allows every CORS origin and, when an action raises, answers 500 with the whole tracker
+in the body (which Rasa then writes into its log). The actions trust the tracker's `sender_id`,
+so whoever can reach the server could read and change any client's data. Here:
+
+- every request but `/health` must carry `Authorization: Bearer <ACTION_SERVER_TOKEN>` (Rasa
+  sends it: `action_endpoint.headers` in endpoints.yml); anything else is answered 401 and runs
+  nothing;
+- it listens on ACTION_SERVER_HOST, 127.0.0.1 by default;
+- no CORS origin is allowed (Rasa calls it server to server);
+- an unexpected error is answered 500 with no tracker in the body, and logged without it.
+
+Run with `python -m actions.server --port 5055` (bot/services.py does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+import os
+import sys
+import traceback
+
+from crm.settings import SettingError, load_env, secret_setting
+
+log = logging.getLogger("actions.server")
+OPEN_PATHS = ("/health",)
+
+
+def create_app(token: str):
+    from rasa_sdk import endpoint
+    from sanic import response
+
+    app = endpoint.create_app("actions", cors_origins=[])
+    expected = f"Bearer {token}".encode()
+
+    @app.middleware("request")
+    async def require_the_secret(request):
+        if request.path in OPEN_PATHS:
+            return None
+        given = (request.headers.get("authorization") or "").encode()
+        if not hmac.compare_digest(given, expected):
+            log.warning("refused a call to %s without the shared secret from %s", request.path, request.ip)
+            return response.json({"error": "unauthorised"}, status=401)
+        return None
+
+    async def failed(request, exception):
+        # Where it failed, not what it held: an exception's message can quote the tracker.
+        where = "".join(traceback.format_tb(exception.__traceback__)[-3:])
+        log.error("an action failed on %s: %s\n%s", request.path, type(exception).__name__, where)
+        return response.json({"error": "the action failed"}, status=500)
+
+    app.error_handler.add(Exception, failed)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m actions.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("ACTION_PORT") or 5055))
+    args = parser.parse_args(argv)
+    os.umask(0o077)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    load_env()
+    try:
+        token = secret_setting("ACTION_SERVER_TOKEN", "action_token")
+    except SettingError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    host = os.environ.get("ACTION_SERVER_HOST", "").strip() or "127.0.0.1"
+    app = create_app(token)
+    log.info("action server on http://%s:%s (shared secret required)", host, args.port)
+    app.run(host=host, port=args.port, workers=1, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
