@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
