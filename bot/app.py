@@ -9,18 +9,20 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update, User
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -34,14 +36,24 @@ from bot.settings import Settings
 from bot.shared import assistant
 from bot.staff import order_command, resolve_command
 from bot.texts import COMMANDS, TEXTS
-from crm.clients import TelegramProfile, record_message, register_client, set_language
+from crm.clients import (
+    TelegramProfile,
+    backlog,
+    claim_unanswered,
+    record_message,
+    register_client,
+    set_language,
+    set_reachable,
+    settle,
+)
 from crm.complaints import RATE_PREFIX, rate_complaint
 from crm.consent import TEXTS as CONSENT_TEXTS
 from crm.consent import set_consent
 from crm.db import engine_for, unit_of_work
-from crm.handoffs import HANDOFF_RATE_PREFIX, TAKE_PREFIX
+from crm.handoffs import HANDOFF_RATE_PREFIX, LEAVE_PREFIX, TAKE_PREFIX, client_text, open_handoff_of, request_callback
 from crm.i18n import translate
-from crm.models import LANGUAGES, Client, ConversationMessage
+from crm.models import LANGUAGES, Client
+from crm.text import shorten
 from crm.settings import staff_chat
 from crm.staff import staff_role
 
@@ -75,6 +87,16 @@ class Assistant:
 
         return await self.db(work)
 
+    async def desk_holds(self, telegram_id: int) -> tuple[str, str] | None:
+        """(status, language) while the client's conversation is with the desk (queued or held
+        by a manager): then nothing they do reaches Rasa."""
+        def work(session):
+            client = session.scalar(select(Client).where(Client.telegram_id == telegram_id))
+            handoff = open_handoff_of(session, client) if client is not None else None
+            return (handoff.status, client.language) if handoff is not None else None
+
+        return await self.db(work)
+
     def chat_lock(self, chat_id: int) -> asyncio.Lock:
         """Held while one message of a chat is handled (desk routing, Rasa, answers)."""
         return self._locks[chat_id]
@@ -98,13 +120,44 @@ class Assistant:
         try:
             answers = await self.rasa.send(str(user.id), text, metadata)
         except RasaUnavailable:
-            await self.db(lambda s: _mark_unanswered(s, message_id))
+            # Kept unanswered: answer_backlog answers it once Rasa is back.
+            await self.db(lambda s: settle(s, message_id, answered=False))
             await safe_send(bot, chat_id, translate(TEXTS, "rasa_down", language))
             return
+        await self._answer(bot, chat_id, client_id, language, answers)
+
+    async def _answer(self, bot, chat_id: int, client_id: int, language: str, answers: list[Answer]) -> None:
         if not answers:  # Rasa answered nothing (an action failed): never leave silence
             await safe_send(bot, chat_id, translate(TEXTS, "no_answer", language))
             return
         await self.deliver(bot, chat_id, client_id, answers)
+
+    async def answer_backlog(self, bot) -> int:
+        """Rasa is back: each client's last message it could not answer gets its answer, once (a
+        claim in the CRM decides between two bot processes), oldest first, with an apology for
+        the wait. Stops at the first failure: Rasa is still down. Returns how many were answered."""
+        answered = 0
+        for waiting in await self.db(backlog):
+            chat_id = waiting.telegram_id
+            async with self.chat_lock(chat_id):
+                if not await self.db(lambda s: claim_unanswered(s, waiting.message_id)):
+                    continue  # another process has it, or the client wrote again meanwhile
+                if await self.desk_holds(chat_id) is not None:
+                    continue  # a manager has the conversation and reads the message there
+                metadata = {"language": waiting.language, "first_name": waiting.first_name,
+                            "last_name": waiting.last_name, "username": waiting.username}
+                try:
+                    answers = await self.rasa.send(str(chat_id), waiting.text, metadata)
+                except RasaUnavailable:
+                    await self.db(lambda s: settle(s, waiting.message_id, answered=False))
+                    return answered
+                quoted = waiting.text if waiting.kind == "text" else ""
+                await safe_send(bot, chat_id, translate(TEXTS, "back" if quoted else "back_no_quote",
+                                                        waiting.language, text=shorten(quoted, 120)))
+                client_id = await self.db(lambda s: s.scalar(select(Client.id).where(Client.telegram_id == chat_id)))
+                await self._answer(bot, chat_id, client_id, waiting.language, answers)
+                answered += 1
+        return answered
 
     async def deliver(self, bot, chat_id: int, client_id: int, answers: list[Answer]) -> None:
         for answer in answers:
@@ -129,17 +182,13 @@ class Assistant:
             await self.db(record_out)
 
 
-def _mark_unanswered(session: Session, message_id: int) -> None:
-    session.get(ConversationMessage, message_id).answered = False
-
-
 def profile(user: User) -> TelegramProfile:
     return TelegramProfile(user.id, user.first_name or "", user.last_name or "", user.username,
                            user.language_code)
 
 
 async def safe_send(bot, chat_id: int, text: str | None, *, photo: str | None = None,
-                    markup: InlineKeyboardMarkup | None = None) -> bool:
+                    markup: InlineKeyboardMarkup | ReplyKeyboardRemove | None = None) -> bool:
     """Send, logging (not raising) what Telegram refuses: one bad message never stops the bot."""
     try:
         if photo:
@@ -159,6 +208,11 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user, chat = update.effective_user, update.effective_chat
     helper = assistant(context)
     async with helper.chat_lock(chat.id):
+        held = await helper.desk_holds(user.id)
+        if held is not None:  # the desk has the conversation: /start must not restart the assistant
+            status, language = held
+            await safe_send(context.bot, chat.id, client_text(f"desk_{status}", language))
+            return
         await helper.converse(context.bot, user, chat.id, "/greet", kind="command")
 
 
@@ -226,6 +280,11 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # Buttons live in the client's private chat, whose id is the client's own id: a button is
     # honoured only for the client it was sent to.
     chat_id = update.effective_user.id
+    held = await helper.desk_holds(chat_id)
+    if held is not None:  # an old "Confirm" must not place an order behind the manager's back
+        status, language = held
+        await query.answer(client_text(f"desk_{status}", language)[:200], show_alert=True)
+        return
     payload = await helper.db(lambda s: payload_for(s, chat_id, query.data))
     if payload is None:
         _, language = await helper.client(update.effective_user)
@@ -283,13 +342,53 @@ async def non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 or await desk.relay_from_client(update, context)):
             return
 
+        contact = message.contact
+        own_number = contact is not None and contact.user_id == update.effective_user.id
+
         def work(session):
             client, _ = register_client(session, profile(update.effective_user))
-            record_message(session, client, "in", message.caption or "", kind=desk.message_kind(message))
-            return client.language
+            record_message(session, client, "in", message.caption or (contact.phone_number if contact else ""),
+                           kind=desk.message_kind(message))
+            # A number shared to be called back about a request nobody could take in time.
+            callback = request_callback(session, client, contact.phone_number) if own_number else None
+            return client.language, callback[1] if callback else None
 
-        language = await helper.db(work)
+        language, callback = await helper.db(work)
+        if callback is not None:
+            await safe_send(context.bot, message.chat_id, callback, markup=ReplyKeyboardRemove())
+            return
         await safe_send(context.bot, message.chat_id, translate(TEXTS, "non_text", language))
+
+
+async def seen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any update from a client in their private chat means Telegram delivers to them again: a
+    client who had blocked the bot and came back gets messages and broadcasts again."""
+    chat, user = update.effective_chat, update.effective_user
+    if update.my_chat_member is None and chat is not None and user is not None and chat.type == "private":
+        # Beside the handling, not before it: awaiting here would let a client's next message
+        # overtake this one on its way to the chat's lock (and to Rasa).
+        context.application.create_task(assistant(context).db(lambda s: set_reachable(s, user.id, True)),
+                                        update=update)
+
+
+async def chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The client blocked the bot ("kicked") or unblocked it: broadcasts skip or include them."""
+    change = update.my_chat_member
+    if change.chat.type != "private":
+        return
+    reachable = change.new_chat_member.status not in ("kicked", "left")
+    await assistant(context).db(lambda s: set_reachable(s, change.from_user.id, reachable))
+
+
+BACKLOG_INTERVAL = 15.0  # longer than a Rasa timeout: one round at a time
+
+
+async def answer_backlog(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The messages that arrived while Rasa was down, answered once it is back."""
+    try:
+        await assistant(context).answer_backlog(context.bot)
+    except Exception:  # the CRM unreachable for a moment, say: next round
+        log.exception("could not answer the messages owed")
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -338,7 +437,7 @@ class AssistantApplication(Application):
         await super().stop()
 
 
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 
 
 def webhook_options(settings: Settings) -> dict:
@@ -376,6 +475,8 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     group = staff_chat()
     # The desk's commands also work in the staff forum group (STAFF_CHAT_ID), in a client's topic.
     desk_chats = private | filters.Chat(group[0]) if group else private
+    application.add_handler(TypeHandler(Update, seen), group=-1)
+    application.add_handler(ChatMemberHandler(chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_handler(CommandHandler("start", start, filters=private))
     application.add_handler(CommandHandler("help", help_command, filters=private))
     application.add_handler(CommandHandler(["language", "langue"], language_command, filters=private))
@@ -393,6 +494,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler("lead", leads.lead_command, filters=private))
     application.add_handler(CallbackQueryHandler(desk.take_button, pattern=f"^{TAKE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=f"^{HANDOFF_RATE_PREFIX}"))
+    application.add_handler(CallbackQueryHandler(desk.leave_button, pattern=f"^{LEAVE_PREFIX}"))
     application.add_handler(CallbackQueryHandler(leads.meet_button, pattern=f"^{leads.MEET_PREFIX}"))
     application.add_handler(CallbackQueryHandler(broadcasts.compose_button, pattern=f"^{broadcasts.PREFIX}"))
     application.add_handler(CallbackQueryHandler(broadcasts.unsubscribe_button, pattern=f"^{UNSUBSCRIBE_PREFIX}"))
@@ -409,4 +511,6 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_error_handler(on_error)
     application.job_queue.run_repeating(deliver_outbox, interval=INTERVAL, first=0.5, name="outbox")
     application.job_queue.run_repeating(desk.remind, interval=desk.REMINDER_INTERVAL, first=5, name="desk reminders")
+    application.job_queue.run_repeating(answer_backlog, interval=BACKLOG_INTERVAL, first=BACKLOG_INTERVAL,
+                                        name="answers owed")
     return application

@@ -117,18 +117,30 @@ def cmd_import_catalog(args) -> None:
 
 def cmd_staff(args) -> None:
     from crm.db import engine_for, unit_of_work
-    from crm.staff import StaffError, add_staff, list_staff, remove_staff
+    from crm.handoffs import active_handoffs_of
+    from crm.staff import DESK_ROLES, StaffError, active_staff, add_staff, list_staff, remove_staff
 
     settings = _settings()
     prepare_database(settings.database_url)
+
+    def held(session) -> int:
+        member = active_staff(session, args.telegram_id)
+        return len(active_handoffs_of(session, member)) if member is not None else 0
+
+    def released(count: int) -> str:
+        return f" {count} conversation(s) they held went back to the queue." if count else ""
+
     try:
         with unit_of_work(engine_for(settings.database_url)) as session:
             if args.staff_command == "add":
+                before = held(session)
                 member = add_staff(session, args.telegram_id, args.role, args.name)
-                print(f"{member.name} ({member.telegram_id}) is now {member.role}.")
+                moved = before if member.role not in DESK_ROLES else 0
+                print(f"{member.name} ({member.telegram_id}) is now {member.role}.{released(moved)}")
             elif args.staff_command == "remove":
+                before = held(session)
                 member = remove_staff(session, args.telegram_id)
-                print(f"{member.name} ({member.telegram_id}) no longer has staff access.")
+                print(f"{member.name} ({member.telegram_id}) no longer has staff access.{released(before)}")
             else:
                 members = list_staff(session)
                 if not members:

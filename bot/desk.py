@@ -15,7 +15,7 @@ from telegram.ext import ContextTypes
 from bot.shared import assistant
 from crm import clock
 from crm.client_file import client_card
-from crm.clients import record_message
+from crm.clients import record_message, unanswered_count
 from crm.desk_hours import desk_settings
 from crm.handoffs import (
     topic_name,
@@ -36,6 +36,11 @@ from crm.handoffs import (
     notices,
     open_handoff_of,
     queue,
+    LEAVE_PREFIX,
+    LEAVE_WORDS,
+    end_by_admin,
+    leave_queue,
+    reassign_handoff,
     rate_handoff,
     record_relay,
     remind_overdue,
@@ -50,6 +55,7 @@ from crm.models import Client, ConversationMessage, Handoff, Staff
 from crm.outbox import failures
 from crm.settings import staff_chat
 from crm.staff import active_staff
+from crm.text import shorten
 
 log = logging.getLogger(__name__)
 REMINDER_INTERVAL = 15.0
@@ -89,6 +95,10 @@ TEXTS = {
                     "en": "⚠️ Messages not delivered (latest first):"},
     "undelivered_line": {"fr": "• à {chat} : « {text} » — {status} : {error}",
                          "en": "• to {chat}: “{text}” — {status}: {error}"},
+    "owed": {"fr": "⏳ {count} client(s) attendent une réponse de l'assistant, indisponible pour le moment : "
+                   "ils l'auront dès son retour.",
+             "en": "⏳ {count} client(s) wait for an answer from the assistant, unavailable for now: they get "
+                   "it as soon as it is back."},
     "queue_line": {"fr": "n° {id} — {client} — {reason} — depuis {minutes} min",
                    "en": "no. {id} — {client} — {reason} — for {minutes} min"},
     "which": {
@@ -111,6 +121,29 @@ TEXTS = {
     "not_passed_on": {"fr": "⚠️ Ce message n'a pas pu être transmis au client (Telegram : {error}).",
                       "en": "⚠️ This message could not be passed on to the client (Telegram: {error})."},
     "take_usage": {"fr": "Usage : /take N (voir /queue)", "en": "Usage: /take N (see /queue)"},
+    "withdrawn_notice": {"fr": "↩️ Conversation n° {id} : {client} a retiré sa demande.",
+                         "en": "↩️ Conversation no. {id}: {client} withdrew the request."},
+    "stale_reply": {
+        "fr": "Ce message appartient à la conversation n° {id}, qui n'est plus en cours avec vous : rien n'a "
+        "été transmis. Répondez à un message d'une conversation en cours.",
+        "en": "This message belongs to conversation no. {id}, which is no longer yours and live: nothing was "
+        "passed on. Reply to a message of a live conversation.",
+    },
+    "reply_unknown": {
+        "fr": "Ce message n'est pas un message relayé d'un client : rien n'a été transmis. Répondez à un "
+        "message « 💬 » du client, ou écrivez sans répondre si vous ne tenez qu'une conversation.",
+        "en": "That message is not one relayed from a client: nothing was passed on. Reply to one of the "
+        "client's \"💬\" messages, or write without replying if you hold only one conversation.",
+    },
+    "not_held": {"fr": "Vous ne tenez pas la conversation n° {id} : rien n'a été fait. /queue pour la file.",
+                 "en": "You do not hold conversation no. {id}: nothing was done. /queue for the queue."},
+    "already_yours": {"fr": "Vous tenez déjà la conversation n° {id}.", "en": "You already hold conversation no. {id}."},
+    "previous_told": {"fr": "{name} la tenait ; il ou elle est prévenu(e).",
+                      "en": "{name} held it and has been told."},
+    "closed_notice": {"fr": "✖️ Conversation n° {id} ({client}) close par l'équipe.",
+                      "en": "✖️ Conversation no. {id} ({client}) closed by the team."},
+    "admin_closed": {"fr": "Conversation n° {id} close ({client}) ; le client est prévenu.",
+                     "en": "Conversation no. {id} closed ({client}); the client has been told."},
 }
 
 
@@ -162,10 +195,16 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
             handoff = open_handoff_of(session, client)
         if handoff is None:
             return None
+        text = message.text or message.caption or (contact.phone_number if contact else "")
+        if handoff.status == "queued" and message.text and LEAVE_WORDS.fullmatch(message.text):
+            record_message(session, client, "in", text)
+            left = leave_queue(session, client)
+            if left is not None:
+                return "left", client.language, [(n.chat_id, n.message_id, _language_of_chat(session, n.chat_id))
+                                                 for n in notices(session, left.id)], left.id, client.display_name
         callback = None
         if contact is not None and contact.user_id == user.id and handoff.status == "queued":
             callback = request_callback(session, client, contact.phone_number)
-        text = message.text or message.caption or (contact.phone_number if contact else "")
         record_message(session, client, "in", text, kind=message_kind(message))
         client_wrote(session, handoff)
         since_opened = session.scalar(select(func.count(ConversationMessage.id)).where(
@@ -179,6 +218,11 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     found = await assistant(context).db(work)
     if found is None:
         return False
+    if found[0] == "left":
+        _, language, notes, handoff_id, name = found
+        await _edit_notices(context, notes, "withdrawn_notice", id=handoff_id, client=name)
+        await _send(context.bot, message.chat_id, client_text("left", language))
+        return True
     (handoff_id, status, client_id, name, language, manager_chat, manager_language, first, opened,
      callback) = found
     if opened:
@@ -186,7 +230,7 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     elif callback:
         await _send(context.bot, message.chat_id, callback, ReplyKeyboardRemove())
     elif status == "queued" and first:
-        await _send(context.bot, message.chat_id, client_text("queued_ack", language))
+        await _send(context.bot, message.chat_id, client_text("queued_ack", language), _leave_markup(handoff_id, language))
     group = staff_chat()
     if group is not None:  # the client's topic shows everything they write, taken or not
         target, header_language = group
@@ -199,6 +243,55 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     if sent is not None:
         await assistant(context).db(lambda s: record_relay(s, handoff_id, target, sent))
     return True
+
+
+def _leave_markup(handoff_id: int, language: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(client_text("leave_button", language),
+                                                       callback_data=f"{LEAVE_PREFIX}{handoff_id}")]])
+
+
+async def _edit_notices(context, notes: list[tuple[int, int, str]], key: str, **values) -> None:
+    """Turn the "take" notices of a conversation into a line saying what became of it (no more
+    button to press)."""
+    for chat_id, message_id, notice_language in notes:
+        try:
+            await context.bot.edit_message_text(t(key, notice_language, **values), chat_id=chat_id,
+                                                message_id=message_id)
+        except TelegramError as exc:
+            log.info("could not edit notice %s/%s: %s", chat_id, message_id, exc)
+
+
+async def leave_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """"Cancel my request": a queued client leaves the queue (only their own request, only while
+    nobody has taken it)."""
+    query, user = update.callback_query, update.effective_user
+    handoff_id = (query.data or "")[len(LEAVE_PREFIX):]
+
+    def work(session):
+        client = session.scalar(select(Client).where(Client.telegram_id == user.id))
+        if client is None:
+            return None, "fr", [], ""
+        current = open_handoff_of(session, client)
+        if current is None or str(current.id) != handoff_id or current.status != "queued":
+            return None, client.language, [], ""
+        left = leave_queue(session, client)
+        notes = [(n.chat_id, n.message_id, _language_of_chat(session, n.chat_id)) for n in notices(session, left.id)] \
+            if left else []
+        return left.id if left else None, client.language, notes, client.display_name
+
+    helper = assistant(context)
+    async with helper.chat_lock(user.id):
+        left, language, notes, name = await helper.db(work)
+    if left is None:
+        await query.answer(t("expired", language), show_alert=True)
+        return
+    await query.answer()
+    await _edit_notices(context, notes, "withdrawn_notice", id=left, client=name)
+    try:
+        await query.edit_message_reply_markup(None)
+    except TelegramError as exc:
+        log.info("could not remove the cancel button: %s", exc)
+    await _send(context.bot, user.id, client_text("left", language))
 
 
 async def topic_thread(context, chat_id: int, client_id: int) -> int:
@@ -270,20 +363,27 @@ async def _reply(update: Update, text: str, markup=None) -> Message | None:
 # --- the manager side ----------------------------------------------------------------------------
 
 
-async def take(context, manager_telegram_id: int, handoff_id: int) -> tuple[bool, str]:
-    """Take a queued conversation; returns (taken, what to tell the manager)."""
+async def take(context, manager_telegram_id: int, handoff_id: int, reassign: bool = False) -> tuple[bool, str]:
+    """Take a queued conversation; returns (taken, what to tell the manager). With `reassign`
+    (an admin's /take N), an active conversation too: its holder is told."""
     member = await _staff(context, manager_telegram_id)
     staff_id, language, staff_name = member[0], member[1], member[2]
 
     def work(session):
         manager = session.get(Staff, staff_id)
+        previous = None
         try:
-            handoff = take_handoff(session, handoff_id, manager)
+            if reassign and manager.role == "admin":
+                handoff, previous = reassign_handoff(session, handoff_id, manager)
+            else:
+                handoff = take_handoff(session, handoff_id, manager)
         except HandoffError as exc:
             handoff = session.get(Handoff, handoff_id)
             if handoff is None:
                 return "unknown", None
             holder = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
+            if holder is not None and holder.id == staff_id and handoff.status == "active":
+                return "yours", None
             return str(exc), holder.name if holder else ""
         client = session.get(Client, handoff.client_id)
         since = [m.text or f"[{m.kind}]" for m in session.scalars(
@@ -291,30 +391,30 @@ async def take(context, manager_telegram_id: int, handoff_id: int) -> tuple[bool
                                               ConversationMessage.direction == "in",
                                               ConversationMessage.created_at >= handoff.opened_at)
             .order_by(ConversationMessage.id))]
-        notes = [(n.chat_id, n.message_id, _language_of_chat(session, n.chat_id)) for n in notices(session, handoff_id)]
-        return "ok", (client.telegram_id, client.language, client.display_name, since, notes)
+        notes = [] if previous is not None else [
+            (n.chat_id, n.message_id, _language_of_chat(session, n.chat_id)) for n in notices(session, handoff_id)]
+        return "ok", (client.telegram_id, client.language, client.display_name, since, notes,
+                      previous.name if previous else None)
 
     outcome, data = await assistant(context).db(work)
     if outcome == "unknown":
         return False, t("unknown", language)
+    if outcome == "yours":
+        return False, t("already_yours", language, id=handoff_id)
     if outcome == "taken":
         return False, t("already_taken", language, name=data)
     if outcome != "ok":
         return False, t("closed", language)
-    client_chat, client_language, client_name, since, notes = data
-    for chat_id, message_id, notice_language in notes:
-        try:
-            await context.bot.edit_message_text(t("taken_by", notice_language, id=handoff_id, name=staff_name),
-                                                chat_id=chat_id, message_id=message_id)
-        except TelegramError as exc:
-            log.info("could not edit notice %s/%s: %s", chat_id, message_id, exc)
+    client_chat, client_language, client_name, since, notes, previous = data
+    await _edit_notices(context, notes, "taken_by", id=handoff_id, name=staff_name)
     if desk_settings().get("show_manager_name", True):
         await _send(context.bot, client_chat, client_text("taken", client_language, manager=staff_name.split()[0]))
     else:
         await _send(context.bot, client_chat, client_text("taken_anonymous", client_language))
+    told = "\n\n" + t("previous_told", language, name=previous) if previous else ""
     if staff_chat() is not None:
-        return True, t("you_took_topic", language, name=staff_name, id=handoff_id, client=client_name)
-    text = t("you_took", language, id=handoff_id, client=client_name)
+        return True, t("you_took_topic", language, name=staff_name, id=handoff_id, client=client_name) + told
+    text = t("you_took", language, id=handoff_id, client=client_name) + told
     if since:
         text += "\n\n" + t("since", language) + "\n" + "\n".join(f"→ {m}" for m in since)
     return True, text
@@ -355,12 +455,14 @@ async def _manager(update: Update, context) -> tuple[int, str] | None:
     return (member_id, language) if member_id else None
 
 
-async def _target(update: Update, context, staff_id: int, language: str) -> Handoff | None:
+async def _target(update: Update, context, staff_id: int, language: str, by_number: bool = True) -> Handoff | None:
     """Which conversation a manager's message or command is about: the client's topic it is
-    written in, the message it replies to, the number given, or their only one. Otherwise
-    explain, never guess."""
+    written in, the number given (`by_number`: /done N, /client N), the relayed client message it
+    replies to, or their only one. A number they do not hold, or a reply to anything but a
+    relayed message of one of their live conversations, is explained: never a guess, never a
+    send to another client."""
     message = update.effective_message
-    args = context.args or []
+    args = (context.args or []) if by_number else []
     group = staff_chat()
     in_topic = group is not None and message.chat_id == group[0] and message.is_topic_message
 
@@ -375,14 +477,14 @@ async def _target(update: Update, context, staff_id: int, language: str) -> Hand
             if handoff.manager_id != staff_id:
                 return None, ("topic_held_by", session.get(Staff, handoff.manager_id).name)
             return handoff, held
+        if args and args[0].isdigit():
+            chosen = [h for h in held if h.id == int(args[0])]
+            return (chosen[0], held) if chosen else (None, ("not_held", int(args[0])))
         if message.reply_to_message is not None:
             handoff = handoff_for_reply(session, message.chat_id, message.reply_to_message.message_id)
             if handoff is not None and handoff.status == "active" and handoff.manager_id == staff_id:
                 return handoff, held
-        if args and args[0].isdigit():
-            chosen = [h for h in held if h.id == int(args[0])]
-            if chosen:
-                return chosen[0], held
+            return None, ("stale_reply", handoff.id) if handoff is not None else ("reply_unknown", 0)
         return (held[0] if len(held) == 1 else None), held
 
     handoff, held = await assistant(context).db(work)
@@ -390,7 +492,7 @@ async def _target(update: Update, context, staff_id: int, language: str) -> Hand
         if held == "topic_not_active":
             text = t("topic_not_active", language)
         elif isinstance(held, tuple):
-            text = t(held[0], language, name=held[1])
+            text = t(held[0], language, name=held[1], id=held[1])
         elif not held:
             text = t("none_held", language)
         else:
@@ -469,12 +571,14 @@ async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
                 name += f" 📞 {h.callback_phone}"
             rows.append((h.id, name, h.reason, minutes))
         failed = [(n.chat_id, n.text, n.status, n.last_error or "") for n in failures(session, limit=5)]
-        return rows, failed
+        return rows, failed, unanswered_count(session)
 
-    rows, failed = await assistant(context).db(work)
+    rows, failed, owed = await assistant(context).db(work)
     lines = [t("queue", language)] + [
         t("queue_line", language, id=i, client=name, reason=translate(REASON_LABELS, reason, language), minutes=m)
         for i, name, reason, m in rows] if rows else [t("queue_empty", language)]
+    if owed:  # clients who wrote while the assistant was down: answered as soon as it is back
+        lines += ["", t("owed", language, count=owed)]
     if failed:  # staff see what could not be delivered, with Telegram's reason
         lines += ["", t("undelivered", language)] + [
             t("undelivered_line", language, chat=chat, text=shorten(text, 60), status=status, error=shorten(error, 80))
@@ -482,11 +586,6 @@ async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"#{i}", callback_data=f"{TAKE_PREFIX}{i}")]
                                    for i, *_ in rows[:10]]) if rows else None
     await _reply(update, "\n".join(lines), markup)
-
-
-def shorten(text: str, limit: int) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 async def take_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -498,7 +597,8 @@ async def take_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if handoff_id is None:
         await _reply(update, t("take_usage", member[1]))
         return
-    _, text = await take(context, update.effective_user.id, handoff_id)
+    member = await _staff(context, update.effective_user.id)
+    _, text = await take(context, update.effective_user.id, handoff_id, reassign=member[3] == "admin")
     await _reply(update, text)
 
 
@@ -517,17 +617,19 @@ async def _topic_handoff(update: Update, context) -> int | None:
     return await assistant(context).db(work)
 
 
-async def _held(update: Update, context) -> tuple[int, str, Handoff] | None:
+async def _held(update: Update, context, by_number: bool = True) -> tuple[int, str, Handoff] | None:
     """(staff id, language, handoff) for a manager's command about one of their conversations;
     None after a refusal or an explanation was sent."""
     member = await _manager(update, context)
     if member is None:
         return None
-    handoff = await _target(update, context, *member)
+    handoff = await _target(update, context, *member, by_number=by_number)
     return (*member, handoff) if handoff is not None else None
 
 
 async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await _admin_close(update, context):
+        return
     held = await _held(update, context)
     if held is None:
         return
@@ -544,10 +646,56 @@ async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     except HandoffError:  # a second /done, or another manager closed it meanwhile
         await _reply(update, t("already_closed", language, id=handoff.id))
         return
-    buttons = InlineKeyboardMarkup([[InlineKeyboardButton(str(n), callback_data=f"{HANDOFF_RATE_PREFIX}{handoff.id}:{n}")
-                                     for n in range(1, 6)]])
-    await _send(context.bot, client_chat, client_text("closed", client_language), buttons)
+    await _send(context.bot, client_chat, client_text("closed", client_language), _rating_markup(handoff.id))
     await _reply(update, t("done", language, id=handoff.id))
+
+
+async def _admin_close(update: Update, context) -> bool:
+    """An admin's /done N on a conversation they do not hold (queued, or held by someone else):
+    it ends, its holder and the client are told. False when it is not that case."""
+    args = context.args or []
+    if not args or not args[0].isdigit():
+        return False
+    member = await _staff(context, update.effective_user.id)
+    if member is None or member[3] != "admin":
+        return False
+    staff_id, language = member[0], member[1]
+    handoff_id = int(args[0])
+
+    def work(session):
+        handoff = session.get(Handoff, handoff_id)
+        if handoff is None or handoff.manager_id == staff_id:
+            return None  # unknown, or theirs: the ordinary /done answers
+        if handoff.status not in ("queued", "active"):
+            return "closed", None
+        was_active = handoff.status == "active"
+        end_by_admin(session, handoff_id, session.get(Staff, staff_id))
+        client = session.get(Client, handoff.client_id)
+        notes = [(n.chat_id, n.message_id, _language_of_chat(session, n.chat_id)) for n in notices(session, handoff_id)]
+        return "ok", (client.telegram_id, client.language, client.display_name, was_active, notes)
+
+    try:
+        found = await assistant(context).db(work)
+    except HandoffError:
+        found = "closed", None
+    if found is None:
+        return False
+    if found[0] == "closed":
+        await _reply(update, t("already_closed", language, id=handoff_id))
+        return True
+    client_chat, client_language, name, was_active, notes = found[1]
+    if was_active:  # they talked with a manager: they may rate it
+        await _send(context.bot, client_chat, client_text("closed", client_language), _rating_markup(handoff_id))
+    else:
+        await _edit_notices(context, notes, "closed_notice", id=handoff_id, client=name)
+        await _send(context.bot, client_chat, client_text("closed_by_staff", client_language))
+    await _reply(update, t("admin_closed", language, id=handoff_id, client=name))
+    return True
+
+
+def _rating_markup(handoff_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(str(n), callback_data=f"{HANDOFF_RATE_PREFIX}{handoff_id}:{n}")
+                                  for n in range(1, 6)]])
 
 
 async def client_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -566,7 +714,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         if member is not None:
             await _reply(update, t("note_usage", member[1]))
         return
-    held = await _held(update, context)
+    held = await _held(update, context, by_number=False)  # "/note 3 cartons missing" is a note
     if held is None:
         return
     staff_id, language, handoff = held

@@ -7,7 +7,8 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.shared import assistant
-from crm.complaints import ComplaintError, parse_complaint_number, resolve_complaint
+from bot.render import split_text
+from crm.complaints import ComplaintError, parse_complaint_number, resolution_message, resolve_complaint
 from crm.i18n import translate
 from crm.models import ORDER_STATUSES, Client
 from crm.orders import OrderError, parse_order_number, set_order_status, status_label
@@ -23,18 +24,21 @@ TEXTS = {
         "en": "Usage: /order CMD-000123 STATUS (statuses: {statuses})",
     },
     "order_done": {
-        "fr": "Commande {number} : {status}. Le client est prévenu.",
-        "en": "Order {number}: {status}. The client has been told.",
+        "fr": "Commande {number} : {status}. Le client en reçoit l'avis ; /queue signale tout message non remis.",
+        "en": "Order {number}: {status}. The client is being told; /queue shows any message not delivered.",
     },
     "resolve_usage": {
         "fr": "Usage : /resolve REC-000045 ce qui a été fait (le client le lira)",
         "en": "Usage: /resolve REC-000045 what was done (the client reads it)",
     },
     "resolved": {
-        "fr": "Réclamation {number} résolue. Le client est prévenu et invité à noter le traitement.",
-        "en": "Complaint {number} resolved. The client has been told and asked to rate it.",
+        "fr": "Réclamation {number} résolue. Le client reçoit votre réponse ({length} caractères{parts}) et "
+        "l'invitation à noter le traitement ; /queue signale tout message non remis.",
+        "en": "Complaint {number} resolved. The client is receiving your answer ({length} characters{parts}) "
+        "and the invitation to rate it; /queue shows any message not delivered.",
     },
     "error": {"fr": "Impossible : {error}", "en": "Not possible: {error}"},
+    "parts": {"fr": ", en {count} messages", "en": ", in {count} messages"},
 }
 
 
@@ -87,9 +91,16 @@ async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if number is None or not resolution:
         await update.effective_message.reply_text(translate(TEXTS, "resolve_usage", language))
         return
+    def work(session):
+        complaint = resolve_complaint(session, number, resolution)
+        client = session.get(Client, complaint.client_id)
+        return len(split_text(resolution_message(complaint, client.language)))
+
     try:
-        await assistant(context).db(lambda s: resolve_complaint(s, number, resolution))
+        parts = await assistant(context).db(work)
     except ComplaintError as exc:
         await update.effective_message.reply_text(translate(TEXTS, "error", language, error=exc.text(language)))
         return
-    await update.effective_message.reply_text(translate(TEXTS, "resolved", language, number=number))
+    await update.effective_message.reply_text(translate(
+        TEXTS, "resolved", language, number=number, length=len(resolution),
+        parts=translate(TEXTS, "parts", language, count=parts) if parts > 1 else ""))

@@ -3,9 +3,17 @@
 TEXTS = {
     "rasa_down": {
         "fr": "Désolé, je rencontre un problème technique et ne peux pas vous répondre tout de suite. "
-        "Votre message est bien enregistré ; réessayez dans quelques minutes.",
+        "Votre message est bien enregistré : je vous réponds ici dès que possible.",
         "en": "Sorry, I have a technical problem and cannot answer right now. "
-        "Your message has been saved; please try again in a few minutes.",
+        "Your message has been saved: I will answer you here as soon as I can.",
+    },
+    "back": {
+        "fr": "Me revoilà, pardon pour l'attente ! Votre message « {text} » :",
+        "en": "I am back, sorry for the wait! Your message “{text}”:",
+    },
+    "back_no_quote": {
+        "fr": "Me revoilà, pardon pour l'attente ! Voici ma réponse à votre dernier message :",
+        "en": "I am back, sorry for the wait! Here is my answer to your last message:",
     },
     "no_answer": {
         "fr": "Désolé, je n'ai pas de réponse à vous donner pour le moment. Pourriez-vous reformuler ?",

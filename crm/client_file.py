@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm.catalog import format_money
@@ -13,6 +13,7 @@ from crm.leads import client_leads, lead_line
 from crm.meetings import upcoming, when_text
 from crm.models import Client, ClientNote, Complaint, ConversationMessage, Handoff, Order, Staff
 from crm.orders import status_label
+from crm.text import shorten
 
 TEXTS = {
     "profile": {"fr": "👤 {name}{username} — langue : {client_language} — client depuis le {since:%d/%m/%Y}",
@@ -22,6 +23,7 @@ TEXTS = {
     "orders": {"fr": "Commandes en cours :", "en": "Open orders:"},
     "complaints": {"fr": "Réclamations ouvertes :", "en": "Open complaints:"},
     "notes": {"fr": "Notes :", "en": "Notes:"},
+    "more_notes": {"fr": "… et {count} note(s) plus ancienne(s)", "en": "… and {count} older note(s)"},
     "scores": {"fr": "Satisfaction (conseillers) : {scores}", "en": "Satisfaction (managers): {scores}"},
     "none": {"fr": "aucune", "en": "none"},
     "lead": {"fr": "Prospect : aucun lead enregistré", "en": "Lead: none recorded"},
@@ -34,7 +36,13 @@ TEXTS = {
 }
 
 
+NOTES_SHOWN = 3
+NOTE_CHARS = 300
+
+
 def client_card(session: Session, client: Client, language: str, messages: int = 6) -> str:
+    """The card stays short whatever the file holds (it goes into every desk notice): the latest
+    messages and notes, each shortened, and how many older notes there are."""
     lines = [translate(TEXTS, "profile", language, name=client.display_name,
                        username=f" (@{client.username})" if client.username else "",
                        client_language=client.language, since=client.first_seen)]
@@ -53,7 +61,7 @@ def client_card(session: Session, client: Client, language: str, messages: int =
                                   .order_by(ConversationMessage.id.desc()).limit(messages)))[::-1]
     if recent:
         lines.append(translate(TEXTS, "messages", language))
-        lines += [f"{'→' if m.direction == 'in' else '←'} {m.text[:200] or '[' + m.kind + ']'}" for m in recent]
+        lines += [f"{'→' if m.direction == 'in' else '←'} {shorten(m.text, 200) or '[' + m.kind + ']'}" for m in recent]
     orders = list(session.scalars(select(Order).where(
         Order.client_id == client.id, Order.status.in_(("confirmed", "preparing", "shipped"))).order_by(Order.id)))
     lines.append(translate(TEXTS, "orders", language) + (" " + translate(TEXTS, "none", language) if not orders else ""))
@@ -79,9 +87,13 @@ def client_card(session: Session, client: Client, language: str, messages: int =
         Handoff.client_id == client.id, Handoff.satisfaction.is_not(None)))]
     if scores:
         lines.append(translate(TEXTS, "scores", language, scores=", ".join(scores)))
+    total = session.scalar(select(func.count(ClientNote.id)).where(ClientNote.client_id == client.id))
     notes = list(session.execute(select(ClientNote, Staff.name).join(Staff, Staff.id == ClientNote.staff_id)
-                                 .where(ClientNote.client_id == client.id).order_by(ClientNote.id)).tuples())
+                                 .where(ClientNote.client_id == client.id).order_by(ClientNote.id.desc())
+                                 .limit(NOTES_SHOWN)).tuples())[::-1]
     if notes:
         lines.append(translate(TEXTS, "notes", language))
-        lines += [f"• {note.created_at:%d/%m/%Y} {name} : {note.text}" for note, name in notes]
+        if total > len(notes):
+            lines.append(translate(TEXTS, "more_notes", language, count=total - len(notes)))
+        lines += [f"• {note.created_at:%d/%m/%Y} {name} : {shorten(note.text, NOTE_CHARS)}" for note, name in notes]
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -48,6 +48,17 @@ def register_client(session: Session, profile: TelegramProfile) -> tuple[Client,
     return client, created
 
 
+def set_reachable(session: Session, telegram_id: int, reachable: bool) -> bool:
+    """A client wrote, pressed a button or unblocked the bot (reachable), or blocked it (not).
+    Returns True when that changed something. Read first: most updates change nothing, and a
+    plain read takes no write lock."""
+    current = session.scalar(select(Client.unreachable).where(Client.telegram_id == telegram_id))
+    if current is None or current is (not reachable):
+        return False
+    session.execute(update(Client).where(Client.telegram_id == telegram_id).values(unreachable=not reachable))
+    return True
+
+
 def set_language(session: Session, client: Client, language: str) -> None:
     if language not in LANGUAGES:
         raise ValueError(f"unsupported language {language!r}")
@@ -69,6 +80,60 @@ def record_message(
     session.add(message)
     session.flush()
     return message
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A client's last message that the assistant could not answer (Rasa was down)."""
+
+    message_id: int
+    telegram_id: int
+    text: str
+    kind: str
+    language: str
+    first_name: str
+    last_name: str
+    username: str | None
+
+
+def backlog(session: Session, limit: int = 50) -> list[Unanswered]:
+    """Each client's last unanswered message, oldest first. A message the client followed up
+    (they wrote again and got an answer) is settled here without being answered twice."""
+    last = (select(ConversationMessage.client_id, func.max(ConversationMessage.id).label("last"))
+            .where(ConversationMessage.direction == "in").group_by(ConversationMessage.client_id).subquery())
+    pending = list(session.execute(
+        select(ConversationMessage, Client, last.c.last)
+        .join(Client, Client.id == ConversationMessage.client_id).join(last, last.c.client_id == Client.id)
+        .where(ConversationMessage.direction == "in", ConversationMessage.answered.is_(False))
+        .order_by(ConversationMessage.id)).tuples())
+    found: dict[int, Unanswered] = {}
+    for message, client, newest in pending:
+        if message.id != newest:  # superseded by a later message of theirs
+            settle(session, message.id)
+            continue
+        found.setdefault(client.id, Unanswered(message.id, client.telegram_id, message.text, message.kind,
+                                               client.language, client.first_name, client.last_name,
+                                               client.username))
+    return list(found.values())[:limit]
+
+
+def unanswered_count(session: Session) -> int:
+    """How many clients wait for an answer the assistant could not give (what /queue shows)."""
+    return session.scalar(select(func.count(func.distinct(ConversationMessage.client_id))).where(
+        ConversationMessage.direction == "in", ConversationMessage.answered.is_(False))) or 0
+
+
+def claim_unanswered(session: Session, message_id: int) -> bool:
+    """Taken by one process before it asks Rasa again: two bot processes answer it once."""
+    return session.execute(update(ConversationMessage).where(
+        ConversationMessage.id == message_id, ConversationMessage.answered.is_(False))
+        .values(answered=True).execution_options(synchronize_session=False)).rowcount == 1
+
+
+def settle(session: Session, message_id: int, answered: bool = True) -> None:
+    """Mark a client's message answered (or, when Rasa failed again, unanswered once more)."""
+    session.execute(update(ConversationMessage).where(ConversationMessage.id == message_id)
+                    .values(answered=answered).execution_options(synchronize_session=False))
 
 
 def unanswered_messages(session: Session, client: Client | None = None) -> list[ConversationMessage]:

@@ -159,10 +159,14 @@ def resolve_complaint(session: Session, number: str, resolution: str) -> Complai
     complaint.status, complaint.resolution, complaint.resolved_at = "resolved", resolution, clock.now()
     client = session.get(Client, complaint.client_id)
     buttons = [{"title": str(n), "data": f"{RATE_PREFIX}{complaint.id}:{n}"} for n in range(1, 6)]
-    enqueue(session, client.telegram_id, translate(
-        TEXTS, "resolved", client.language, number=complaint.number, resolution=resolution), buttons)
+    # The outbox splits a long resolution below Telegram's limit; the rating buttons come last.
+    enqueue(session, client.telegram_id, resolution_message(complaint, client.language), buttons)
     session.flush()
     return complaint
+
+
+def resolution_message(complaint: Complaint, language: str) -> str:
+    return translate(TEXTS, "resolved", language, number=complaint.number, resolution=complaint.resolution)
 
 
 def rate_complaint(session: Session, telegram_id: int, data: str) -> Complaint | None:

@@ -73,6 +73,26 @@ def is_open(now: datetime | None = None) -> bool:
     return next_opening(now) is None
 
 
+def open_minutes(since: datetime, until: datetime | None = None) -> float:
+    """How many minutes the desk was open between two instants: a request left on Friday evening
+    has waited 0 minutes of desk time on Monday at 9:00. Every minute counts when no opening
+    hours are configured (the desk is always open)."""
+    since, until = clock.aware(since), clock.aware(until or clock.now())
+    if until <= since:
+        return 0.0
+    if not desk_settings().get("hours"):
+        return (until - since).total_seconds() / 60
+    total, day, last = 0.0, today(since), today(until)
+    while day <= last:
+        span = opening(day)
+        if span is not None:
+            start, end = max(span[0], since), min(span[1], until)
+            if end > start:
+                total += (end - start).total_seconds() / 60
+        day += timedelta(days=1)
+    return total
+
+
 def _local(instant: datetime) -> datetime:
     return clock.aware(instant).astimezone(zone())
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from crm import clock
 from crm.db import insert_unless_exists
-from crm.desk_hours import desk_settings, next_opening, when_text
+from crm.desk_hours import desk_settings, next_opening, open_minutes, when_text
 from crm.i18n import translate
 from crm.models import (
     HANDOFF_REASONS,
@@ -30,6 +30,12 @@ from crm.staff import managers_on_duty
 OPEN = ("queued", "active")
 TAKE_PREFIX = "take:"
 HANDOFF_RATE_PREFIX = "hrate:"
+LEAVE_PREFIX = "hleave:"
+# What a queued client writes to leave the queue ("annuler", "cancel my request").
+LEAVE_WORDS = re.compile(r"\s*(annuler|annule|annulez|cancel)(\s+(ma|la|my|the)\s+(demande|request))?\s*[.!]*\s*",
+                         re.IGNORECASE)
+# A request nobody took can still get a call-back this long after it was closed.
+CALLBACK_DAYS = 7
 
 REASON_LABELS = {
     "request": {"fr": "demande un conseiller", "en": "asks for a manager"},
@@ -57,6 +63,32 @@ TEXTS = {
         "fr": "📞 {client} (n° {id}) demande à être rappelé au {phone} dès la réouverture.",
         "en": "📞 {client} (no. {id}) asks to be called back on {phone} when we reopen.",
     },
+    "requeued": {
+        "fr": "↩️ De retour dans la file : {manager} ne tient plus cette conversation.",
+        "en": "↩️ Back in the queue: {manager} no longer holds this conversation.",
+    },
+    "released_you": {
+        "fr": "Vous n'êtes plus conseiller : vos conversations ({ids}) sont remises dans la file.",
+        "en": "You are no longer a manager: your conversations ({ids}) are back in the queue.",
+    },
+    "reassigned": {
+        "fr": "↪️ {admin} a repris la conversation n° {id} avec {client} : vos messages ne lui sont plus transmis.",
+        "en": "↪️ {admin} took over conversation no. {id} with {client}: your messages are no longer passed on.",
+    },
+    "closed_by_admin": {
+        "fr": "La conversation n° {id} avec {client} a été terminée par {admin}.",
+        "en": "Conversation no. {id} with {client} was ended by {admin}.",
+    },
+    "withdrawn": {
+        "fr": "↩️ {client} a retiré sa demande (n° {id}) : rien à prendre.",
+        "en": "↩️ {client} withdrew the request (no. {id}): nothing to take.",
+    },
+    "expired": {
+        "fr": "⌛ Conversation n° {id} ({client}) fermée : personne ne l'a prise en {minutes} min d'ouverture "
+        "du guichet. La demande reste dans la fiche du client ; il peut laisser son numéro pour être rappelé.",
+        "en": "⌛ Conversation no. {id} ({client}) closed: nobody took it within {minutes} min of desk time. "
+        "The request stays in the client's file; they may leave their number to be called back.",
+    },
     "account_manager": {
         "fr": "Vous êtes son conseiller attitré : les autres conseillers seront prévenus dans {minutes} min "
         "si vous ne la prenez pas.",
@@ -69,16 +101,17 @@ TEXTS = {
 CLIENT_TEXTS = {
     "opened": {
         "fr": "Je transmets votre demande à un conseiller : il vous répondra ici même. Écrivez-lui "
-        "déjà votre question, elle lui sera transmise.",
+        "déjà votre question, elle lui sera transmise. (« annuler » pour retirer votre demande.)",
         "en": "I am passing your request to a manager: they will answer you right here. You can write "
-        "your question now, it will be passed on.",
+        "your question now, it will be passed on. (\"cancel\" to withdraw your request.)",
     },
     "opened_closed_desk": {
         "fr": "Nos conseillers sont absents pour le moment. Votre demande est enregistrée : un "
         "conseiller vous répondra ici dès la réouverture, {when}. Vous pouvez déjà "
-        "laisser votre message.",
+        "laisser votre message. (« annuler » pour retirer votre demande.)",
         "en": "Our managers are away right now. Your request is recorded: a manager will answer you "
-        "here when we reopen, on {when}. You can leave your message now.",
+        "here when we reopen, on {when}. You can leave your message now. (\"cancel\" to withdraw "
+        "your request.)",
     },
     "already": {
         "fr": "Votre demande est déjà transmise à un conseiller. Écrivez-lui ici, il vous répondra.",
@@ -116,6 +149,38 @@ CLIENT_TEXTS = {
     "callback_noted_open": {
         "fr": "C'est noté : un conseiller vous appellera au {phone} au plus vite.",
         "en": "Noted: a manager will call you on {phone} as soon as possible.",
+    },
+    "released": {
+        "fr": "Votre conseiller n'est plus disponible. Votre demande revient en file d'attente : un autre "
+        "conseiller va vous répondre ici.",
+        "en": "Your manager is no longer available. Your request is back in the queue: another manager "
+        "will answer you here.",
+    },
+    "closed_by_staff": {
+        "fr": "Notre équipe a clos votre demande ; je reprends la main. Que puis-je faire pour vous ?",
+        "en": "Our team has closed your request; I am back. What can I do for you?",
+    },
+    "desk_queued": {
+        "fr": "Votre demande attend un conseiller : écrivez-lui ici, il lira tout. (« annuler » pour la retirer.)",
+        "en": "Your request is waiting for a manager: write here, they will read everything. (\"cancel\" to "
+        "withdraw it.)",
+    },
+    "desk_active": {
+        "fr": "Un conseiller s'occupe de votre demande : écrivez-lui ici, il vous répond.",
+        "en": "A manager is handling your request: write to them here, they will answer you.",
+    },
+    "leave_button": {"fr": "Annuler ma demande", "en": "Cancel my request"},
+    "left": {
+        "fr": "C'est noté : votre demande est annulée et je reprends la main. Que puis-je faire pour vous ?",
+        "en": "Noted: your request is cancelled and I am back. What can I do for you?",
+    },
+    "expired": {
+        "fr": "Désolé : aucun conseiller n'a pu prendre votre demande à temps. Elle reste enregistrée dans "
+        "votre dossier, et je reprends la main en attendant. Vous préférez être rappelé ? Touchez le "
+        "bouton ci-dessous pour nous laisser votre numéro.",
+        "en": "Sorry: no manager could take your request in time. It stays recorded in your file, and I "
+        "am back in the meantime. Would you rather be called back? Tap the button below to leave us "
+        "your number.",
     },
     "waiting": {
         "fr": "Nos conseillers sont tous occupés ; votre demande reste en tête de file et vous aurez "
@@ -160,7 +225,7 @@ def open_handoff(session: Session, client: Client, reason: str, detail: str = ""
     # Another process may open one this very instant: the unique index lets one of us in.
     created = insert_unless_exists(session, Handoff, {
         "client_id": client.id, "reason": reason, "detail": detail[:2000], "status": "queued",
-        "opened_at": clock.now(), "client_told_waiting": False, "notified_all": True, "manager_reminded": False,
+        "opened_at": clock.now(), "queued_at": clock.now(), "client_told_waiting": False, "notified_all": True, "manager_reminded": False,
     }, ["client_id"], index_where=Handoff.status.in_(OPEN))
     handoff = open_handoff_of(session, client)
     if not created:
@@ -177,11 +242,14 @@ def open_handoff(session: Session, client: Client, reason: str, detail: str = ""
     return handoff, True
 
 
-def notify_desk(session: Session, handoff: Handoff, client: Client, exclude: tuple[int, ...] = ()) -> None:
+def notify_desk(session: Session, handoff: Handoff, client: Client, exclude: tuple[int, ...] = (),
+                extra: str = "", extra_values: dict | None = None) -> None:
     """A "take" notice with the client card: in the client's topic of the staff group, or to
-    every manager on duty (but those in `exclude`, staff ids) in their private chat."""
+    every manager on duty (but those in `exclude`, staff ids) in their private chat. `extra`, a
+    key of TEXTS, adds a line in each recipient's language."""
     for recipient in desk_recipients(session, client, exclude):
-        _notice(session, handoff, client, recipient)
+        line = translate(TEXTS, extra, recipient[1], **(extra_values or {})) if extra else ""
+        _notice(session, handoff, client, recipient, extra=line)
     handoff.notified_all = True
 
 
@@ -252,15 +320,114 @@ def take_handoff(session: Session, handoff_id: int, manager: Staff) -> Handoff:
     return handoff
 
 
+def reassign_handoff(session: Session, handoff_id: int, admin: Staff) -> tuple[Handoff, Staff | None]:
+    """An admin takes a conversation whoever holds it (or takes it from the queue). The previous
+    holder is told through the outbox. Returns (handoff, previous holder or None)."""
+    handoff = session.get(Handoff, handoff_id)
+    if handoff is None:
+        raise HandoffError(f"no conversation {handoff_id}")
+    if admin.role != "admin":
+        raise HandoffError("taken" if handoff.status == "active" else "closed")
+    if handoff.status == "queued":
+        return take_handoff(session, handoff_id, admin), None
+    previous = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
+    if handoff.status != "active" or previous is None or previous.id == admin.id:
+        raise HandoffError("closed" if handoff.status != "active" else "yours")
+    moved = session.execute(
+        update(Handoff).where(Handoff.id == handoff_id, Handoff.status == "active", Handoff.manager_id == previous.id)
+        .values(manager_id=admin.id, taken_at=clock.now(), manager_reminded=False)
+        .execution_options(synchronize_session=False)).rowcount
+    session.refresh(handoff)
+    if moved != 1:  # it changed hands or ended this very instant
+        raise HandoffError("closed" if handoff.status != "active" else "taken")
+    _tell_holder(session, handoff, previous, "reassigned", admin=admin.name)
+    return handoff, previous
+
+
+def _tell_holder(session: Session, handoff: Handoff, holder: Staff, key: str, **values) -> None:
+    """Tell the manager who held a conversation what became of it, in their private chat."""
+    if not holder.active:
+        return
+    client = session.get(Client, handoff.client_id)
+    enqueue(session, holder.telegram_id, translate(TEXTS, key, holder.language, id=handoff.id,
+                                                   client=client.display_name, **values))
+
+
+def release_held(session: Session, member: Staff) -> list[int]:
+    """A manager leaves the desk (removed, or given another role): each conversation they hold
+    goes back to the queue, the other managers get a "take" notice, the client is told. Their
+    clients' requests that only they had heard of go to everybody now. Returns the handoff ids."""
+    released = []
+    for handoff in active_handoffs_of(session, member):
+        moved = session.execute(
+            update(Handoff).where(Handoff.id == handoff.id, Handoff.status == "active", Handoff.manager_id == member.id)
+            .values(status="queued", manager_id=None, taken_at=None, queued_at=clock.now(), awaiting_reply_since=None,
+                    manager_reminded=False, client_told_waiting=False, notified_all=True)
+            .execution_options(synchronize_session=False)).rowcount
+        session.refresh(handoff)
+        if moved != 1:
+            continue
+        client = session.get(Client, handoff.client_id)
+        notify_desk(session, handoff, client, exclude=(member.id,), extra="requeued",
+                    extra_values={"manager": member.name})
+        enqueue(session, client.telegram_id, client_text("released", client.language))
+        released.append(handoff.id)
+    for handoff in session.scalars(select(Handoff).join(Client, Client.id == Handoff.client_id).where(
+            Handoff.status == "queued", Handoff.notified_all.is_(False), Client.account_manager_id == member.id)).all():
+        notify_desk(session, handoff, session.get(Client, handoff.client_id), exclude=(member.id,))
+    if released and member.active:
+        enqueue(session, member.telegram_id, translate(TEXTS, "released_you", member.language,
+                                                       ids=", ".join(f"{i}" for i in released)))
+    return released
+
+
+def leave_queue(session: Session, client: Client) -> Handoff | None:
+    """The client withdraws a request nobody has taken yet: closed, the desk is told. None when
+    they have no queued request (a manager holding it means they talk to that manager)."""
+    handoff = open_handoff_of(session, client)
+    if handoff is None or handoff.status != "queued":
+        return None
+    left = session.execute(update(Handoff).where(Handoff.id == handoff.id, Handoff.status == "queued")
+                           .values(status="closed", closed_at=clock.now(), closed_by="client")
+                           .execution_options(synchronize_session=False)).rowcount
+    session.refresh(handoff)
+    if left != 1:
+        return None
+    owner = account_manager_of(session, client)
+    # Told are those who got the "take" notice: everybody, or the account manager alone at first.
+    told = desk_recipients(session, client) if handoff.notified_all else (
+        [(owner.telegram_id, owner.language, None)] if owner else [])
+    for chat_id, lang, topic in told:
+        enqueue(session, chat_id, translate(TEXTS, "withdrawn", lang, client=client.display_name, id=handoff.id),
+                topic_client_id=topic)
+    return handoff
+
+
+def end_by_admin(session: Session, handoff_id: int, admin: Staff) -> Handoff:
+    """An admin ends any open conversation (queued or held by someone else); its holder is told."""
+    handoff = session.get(Handoff, handoff_id)
+    if handoff is None:
+        raise HandoffError(f"no conversation {handoff_id}")
+    holder = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
+    close_handoff(session, handoff, by="admin")
+    if holder is not None and holder.id != admin.id:
+        _tell_holder(session, handoff, holder, "closed_by_admin", admin=admin.name)
+    return handoff
+
+
+def leave_button(handoff: Handoff, language: str) -> dict:
+    return {"title": client_text("leave_button", language), "data": f"{LEAVE_PREFIX}{handoff.id}"}
+
+
 def active_handoffs_of(session: Session, manager: Staff) -> list[Handoff]:
     return list(session.scalars(select(Handoff).where(Handoff.manager_id == manager.id, Handoff.status == "active")
                                 .order_by(Handoff.taken_at)))
 
 
-def close_handoff(session: Session, handoff: Handoff) -> None:
+def close_handoff(session: Session, handoff: Handoff, by: str = "manager") -> None:
     """Closed once: a second /done (or two managers at once) is refused with HandoffError."""
     closed = session.execute(update(Handoff).where(Handoff.id == handoff.id, Handoff.status.in_(OPEN))
-                             .values(status="closed", closed_at=clock.now())
+                             .values(status="closed", closed_at=clock.now(), closed_by=by)
                              .execution_options(synchronize_session=False)).rowcount
     session.refresh(handoff)
     if closed != 1:
@@ -316,7 +483,7 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
     - the client has waited too long for the manager holding the conversation: remind them."""
     now = now or clock.now()
     settings = desk_settings()
-    count = 0
+    count = expire_queued(session, now)  # first: a conversation closed now needs no reminder
 
     def claim(handoff: Handoff, flag, **condition) -> bool:
         """Each reminder is claimed by a conditional UPDATE: with two bot processes running this
@@ -329,7 +496,7 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
 
     first = now - timedelta(minutes=int(settings.get("account_manager_first_minutes", 5)))
     for handoff in session.scalars(select(Handoff).where(
-            Handoff.status == "queued", Handoff.notified_all.is_(False), Handoff.opened_at <= first)).all():
+            Handoff.status == "queued", Handoff.notified_all.is_(False), Handoff.queued_at <= first)).all():
         if not claim(handoff, Handoff.notified_all, status="queued"):
             continue
         client = session.get(Client, handoff.client_id)
@@ -338,11 +505,12 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
     minutes = int(settings.get("unanswered_after_minutes", 10))
     for handoff in session.scalars(select(Handoff).where(
             Handoff.status == "queued", Handoff.client_told_waiting.is_(False),
-            Handoff.opened_at <= now - timedelta(minutes=minutes))).all():
+            Handoff.queued_at <= now - timedelta(minutes=minutes))).all():
         if not claim(handoff, Handoff.client_told_waiting, status="queued"):
             continue
         client = session.get(Client, handoff.client_id)
-        enqueue(session, client.telegram_id, client_text("waiting", client.language))
+        enqueue(session, client.telegram_id, client_text("waiting", client.language),
+                [leave_button(handoff, client.language)])
         for chat_id, lang, topic in desk_recipients(session, client):
             enqueue(session, chat_id, translate(TEXTS, "reminder", lang, id=handoff.id, client=client.display_name,
                                                 minutes=minutes), topic_client_id=topic)
@@ -366,6 +534,47 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
     return count
 
 
+def expire_queued(session: Session, now: datetime | None = None) -> int:
+    """Queued conversations nobody took within `desk.queue_timeout_minutes` minutes of desk time
+    (0: never) are closed politely: the client is told, with a button to be called back; the desk
+    is told; the request stays in the client file. Returns how many were closed."""
+    now = now or clock.now()
+    timeout = int(desk_settings().get("queue_timeout_minutes", 120))
+    if timeout <= 0:
+        return 0
+    count = 0
+    # Desk time is never more than wall time: only those queued `timeout` minutes ago qualify.
+    for handoff in session.scalars(select(Handoff).where(
+            Handoff.status == "queued", Handoff.queued_at <= now - timedelta(minutes=timeout))).all():
+        if open_minutes(handoff.queued_at, now) < timeout:
+            continue
+        closed = session.execute(update(Handoff).where(Handoff.id == handoff.id, Handoff.status == "queued")
+                                 .values(status="closed", closed_at=now, closed_by="expired")
+                                 .execution_options(synchronize_session=False)).rowcount
+        session.refresh(handoff)
+        if closed != 1:
+            continue
+        client = session.get(Client, handoff.client_id)
+        enqueue(session, client.telegram_id, client_text("expired", client.language),
+                [{"title": client_text("callback_button", client.language), "request_contact": True}])
+        for chat_id, lang, topic in desk_recipients(session, client):
+            enqueue(session, chat_id, translate(TEXTS, "expired", lang, id=handoff.id, client=client.display_name,
+                                                minutes=timeout), topic_client_id=topic)
+        count += 1
+    return count
+
+
+def callback_handoff(session: Session, client: Client) -> Handoff | None:
+    """The request a shared phone number is for: the open one, or one that expired unanswered
+    in the last CALLBACK_DAYS days (the client was offered a call-back)."""
+    handoff = open_handoff_of(session, client)
+    if handoff is not None:
+        return handoff if handoff.status == "queued" else None
+    return session.scalar(select(Handoff).where(
+        Handoff.client_id == client.id, Handoff.closed_by == "expired",
+        Handoff.closed_at >= clock.now() - timedelta(days=CALLBACK_DAYS)).order_by(Handoff.id.desc()).limit(1))
+
+
 def client_wrote(session: Session, handoff: Handoff) -> None:
     """A client message reached the manager: the wait for their answer starts (if not started)."""
     if handoff.status == "active" and handoff.awaiting_reply_since is None:
@@ -382,7 +591,7 @@ def request_callback(session: Session, client: Client, phone: str) -> tuple[Hand
     """The client shared their number to be called back: kept on the open handoff (and on the
     client when they had none), the desk is told. Returns (handoff, what to tell the client)."""
     phone = re.sub(r"[^\d+]", "", phone or "")[:32]
-    handoff = open_handoff_of(session, client)
+    handoff = callback_handoff(session, client)
     if handoff is None or len(re.sub(r"\D", "", phone)) < 6:
         return None
     handoff.callback_phone = phone

@@ -249,6 +249,7 @@ class Consent(Base):
 
 
 HANDOFF_REASONS = ("request", "fallback", "complaint", "lead", "vip")
+HANDOFF_OUTCOMES = ("manager", "admin", "client", "expired")
 
 
 class Handoff(Base):
@@ -264,6 +265,8 @@ class Handoff(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued, active, closed
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    # Since when it waits for a manager: its opening, or when its manager left the desk.
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=clock.now)
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     client_told_waiting: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -275,6 +278,9 @@ class Handoff(Base):
     manager_reminded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Outside opening hours the client may share a phone number to be called back.
     callback_phone: Mapped[str | None] = mapped_column(String(64))
+    # Who ended it (HANDOFF_OUTCOMES): the manager's /done, an admin, the client leaving the
+    # queue, or nobody taking it in time (then the request stays in the client file).
+    closed_by: Mapped[str | None] = mapped_column(String(16))
 
     # One open handoff per client, whatever two processes do at the same instant.
     __table_args__ = (Index("uq_handoffs_open_client", "client_id", unique=True,

@@ -142,3 +142,9 @@ def within_edits(a: str, b: str, limit: int) -> bool:
 
 def typo_budget(word: str) -> int:
     return 0 if len(word) <= 3 else 1 if len(word) <= 6 else 2
+
+
+def shorten(text: str, limit: int) -> str:
+    """One line of at most `limit` characters, an ellipsis marking what was cut."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

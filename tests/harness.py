@@ -114,10 +114,11 @@ class BotHarness:
         if self.owns_emulator:
             self.emulator.stop()
 
-    async def say(self, user: User, text: str, expect: int = 1, timeout: float = 30.0):
-        """The user writes; wait until `expect` more messages reached them; return the new ones."""
+    async def say(self, user: User, text: str, expect: int = 1, timeout: float = 30.0, reply_to=None):
+        """The user writes (in reply to `reply_to`, a message they got); wait until `expect` more
+        messages reached them; return the new ones."""
         before = len(self.emulator.messages_to(user.id))
-        self.emulator.user_says(user, text)
+        self.emulator.user_says(user, text, reply_to=reply_to)
         return (await self.wait(user, before + expect, timeout))[before:]
 
     async def wait(self, user: User, count: int, timeout: float = 30.0):

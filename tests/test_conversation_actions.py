@@ -372,7 +372,7 @@ async def test_outside_opening_hours_the_client_is_told_when(shop):
     [message], _ = await run(ActionRequestHuman(), tracker("human please", language="en", intent="request_human"))
     assert message["text"] == ("Our managers are away right now. Your request is recorded: a manager will answer "
                                "you here when we reopen, on Monday 7 December at 09:00. You can leave your message "
-                               "now.")
+                               "now. (\"cancel\" to withdraw your request.)")
 
 
 @pytest.mark.time_machine(WEDNESDAY_10H_PARIS)

@@ -298,3 +298,92 @@ def test_a_client_and_a_manager_cancelling_at_once_give_the_stock_back_once(engi
     assert all(r == "cancelled" or isinstance(r, OrderError) for r in results), results
     with unit_of_work(engine) as s:
         assert s.scalar(select(Product.stock).where(Product.sku == "PER-LOG-MXM3")) == stock
+
+
+FRIDAY_17H30_PARIS = datetime(2026, 12, 4, 16, 30, tzinfo=timezone.utc)
+
+
+def test_desk_time_counts_only_the_opening_hours():
+    from crm.desk_hours import open_minutes
+
+    monday_10h30 = datetime(2026, 12, 7, 9, 30, tzinfo=timezone.utc)
+    assert open_minutes(FRIDAY_17H30_PARIS, monday_10h30) == 30 + 90, "Friday 17:30-18:00, Monday 9:00-10:30"
+    assert open_minutes(datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc),
+                        datetime(2026, 12, 6, 20, 0, tzinfo=timezone.utc)) == 0, "a weekend counts nothing"
+    assert open_minutes(monday_10h30, FRIDAY_17H30_PARIS) == 0
+
+
+@pytest.mark.time_machine(FRIDAY_17H30_PARIS, tick=False)
+def test_a_request_nobody_takes_closes_after_desk_time_and_keeps_its_call_back(desk):
+    from crm.handoffs import callback_handoff, expire_queued
+
+    session, client, _, _, _ = desk
+    handoff, _ = open_handoff(session, client, "request", "devis pour 40 postes")
+    assert expire_queued(session, datetime(2026, 12, 4, 23, 0, tzinfo=timezone.utc)) == 0, "30 min of desk time"
+    assert expire_queued(session, datetime(2026, 12, 7, 9, 29, tzinfo=timezone.utc)) == 0, "Monday 10:29: 119 min"
+    assert remind_overdue(session, datetime(2026, 12, 7, 9, 31, tzinfo=timezone.utc)) >= 1
+    session.refresh(handoff)
+    assert (handoff.status, handoff.closed_by, handoff.detail) == ("closed", "expired", "devis pour 40 postes")
+    told = sent_to(session, 1001)
+    assert told[-1].startswith("Désolé : aucun conseiller n'a pu prendre votre demande à temps.")
+    assert not any("patience" in text for text in told), "closed, so not also told to wait"
+    assert any(text.startswith(f"⌛ Conversation n° {handoff.id} (Alice) fermée") for text in sent_to(session, 9001))
+    assert expire_queued(session, datetime(2026, 12, 8, 9, 0, tzinfo=timezone.utc)) == 0, "once"
+    with time_machine_at(datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)):
+        assert request_callback(session, client, "06 12 34 56 78")[0].id == handoff.id
+    with time_machine_at(datetime(2026, 12, 15, 10, 0, tzinfo=timezone.utc)):
+        assert callback_handoff(session, client) is None, "a week later the offer has lapsed"
+
+
+def time_machine_at(instant):
+    import time_machine
+
+    return time_machine.travel(instant, tick=False)
+
+
+def test_queue_timeout_zero_never_closes(desk, monkeypatch):
+    from crm import desk_hours
+    from crm.handoffs import expire_queued
+
+    session, client, _, _, _ = desk
+    settings = {**desk_hours.desk_settings(), "queue_timeout_minutes": 0}
+    monkeypatch.setattr("crm.handoffs.desk_settings", lambda: settings)
+    open_handoff(session, client, "request")
+    assert expire_queued(session, datetime.now(timezone.utc) + timedelta(days=30)) == 0
+
+
+def test_a_manager_leaving_the_desk_puts_back_what_they_held_and_what_only_they_heard_of(desk):
+    from crm.clients import assign_account_manager
+    from crm.staff import remove_staff
+
+    session, client, other, claire, john = desk
+    held, _ = open_handoff(session, client, "request")
+    take_handoff(session, held.id, claire)
+    assign_account_manager(session, other, 9001)
+    waiting, _ = open_handoff(session, other, "request")
+    assert not waiting.notified_all, "only Claire, Bob's account manager, heard of it"
+    john_before = len(sent_to(session, 9002))
+    remove_staff(session, 9001)
+    session.refresh(held)
+    assert (held.status, held.manager_id) == ("queued", None)
+    assert sent_to(session, 1001)[-1].startswith("Votre conseiller n'est plus disponible.")
+    john_now = sent_to(session, 9002)[john_before:]
+    assert any(t.startswith(f"🔔 Conversation à prendre (n° {held.id})") and "De retour dans la file" in t
+               for t in john_now)
+    assert any(t.startswith(f"🔔 Conversation à prendre (n° {waiting.id})") for t in john_now), \
+        "Bob's request, which only Claire had heard of"
+    assert take_handoff(session, held.id, john).manager_id == john.id
+
+
+def test_the_card_shows_the_latest_notes_shortened_and_counts_the_others(desk):
+    from crm.client_file import client_card
+    from crm.handoffs import add_note
+
+    session, client, _, claire, _ = desk
+    for i in range(6):
+        add_note(session, client, claire, f"note {i} " + "x" * 3990)
+    card = client_card(session, client, "fr")
+    assert "… et 3 note(s) plus ancienne(s)" in card
+    assert "note 5 " in card and "note 3 " in card and "note 2 " not in card
+    assert len(card) < 1500, "a desk notice with the card always fits in one message"
+    assert "… and 3 older note(s)" in client_card(session, client, "en")

@@ -96,7 +96,21 @@ def test_cli_staff_commands(tmp_path):
     assert cli("staff", "add", "4242", "--role", "manager", "--name", "Claire", database_url=url).returncode == 0
     listing = cli("staff", "list", database_url=url)
     assert "4242\tmanager\tactive\tClaire" in listing.stdout
-    assert cli("staff", "remove", "4242", database_url=url).returncode == 0
+    from crm.clients import TelegramProfile, register_client
+    from crm.db import engine_for, unit_of_work
+    from crm.handoffs import open_handoff, take_handoff
+    from crm.models import Handoff
+    from crm.staff import active_staff
+
+    with unit_of_work(engine_for(url)) as s:  # Claire holds a client's conversation
+        client, _ = register_client(s, TelegramProfile(777, "Alice"))
+        handoff_id = take_handoff(s, open_handoff(s, client, "request")[0].id, active_staff(s, 4242)).id
+    removed = cli("staff", "remove", "4242", database_url=url)
+    assert removed.returncode == 0
+    assert removed.stdout.strip() == "Claire (4242) no longer has staff access. 1 conversation(s) they held went back " \
+                                     "to the queue."
+    with unit_of_work(engine_for(url)) as s:
+        assert s.get(Handoff, handoff_id).status == "queued"
     again = cli("staff", "remove", "4242", database_url=url)
     assert again.returncode != 0 and "no active staff member" in again.stderr
     wrong = cli("staff", "add", "1", "--role", "boss", "--name", "X", database_url=url)

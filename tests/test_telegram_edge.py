@@ -130,6 +130,49 @@ async def test_rasa_failures_get_an_apology_and_the_message_is_kept(database_url
         stub.close()
 
 
+async def test_messages_written_while_rasa_is_down_are_answered_once_when_it_is_back(database_url):
+    from bot.app import Assistant
+    from bot.rasa_client import RasaClient
+    from crm.staff import add_staff
+
+    down = {"on": True}
+    stub = StubRasa(lambda s, m, md: (503, {"error": "loading"}) if down["on"] else echo(s, m, md))
+    try:
+        async with BotHarness(make_settings(database_url, stub.url)) as bot:
+            with crm(bot) as s:
+                add_staff(s, MANAGER.id, "manager", "Claire")
+            for user, text in ((FR, "avez-vous des écrans ?"), (EN, "hello?"), (FR, "et des souris ?")):
+                [apology] = await bot.say(user, text)
+                assert apology.text.endswith(("je vous réponds ici dès que possible.", "as soon as I can."))
+            [listing] = await bot.say(MANAGER, "/queue")
+            assert "⏳ 2 client(s) attendent une réponse de l'assistant" in listing.text
+            helper = bot.application.bot_data["assistant"]
+            assert await helper.answer_backlog(bot.application.bot) == 0, "still down: nothing lost"
+            stub.received.clear()
+
+            down["on"] = False
+            # Two bot processes (two Assistants on one database) catch up at the same instant.
+            twin = Assistant(helper.engine, RasaClient(stub.url, "test-token-for-rasa-0123", 5.0))
+            done = await asyncio.gather(helper.answer_backlog(bot.application.bot),
+                                        twin.answer_backlog(bot.application.bot))
+            await twin.rasa.close()
+            assert sum(done) == 2
+            assert [r["message"] for r in stub.received] == ["hello?", "et des souris ?"], \
+                "each client's last message, oldest first, once"
+            back, answer = (await bot.wait(FR, 4))[-2:]
+            assert back.text == "Me revoilà, pardon pour l'attente ! Votre message « et des souris ? » :"
+            assert answer.text == "[fr] et des souris ?"
+            back, answer = (await bot.wait(EN, 3))[-2:]
+            assert (back.text, answer.text) == ("I am back, sorry for the wait! Your message “hello?”:", "[en] hello?")
+            assert await helper.answer_backlog(bot.application.bot) == 0, "once"
+            with crm(bot) as s:
+                assert s.scalars(select(ConversationMessage).where(ConversationMessage.answered.is_(False))).all() == []
+            [listing] = await bot.say(MANAGER, "/queue")
+            assert "⏳" not in listing.text
+    finally:
+        stub.close()
+
+
 async def test_a_slow_rasa_gets_an_apology_in_time(database_url):
     def slow(sender, message, metadata):
         time.sleep(3)
@@ -260,7 +303,7 @@ MARKETER = User(id=602, first_name="Hugo", language_code="fr")
 async def test_a_manager_ships_an_order_and_the_client_is_told(bot, stub):
     number, _ = seed_order_and_complaint(bot)
     [reply] = await bot.say(MANAGER, f"/order {number} shipped")
-    assert reply.text == f"Commande {number} : expédiée. Le client est prévenu."
+    assert reply.text == f"Commande {number} : expédiée. Le client en reçoit l'avis ; /queue signale tout message non remis."
     [note] = await bot.wait(FR, 1)
     assert note.text == f"Votre commande {number} est maintenant expédiée."
     [usage] = await bot.say(MANAGER, "/order CMD-1 lost")
@@ -299,6 +342,19 @@ async def test_a_resolved_complaint_asks_for_a_score_only_its_client_can_give(bo
 
     with crm(bot) as s:
         assert s.scalar(select(Complaint.satisfaction)) == 4
+
+
+async def test_a_long_resolution_reaches_the_client_whole_and_staff_are_told_so(bot, stub):
+    _, ticket = seed_order_and_complaint(bot)
+    words = " ".join(f"mot{i}" for i in range(590))  # 4,019 characters: about the longest a manager can type
+    [reply] = await bot.say(MANAGER, f"/resolve {ticket} {words}")
+    assert reply.text.startswith(f"Réclamation {ticket} résolue. Le client reçoit votre réponse ({len(words)} "
+                                 "caractères, en 2 messages)")
+    first, last = await bot.wait(FR, 2)
+    assert first.text.startswith(f"Votre réclamation {ticket} est résolue : mot0 mot1")
+    assert len(first.text) <= 4096 and len(last.text) <= 4096 and first.buttons == []
+    assert (first.text + " " + last.text).count("mot") == 590, "nothing of it lost"
+    assert last.button_titles == ["1", "2", "3", "4", "5"], "the rating comes with the last part"
 
 
 async def test_subscribe_and_stop_commands(bot, stub):

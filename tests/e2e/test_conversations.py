@@ -65,7 +65,7 @@ async def test_gibberish_gets_a_request_to_rephrase(stack):
     }
 
 
-async def test_rasa_stopped_mid_conversation_gives_the_apology(sqlite_stack):
+async def test_rasa_stopped_mid_conversation_gives_the_apology_then_the_answer(sqlite_stack):
     user = client("fr")
     services = sqlite_stack.services
     async with BotHarness(sqlite_stack.settings) as bot:
@@ -75,9 +75,14 @@ async def test_rasa_stopped_mid_conversation_gives_the_apology(sqlite_stack):
         try:
             [apology] = await bot.say(user, "avez-vous des écrans ?")
             assert apology.text.startswith("Désolé, je rencontre un problème technique")
+            before = len(bot.emulator.messages_to(user.id))
         finally:
             services.start_rasa()
             services.wait_ready(240)
+        # Nobody has to ask again: the message kept unanswered is answered once Rasa is back.
+        back, owed = (await bot.wait(user, before + 2, timeout=60))[before:before + 2]
+        assert back.text == "Me revoilà, pardon pour l'attente ! Votre message « avez-vous des écrans ? » :"
+        assert owed.text.startswith("Voici notre rayon Écrans :")
         [again] = await bot.say(user, "avez-vous des écrans ?")
     assert again.text.startswith("Voici notre rayon Écrans :")
 

@@ -1,0 +1,28 @@
+"""handoff outcome: who or what closed a conversation (manager, admin, client, expired), and
+since when a conversation waits in the queue (it returns there when its manager leaves the desk)
+
+Revision ID: 0008
+Revises: 0007
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('handoffs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('closed_by', sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column('queued_at', sa.DateTime(timezone=True), nullable=True))
+    op.execute("UPDATE handoffs SET closed_by = 'manager' WHERE status = 'closed'")
+    op.execute("UPDATE handoffs SET queued_at = opened_at")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('handoffs', schema=None) as batch_op:
+        batch_op.drop_column('queued_at')
+        batch_op.drop_column('closed_by')
