@@ -69,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     except SettingError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
+    from crm.company import ProfileError, company_profile
+
+    try:
+        company_profile()  # the actions answer from it: checked whole before the first call
+    except ProfileError as exc:
+        print(f"Error in the company profile: {exc}", file=sys.stderr)
+        return 2
     host = os.environ.get("ACTION_SERVER_HOST", "").strip() or "127.0.0.1"
     app = create_app(token)
     log.info("action server on http://%s:%s (shared secret required)", host, args.port)

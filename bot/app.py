@@ -31,6 +31,7 @@ from bot.broadcaster import UNSUBSCRIBE_PREFIX, run_sender
 from bot.outbox import INTERVAL, deliver_outbox
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, split_text
+from crm.alerts import alert_profile_refused
 from crm.buttons import payload_for, store_buttons
 from bot.settings import Settings
 from bot.shared import assistant
@@ -391,6 +392,17 @@ async def answer_backlog(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.exception("could not answer the messages owed")
 
 
+PROFILE_INTERVAL = 20.0
+
+
+async def watch_profile(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """company.yml is read again when it changes; a version refused is told to the admins once."""
+    try:
+        await assistant(context).db(alert_profile_refused)
+    except Exception:  # the file vanished, or the CRM is unreachable for a moment: next round
+        log.exception("could not check the company profile")
+
+
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log and go on: an error in one update never stops the bot."""
     log.error("error while handling an update", exc_info=context.error)
@@ -513,4 +525,5 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.job_queue.run_repeating(desk.remind, interval=desk.REMINDER_INTERVAL, first=5, name="desk reminders")
     application.job_queue.run_repeating(answer_backlog, interval=BACKLOG_INTERVAL, first=BACKLOG_INTERVAL,
                                         name="answers owed")
+    application.job_queue.run_repeating(watch_profile, interval=PROFILE_INTERVAL, first=1, name="company profile")
     return application

@@ -14,11 +14,16 @@ from crm.settings import SettingError
 
 def _settings():
     from bot.settings import load_settings
+    from crm.company import ProfileError, company_profile
 
     try:
-        return load_settings()
+        settings = load_settings()
+        company_profile()  # the whole company.yml, checked before anything starts
+        return settings
     except SettingError as exc:
         sys.exit(f"Configuration error: {exc}")
+    except ProfileError as exc:
+        sys.exit(f"Configuration error in the company profile: {exc}")
 
 
 def prepare_database(url: str) -> None:

@@ -207,6 +207,17 @@ class Complaint(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Announcement(Base):
+    """A staff alert that must go out once however many bot processes notice the same thing (a
+    refused company.yml): the first to insert its key sends it."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+
+
 class Notification(Base):
     """The outbox: a message the CRM wants delivered on Telegram (order status, complaint
     resolved, alerts to managers). The bot sends pending rows and records the outcome, so a
