@@ -10,6 +10,7 @@ from actions.common import CrmAction, button, client_for, entity, in_unit_of_wor
 from crm.company import policy_answer
 from crm.i18n import translate
 from crm.meetings import (
+    AlreadyBooked,
     MeetingError,
     SlotTaken,
     book,
@@ -19,6 +20,7 @@ from crm.meetings import (
     length,
     parse_slot,
     slot_buttons,
+    slot_payload,
     upcoming,
     when_text,
 )
@@ -37,6 +39,14 @@ TEXTS = {
     "move": {"fr": "Déplacer", "en": "Move"},
     "cancel": {"fr": "Annuler", "en": "Cancel"},
     "keep": {"fr": "Le garder", "en": "Keep it"},
+    "already": {
+        "fr": "Vous avez déjà rendez-vous {when} avec {manager} : un seul à la fois. Voulez-vous le déplacer au "
+        "{new} ?",
+        "en": "You already have a meeting {when} with {manager}: one at a time. Would you like to move it to "
+        "{new}?",
+    },
+    "move_there": {"fr": "Oui, le déplacer", "en": "Yes, move it"},
+    "keep_current": {"fr": "Garder le {when}", "en": "Keep {when}"},
     "booked": {
         "fr": "C'est réservé : rendez-vous {when} avec {manager} ({minutes} min). Je vous envoie l'invitation pour "
         "votre agenda ; je vous le rappellerai la veille et une heure avant.",
@@ -129,6 +139,9 @@ class ActionBookMeeting(CrmAction):
             return []
         try:
             when, manager = await asyncio.to_thread(book_in_turn, run_in_unit_of_work, work)
+        except AlreadyBooked as already:  # an old slot button, or a manager's proposal: offer to move
+            await in_unit_of_work(lambda s: self._offer_move(s, dispatcher, already.meeting_id, starts_at, language))
+            return []
         except SlotTaken:
             await offer(dispatcher, tracker, language, replacing, intro=t("taken", language))
             return []
@@ -138,6 +151,20 @@ class ActionBookMeeting(CrmAction):
         key = "moved" if replacing is not None else "booked"
         dispatcher.utter_message(text=t(key, language, when=when, manager=manager.split()[0], minutes=minutes()))
         return []
+
+
+    @staticmethod
+    def _offer_move(session, dispatcher, meeting_id: int, starts_at, language: str) -> None:
+        from crm.desk_hours import short_text
+        from crm.models import Meeting
+
+        meeting = session.get(Meeting, meeting_id)
+        manager = session.get(Staff, meeting.manager_id).name.split()[0]
+        dispatcher.utter_message(text=t("already", language, when=when_text(meeting.starts_at, language),
+                                        manager=manager, new=when_text(starts_at, language)), buttons=[
+            {"title": t("move_there", language), "payload": slot_payload(starts_at, meeting_id)},
+            button(t("keep_current", language, when=short_text(meeting.starts_at, language)), "affirm"),
+        ])
 
 
 class ActionRescheduleMeeting(CrmAction):

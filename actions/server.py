@@ -10,7 +10,10 @@ so whoever can reach the server could read and change any client's data. Here:
   nothing;
 - it listens on ACTION_SERVER_HOST, 127.0.0.1 by default;
 - no CORS origin is allowed (Rasa calls it server to server);
-- an unexpected error is answered 500 with no tracker in the body, and logged without it.
+- an action that raises (a form validator included) answers the client with an apology in their
+  language and no events, so the conversation goes on (a form asks its question again); it is
+  logged with where it failed, never with the tracker. Anything else unexpected is answered 500
+  with no tracker in the body.
 
 Run with `python -m actions.server --port 5055` (bot/services.py does).
 """
@@ -28,12 +31,52 @@ from crm.settings import SettingError, load_env, secret_setting
 
 log = logging.getLogger("actions.server")
 OPEN_PATHS = ("/health",)
+APOLOGY = {
+    "fr": "Désolé, un problème technique m'empêche de traiter cette étape. Pouvez-vous réessayer dans un "
+    "instant, ou reformuler ?",
+    "en": "Sorry, a technical problem keeps me from handling this step. Could you try again in a moment, "
+    "or rephrase?",
+}
+
+
+def _where(exception: BaseException) -> str:
+    # Where it failed, not what it held: an exception's message can quote the tracker.
+    return "".join(traceback.format_tb(exception.__traceback__)[-3:])
+
+
+def _language(action_call: dict) -> str:
+    tracker = action_call.get("tracker") or {}
+    language = (tracker.get("slots") or {}).get("language") or \
+        ((tracker.get("latest_message") or {}).get("metadata") or {}).get("language")
+    return "en" if language == "en" else "fr"
+
+
+def safe_executor():
+    """rasa-sdk's executor, but an action that raises answers with an apology instead of a 500:
+    on a 500 Rasa drops the whole turn, the bot apologises for Rasa being down, and the same
+    message would fail again when it is answered later."""
+    from rasa_sdk.executor import ActionExecutor
+    from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
+
+    class SafeExecutor(ActionExecutor):
+        async def run(self, action_call):
+            try:
+                return await super().run(action_call)
+            except (ActionExecutionRejection, ActionNotFoundException):
+                raise  # rasa-sdk's own answers (400, 404): Rasa knows what to do with them
+            except Exception as exc:
+                log.error("action %s failed: %s\n%s", action_call.get("next_action"), type(exc).__name__, _where(exc))
+                return {"events": [], "responses": [{"text": APOLOGY[_language(action_call)]}]}
+
+    return SafeExecutor
 
 
 def create_app(token: str):
     from rasa_sdk import endpoint
     from sanic import response
 
+    # endpoint.create_app builds its executor from this module global: ours in its place.
+    endpoint.ActionExecutor = safe_executor()
     app = endpoint.create_app("actions", cors_origins=[])
     expected = f"Bearer {token}".encode()
 
@@ -48,9 +91,7 @@ def create_app(token: str):
         return None
 
     async def failed(request, exception):
-        # Where it failed, not what it held: an exception's message can quote the tracker.
-        where = "".join(traceback.format_tb(exception.__traceback__)[-3:])
-        log.error("an action failed on %s: %s\n%s", request.path, type(exception).__name__, where)
+        log.error("the action server failed on %s: %s\n%s", request.path, type(exception).__name__, _where(exception))
         return response.json({"error": "the action failed"}, status=500)
 
     app.error_handler.add(Exception, failed)

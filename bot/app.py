@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import weakref
+from datetime import datetime
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -32,7 +33,7 @@ from bot.outbox import INTERVAL, deliver_outbox
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, split_text
 from crm.alerts import alert_profile_refused
-from crm.buttons import payload_for, store_buttons
+from crm.buttons import payload_for, purge_buttons, store_buttons
 from bot.settings import Settings
 from bot.shared import assistant
 from bot.staff import order_command, resolve_command
@@ -70,7 +71,9 @@ class Assistant:
     def __init__(self, engine: Engine, rasa: RasaClient):
         self.engine = engine
         self.rasa = rasa
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # A chat's lock lives while someone holds or awaits it, then goes: the map stays as small
+        # as the number of chats being handled right now, not every chat ever seen.
+        self._locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     async def db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -88,19 +91,22 @@ class Assistant:
 
         return await self.db(work)
 
-    async def desk_holds(self, telegram_id: int) -> tuple[str, str] | None:
-        """(status, language) while the client's conversation is with the desk (queued or held
-        by a manager): then nothing they do reaches Rasa."""
+    async def desk_holds(self, telegram_id: int) -> tuple[str, str, datetime] | None:
+        """(status, language, since when) while the client's conversation is with the desk
+        (queued or held by a manager): then nothing they do reaches Rasa."""
         def work(session):
             client = session.scalar(select(Client).where(Client.telegram_id == telegram_id))
             handoff = open_handoff_of(session, client) if client is not None else None
-            return (handoff.status, client.language) if handoff is not None else None
+            return (handoff.status, client.language, handoff.opened_at) if handoff is not None else None
 
         return await self.db(work)
 
-    def chat_lock(self, chat_id: int) -> asyncio.Lock:
+    def chat_lock(self, chat_id) -> asyncio.Lock:
         """Held while one message of a chat is handled (desk routing, Rasa, answers)."""
-        return self._locks[chat_id]
+        lock = self._locks.get(chat_id)
+        if lock is None:
+            lock = self._locks[chat_id] = asyncio.Lock()
+        return lock
 
     async def converse(self, bot, user: User, chat_id: int, text: str, kind: str = "text") -> None:
         """One client message to Rasa and its answers back. Never raises for Rasa or Telegram.
@@ -211,7 +217,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     async with helper.chat_lock(chat.id):
         held = await helper.desk_holds(user.id)
         if held is not None:  # the desk has the conversation: /start must not restart the assistant
-            status, language = held
+            status, language, _ = held
             await safe_send(context.bot, chat.id, client_text(f"desk_{status}", language))
             return
         await helper.converse(context.bot, user, chat.id, "/greet", kind="command")
@@ -282,11 +288,14 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # honoured only for the client it was sent to.
     chat_id = update.effective_user.id
     held = await helper.desk_holds(chat_id)
-    if held is not None:  # an old "Confirm" must not place an order behind the manager's back
-        status, language = held
+    # While the desk has the conversation, only buttons it sent since (a manager's proposal of
+    # meeting slots) work: an old "Confirm" must not place an order behind the manager's back.
+    since = held[2] if held is not None else None
+    payload = await helper.db(lambda s: payload_for(s, chat_id, query.data, sent_after=since))
+    if payload is None and held is not None:
+        status, language, _ = held
         await query.answer(client_text(f"desk_{status}", language)[:200], show_alert=True)
         return
-    payload = await helper.db(lambda s: payload_for(s, chat_id, query.data))
     if payload is None:
         _, language = await helper.client(update.effective_user)
         await query.answer(translate(TEXTS, "button_expired", language), show_alert=True)
@@ -401,6 +410,17 @@ async def watch_profile(context: ContextTypes.DEFAULT_TYPE) -> None:
         await assistant(context).db(alert_profile_refused)
     except Exception:  # the file vanished, or the CRM is unreachable for a moment: next round
         log.exception("could not check the company profile")
+
+
+PURGE_INTERVAL = 3600.0
+
+
+async def purge(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Button payloads past their lifetime are deleted (an hour's batch at a time)."""
+    try:
+        await assistant(context).db(purge_buttons)
+    except Exception:
+        log.exception("could not purge expired buttons")
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -526,4 +546,5 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.job_queue.run_repeating(answer_backlog, interval=BACKLOG_INTERVAL, first=BACKLOG_INTERVAL,
                                         name="answers owed")
     application.job_queue.run_repeating(watch_profile, interval=PROFILE_INTERVAL, first=1, name="company profile")
+    application.job_queue.run_repeating(purge, interval=PURGE_INTERVAL, first=60, name="purge")
     return application

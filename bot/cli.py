@@ -316,14 +316,31 @@ def cmd_broadcast(args) -> None:
     def work(session):
         broadcast = broadcasts.create(session, None, args.text_fr, args.text_en or "", args.segment, args.photo)
         count = len(broadcasts.segment_client_ids(session, args.segment))
+        preview = _broadcast_preview(broadcasts, broadcast)
         if not args.yes:
             session.delete(broadcast)
-            return (f"{count} recipient(s) (segment: {args.segment or 'all'}). Nothing sent: add --yes to "
+            return (f"{preview}\n{count} recipient(s) (segment: {args.segment or 'all'}). Nothing sent: add --yes to "
                     f"{'schedule' if when else 'send'} it.")
         broadcasts.schedule(session, broadcast, when)
-        return f"Broadcast {broadcast.id} {'scheduled for ' + args.at if when else 'queued'}: {count} recipient(s)."
+        return (f"{preview}\nBroadcast {broadcast.id} {'scheduled for ' + args.at if when else 'queued'}: "
+                f"{count} recipient(s).")
 
     _crm_command(work, broadcasts.BroadcastError)
+
+
+def _broadcast_preview(broadcasts, broadcast) -> str:
+    """Each version as a client reads it (Telegram HTML, a sample first name), with its length."""
+    limit = broadcasts.CAPTION_LIMIT if broadcast.photo else broadcasts.TEXT_LIMIT
+    versions = [("fr", broadcast.text_fr)] + ([("en", broadcast.text_en)] if broadcast.text_en else [])
+    parts = []
+    for language, text in versions:
+        parts.append(f"--- {language}: as Élodie reads it (at most {broadcasts.longest(text)} of {limit} characters "
+                     f"with the longest first names) ---\n{broadcasts.render(broadcast, language, 'Élodie')}")
+    if not broadcast.text_en:
+        parts.append("--- en: no English version, English-speaking clients get the French text ---")
+    if broadcast.photo:
+        parts.append(f"--- photo: {broadcast.photo} (the text is its caption) ---")
+    return "\n".join(parts)
 
 
 def _telegram_id(value: str) -> int:

@@ -37,6 +37,12 @@ PROGRESS_EVERY = timedelta(seconds=30)
 ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler",
                 "span", "blockquote"}
 FIRST_NAME = re.compile(r"\{(first_name|prenom|prénom)\}")
+TEXT_LIMIT, CAPTION_LIMIT = 4096, 1024
+NAME_ROOM = 64  # Telegram's longest first name: what each {first_name} may grow the text by
+# The only attributes Telegram reads; any other makes it refuse the whole message.
+ALLOWED_ATTRIBUTES = {"a": {"href"}, "span": {"class"}, "code": {"class"}, "blockquote": {"expandable"}}
+ENTITIES = {"lt", "gt", "amp", "quot"}  # with numeric ones (&#38; &#x26;), all Telegram understands
+ENTITY = re.compile(r"&(#\d{1,7};|#x[0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]*;)?")
 
 TEXTS = {
     "unsubscribe": {"fr": "Se désabonner", "en": "Unsubscribe"},
@@ -62,8 +68,22 @@ ERRORS = {
     "empty": {"fr": "le message est vide", "en": "the message is empty"},
     "too_long": {"fr": "le message fait {length} caractères ; Telegram en accepte 4 096 au plus",
                  "en": "the message is {length} characters long; Telegram accepts 4,096 at most"},
+    "too_long_names": {"fr": "avec les prénoms ({count} × {{first_name}}, jusqu'à {room} caractères chacun), le "
+                             "message peut atteindre {length} caractères ; Telegram en accepte {limit} au plus",
+                       "en": "with the first names ({count} × {{first_name}}, up to {room} characters each), the "
+                             "message may reach {length} characters; Telegram accepts {limit} at most"},
     "caption_too_long": {"fr": "avec une photo, le texte est une légende : 1 024 caractères au plus",
                          "en": "with a photo the text is a caption: 1,024 characters at most"},
+    "attribute_not_allowed": {"fr": "mise en forme : l'attribut {name!r} de <{tag}> n'est pas permis ({allowed})",
+                              "en": "formatting: attribute {name!r} of <{tag}> is not allowed ({allowed})"},
+    "span_class": {"fr": "mise en forme : <span> n'accepte que class=\"tg-spoiler\"",
+                   "en": "formatting: <span> only takes class=\"tg-spoiler\""},
+    "link_href": {"fr": "mise en forme : <a> demande href=\"https://…\" (reçu {href!r})",
+                  "en": "formatting: <a> needs href=\"https://…\" (got {href!r})"},
+    "entity_unknown": {"fr": "mise en forme : {entity} n'est pas reconnu par Telegram ; seuls &lt; &gt; &amp; &quot; "
+                             "et les codes numériques (&#8364;) le sont",
+                       "en": "formatting: Telegram does not know {entity}; only &lt; &gt; &amp; &quot; and numeric "
+                             "codes (&#8364;) work"},
     "tag_not_allowed": {"fr": "mise en forme : <{tag}> n'est pas permis (Telegram accepte {allowed})",
                         "en": "formatting: <{tag}> is not allowed (Telegram accepts {allowed})"},
     "tag_not_closing": {"fr": "mise en forme : </{tag}> ne ferme pas la balise ouverte avant",
@@ -193,6 +213,19 @@ class _TagCheck(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag not in ALLOWED_TAGS:
             self.error = self.error or ("tag_not_allowed", {"tag": tag, "allowed": ", ".join(sorted(ALLOWED_TAGS))})
+        allowed = ALLOWED_ATTRIBUTES.get(tag, set())
+        for name, value in attrs:
+            if name not in allowed:
+                self.error = self.error or ("attribute_not_allowed", {
+                    "tag": tag, "name": name, "allowed": ", ".join(sorted(allowed)) or "-"})
+            elif tag == "span" and value != "tg-spoiler":
+                self.error = self.error or ("span_class", {})
+            elif tag == "a" and not re.match(r"(https?|tg)://\S+$", value or ""):
+                self.error = self.error or ("link_href", {"href": value or ""})
+        if tag == "span" and not attrs:
+            self.error = self.error or ("span_class", {})
+        if tag == "a" and not any(name == "href" for name, _ in attrs):
+            self.error = self.error or ("link_href", {"href": ""})
         self.stack.append(tag)
 
     def handle_endtag(self, tag):
@@ -200,13 +233,38 @@ class _TagCheck(HTMLParser):
             self.error = self.error or ("tag_not_closing", {"tag": tag})
 
 
-def check_text(text: str) -> str:
-    """The message as Telegram HTML, checked: not empty, under the limits, tags Telegram accepts."""
+def _entities(text: str) -> str:
+    """A bare "&" (Martin & Fils) is written &amp; for Telegram; an entity Telegram does not
+    know (&nbsp;) is refused, named."""
+    def fix(match: re.Match) -> str:
+        entity = match.group(1)
+        if entity is None:
+            return "&amp;"
+        if not entity.startswith("#") and entity[:-1] not in ENTITIES:
+            raise BroadcastError("entity_unknown", entity="&" + entity)
+        return match.group(0)
+
+    return ENTITY.sub(fix, text)
+
+
+def longest(text: str) -> int:
+    """How long the text can get once each {first_name} is replaced by the longest name."""
+    names = len(FIRST_NAME.findall(text))
+    return len(FIRST_NAME.sub("", text)) + names * NAME_ROOM
+
+
+def check_text(text: str, limit: int = TEXT_LIMIT) -> str:
+    """The message as Telegram HTML, checked: not empty, under the limit with the longest first
+    names in it, tags, attributes and entities Telegram accepts."""
     text = (text or "").strip()
     if not text:
         raise BroadcastError("empty")
-    if len(text) > 4000:
-        raise BroadcastError("too_long", length=len(text))
+    if len(text) > limit:
+        raise BroadcastError("too_long" if limit == TEXT_LIMIT else "caption_too_long", length=len(text))
+    text = _entities(text)
+    if longest(text) > limit:
+        raise BroadcastError("too_long_names", count=len(FIRST_NAME.findall(text)), room=NAME_ROOM,
+                             length=longest(text), limit=limit)
     checker = _TagCheck()
     checker.feed(text)
     checker.close()
@@ -221,15 +279,14 @@ def render(broadcast: Broadcast, language: str, first_name: str) -> str:
     """The text a client reads: their language (French when there is no English version), their
     first name where the marketer put {first_name} / {prénom}."""
     text = broadcast.text_en if language == "en" and broadcast.text_en else broadcast.text_fr
-    return FIRST_NAME.sub(html.escape(first_name or ""), text)
+    return FIRST_NAME.sub(html.escape((first_name or "")[:NAME_ROOM], quote=False), text)
 
 
 def create(session: Session, staff: Staff | None, text_fr: str, text_en: str = "", segment: str = "",
            photo: str | None = None) -> Broadcast:
-    text_fr = check_text(text_fr)
-    text_en = check_text(text_en) if (text_en or "").strip() else ""
-    if photo is not None and len(text_fr) > 1024 or photo is not None and len(text_en) > 1024:
-        raise BroadcastError("caption_too_long")
+    limit = CAPTION_LIMIT if photo is not None else TEXT_LIMIT
+    text_fr = check_text(text_fr, limit)
+    text_en = check_text(text_en, limit) if (text_en or "").strip() else ""
     parse_segment(segment)
     broadcast = Broadcast(created_by=staff.id if staff else None, text_fr=text_fr, text_en=text_en,
                           segment=segment.strip(), photo=photo, state="draft")
@@ -441,12 +498,19 @@ def follow_up(session: Session, now: datetime | None = None) -> list[int]:
     finished = []
     for broadcast in session.scalars(select(Broadcast).where(Broadcast.state == "running")):
         numbers = counts(session, broadcast.id)
+        # Claimed by a conditional UPDATE: with two senders, one of them reports (once).
+        claim = update(Broadcast).where(Broadcast.id == broadcast.id, Broadcast.state == "running")
         if numbers["pending"] == 0 and numbers["sending"] == 0:
-            broadcast.state, broadcast.finished_at = "done", now
+            if session.execute(claim.values(state="done", finished_at=now)
+                               .execution_options(synchronize_session=False)).rowcount != 1:
+                continue
             _tell_creator(session, broadcast, "report", **{k: v for k, v in numbers.items()})
             finished.append(broadcast.id)
         elif broadcast.last_progress_at is None or clock.aware(broadcast.last_progress_at) <= now - PROGRESS_EVERY:
-            broadcast.last_progress_at = now
+            last = Broadcast.last_progress_at
+            won = claim.where(last.is_(None) if broadcast.last_progress_at is None else last == broadcast.last_progress_at)
+            if session.execute(won.values(last_progress_at=now).execution_options(synchronize_session=False)).rowcount != 1:
+                continue
             done = numbers["total"] - numbers["pending"] - numbers["sending"]
             _tell_creator(session, broadcast, "progress", done=done, total=numbers["total"], sent=numbers["sent"])
     return finished

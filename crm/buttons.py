@@ -5,13 +5,17 @@ pressing it) stays in the CRM, for the chat it was sent to only."""
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from crm import clock
 from crm.models import ButtonPayload
 
 BUTTON_PREFIX = "b:"
+# A button older than this is answered "no longer valid", and its payload is purged.
+BUTTON_LIFETIME = timedelta(days=30)
 
 
 def store_buttons(session: Session, chat_id: int, buttons: list[dict]) -> list[tuple[str, str]]:
@@ -27,16 +31,28 @@ def store_buttons(session: Session, chat_id: int, buttons: list[dict]) -> list[t
     return out
 
 
-def payload_for(session: Session, chat_id: int, data: str | None) -> str | None:
-    """The payload behind a pressed button, or None when it is forged, foreign or unknown."""
+def payload_for(session: Session, chat_id: int, data: str | None, sent_after: datetime | None = None) -> str | None:
+    """The payload behind a pressed button, or None when it is forged, foreign, unknown, past
+    its lifetime, or (with `sent_after`) sent before that instant."""
     if not data or not data.startswith(BUTTON_PREFIX) or len(data) > 64:
         return None
     row = session.scalar(
         select(ButtonPayload).where(ButtonPayload.token == data[len(BUTTON_PREFIX):])
     )
-    if row is None or row.chat_id != chat_id:
+    if row is None or row.chat_id != chat_id or clock.aware(row.created_at) < clock.now() - BUTTON_LIFETIME:
+        return None
+    if sent_after is not None and clock.aware(row.created_at) < clock.aware(sent_after):
         return None
     return row.payload
+
+
+def purge_buttons(session: Session, now: datetime | None = None, batch: int = 5000) -> int:
+    """Delete payloads of buttons past BUTTON_LIFETIME (a batch at a time). Returns how many."""
+    cutoff = (now or clock.now()) - BUTTON_LIFETIME
+    ids = list(session.scalars(select(ButtonPayload.id).where(ButtonPayload.created_at < cutoff).limit(batch)))
+    if ids:
+        session.execute(delete(ButtonPayload).where(ButtonPayload.id.in_(ids)))
+    return len(ids)
 
 
 def payload_buttons(session: Session, chat_id: int, buttons: list[dict]) -> list[dict]:

@@ -333,8 +333,18 @@ def export_leads_csv(session: Session) -> str:
     for lead in leads_by_score(session, limit=1_000_000, open_only=False):
         client = session.get(Client, lead.client_id)
         writer.writerow([lead.id, lead.created_at.isoformat(timespec="seconds"), lead.status, lead.score,
-                         lead.score_details, client.telegram_id, client.display_name, lead.company or "",
-                         lead.sector or "", lead.size or "", lead.need or "",
-                         "" if lead.budget_eur is None else lead.budget_eur, lead.budget_text or "",
-                         lead.timeline or "", lead.role or "", lead.phone or "", lead.email or ""])
+                         cell(lead.score_details), client.telegram_id, cell(client.display_name),
+                         cell(lead.company), cell(lead.sector), cell(lead.size), cell(lead.need),
+                         "" if lead.budget_eur is None else lead.budget_eur, cell(lead.budget_text),
+                         cell(lead.timeline), cell(lead.role), cell(lead.phone), cell(lead.email)])
     return out.getvalue()
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(text: str | None) -> str:
+    """A text cell a spreadsheet will not run: what a client typed (a company "=HYPERLINK(...)")
+    starting like a formula gets a leading apostrophe, which spreadsheets show as plain text."""
+    text = text or ""
+    return "'" + text if text.startswith(FORMULA_START) else text

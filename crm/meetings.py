@@ -55,6 +55,14 @@ class SlotTaken(MeetingError):
     """Someone else booked the slot first (or it is no longer offered)."""
 
 
+class AlreadyBooked(MeetingError):
+    """The client has an upcoming meeting: one at a time (the new slot may replace it)."""
+
+    def __init__(self, meeting: Meeting):
+        super().__init__(f"meeting {meeting.id} is already booked")
+        self.meeting_id = meeting.id  # an id: the unit of work that raised it is rolled back
+
+
 def settings() -> dict:
     return company_profile().get("meetings", {})
 
@@ -149,6 +157,13 @@ def book(session: Session, client: Client, starts_at: datetime, *, replacing: in
     starts_at = clock.aware(starts_at).astimezone(timezone.utc)
     if starts_at not in grid(now):
         raise SlotTaken("slot not offered")
+    # One booking of a client at a time: this write takes the client's row (PostgreSQL) or the
+    # database (SQLite) before the check below, so two bookings at once cannot both pass it.
+    session.execute(update(Client).where(Client.id == client.id).values(last_seen=Client.last_seen))
+    if replacing is None:
+        current = upcoming(session, client, now)
+        if current:
+            raise AlreadyBooked(current[0])
     old = _own_meeting(session, client, replacing) if replacing is not None else None
     end = starts_at + length()
     managers = candidates(session, client)
@@ -252,9 +267,12 @@ def _announce(session: Session, client: Client, manager: Staff, meeting: Meeting
 
 def slot_buttons(session: Session, client: Client, starts: list[datetime], replacing: int | None = None) -> list[dict]:
     """Rasa payload buttons, one per slot (the meeting to move rides along when moving one)."""
+    return [{"title": short_text(s, client.language), "payload": slot_payload(s, replacing)} for s in starts]
+
+
+def slot_payload(starts_at: datetime, replacing: int | None = None) -> str:
     extra = f',"meeting_id":"{replacing}"' if replacing is not None else ""
-    return [{"title": short_text(s, client.language),
-             "payload": f'/choose_slot{{"meeting_slot":"{s.isoformat()}"{extra}}}'} for s in starts]
+    return f'/choose_slot{{"meeting_slot":"{clock.aware(starts_at).isoformat()}"{extra}}}'
 
 
 def offer_slots(session: Session, client: Client) -> int:

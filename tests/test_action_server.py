@@ -103,13 +103,42 @@ def test_it_listens_on_loopback_only_and_allows_no_other_origin(server):
     assert "access-control-allow-origin" not in {k.lower() for k in preflight.headers}
 
 
-def test_a_failing_call_answers_without_the_tracker_and_logs_none_of_it(server):
+def test_a_failing_call_apologises_without_the_tracker_and_logs_none_of_it(server):
     url, _, _, log = server
     broken = call("validate_order_form", str(VICTIM), "livrez au 12 rue des Secrets")
     broken["tracker"]["events"] = "not a list of events"  # what makes rasa-sdk raise
     broken["tracker"]["slots"] = {"language": "fr", "delivery_address": "12 rue des Secrets"}
     answer = httpx.post(f"{url}/webhook", json=broken, headers={"Authorization": f"Bearer {SECRET}"}, timeout=10)
-    assert answer.status_code == 500 and answer.json() == {"error": "the action failed"}
-    assert "rue des Secrets" not in answer.text
+    assert answer.status_code == 200, "Rasa goes on with the conversation instead of dropping the turn"
+    assert answer.json() == {"events": [], "responses": [{"text": (
+        "Désolé, un problème technique m'empêche de traiter cette étape. Pouvez-vous réessayer dans un instant, "
+        "ou reformuler ?")}]}
     time.sleep(0.3)
-    assert "rue des Secrets" not in log.read_text(errors="replace")
+    logged = log.read_text(errors="replace")
+    assert "action validate_order_form failed" in logged, "the failure is logged"
+    assert "rue des Secrets" not in logged
+
+
+async def test_a_form_validator_that_raises_apologises_in_the_clients_language():
+    from rasa_sdk import FormValidationAction
+
+    from actions.server import safe_executor
+
+    class ValidateBrokenForm(FormValidationAction):
+        def name(self):
+            return "validate_broken_form"
+
+        async def validate_quantity(self, value, dispatcher, tracker, domain):
+            raise RuntimeError("the CRM went away with 12 rue des Secrets")
+
+    executor = safe_executor()()
+    executor.register_action(ValidateBrokenForm())
+    tracker = {"sender_id": "1", "slots": {"language": "en", "requested_slot": "quantity", "quantity": "3"},
+               "latest_message": {"text": "3", "intent": {"name": "inform"}, "entities": []},
+               "events": [{"event": "slot", "name": "quantity", "value": "3"}], "active_loop": {"name": "broken_form"},
+               "paused": False, "latest_event_time": 1, "followup_action": None, "latest_input_channel": "rest",
+               "latest_action_name": "action_listen"}
+    domain = {"forms": {"broken_form": {"required_slots": ["quantity"]}}, "slots": {"quantity": {"type": "text"}}}
+    answer = await executor.run({"next_action": "validate_broken_form", "tracker": tracker, "domain": domain})
+    assert answer == {"events": [], "responses": [{"text": "Sorry, a technical problem keeps me from handling this "
+                                                           "step. Could you try again in a moment, or rephrase?"}]}

@@ -94,11 +94,26 @@ def test_a_wrong_segment_is_explained(shop, spec):
 @pytest.mark.parametrize("text,error", [
     ("", "empty"), ("   ", "empty"), ("x" * 5000, "4,096"), ("<b>gras", "never closed"),
     ("<script>alert(1)</script>", "not allowed"), ("<b><i>x</b></i>", "does not close"),
+    ("Soldes&nbsp;!", "Telegram does not know &nbsp;"), ('<span style="color:red">x</span>', "attribute 'style' of <span> is not allowed"),
+    ("<span>x</span>", "only takes class"), ('<b class="big">x</b>', "attribute 'class' of <b> is not allowed"),
+    ('<a href="javascript:alert(1)">x</a>', "needs href"), ("<a>x</a>", "needs href"),
+    ("{first_name} " * 10 + "x" * 3500, r"with the first names \(10 × \{first_name\}, up to 64 characters each\), "
+                                        "the message may reach 4150 characters"),
 ])
 def test_bad_texts_are_refused_before_anything_is_sent(shop, text, error):
     session, _, marketer = shop
     with pytest.raises(BroadcastError, match=error):
         broadcasts.create(session, marketer, text)
+
+
+def test_what_telegram_accepts_passes_the_check(shop):
+    session, _, marketer = shop
+    broadcast = broadcasts.create(session, marketer, 'Martin & Fils : <span class="tg-spoiler">-30&#160;%</span> '
+                                  '<a href="https://example.org/soldes">ici</a> &lt;3 {first_name}')
+    assert broadcast.text_fr.startswith("Martin &amp; Fils : "), "a bare & is written for Telegram"
+    assert broadcasts.render(broadcast, "fr", "Zoé & Léa" + "x" * 100).endswith("&lt;3 Zoé &amp; Léa" + "x" * 55)
+    with pytest.raises(BroadcastError, match="Telegram accepts 1024 at most"):  # with a photo: a caption
+        broadcasts.create(session, marketer, "{first_name} " + "x" * 1000, photo="https://example.org/p.jpg")
 
 
 def test_a_broadcast_from_start_to_report(shop):
@@ -134,6 +149,30 @@ def test_a_broadcast_from_start_to_report(shop):
     assert session.get(Client, clients[2].id).unreachable
     report = session.scalars(select(Notification.text).where(Notification.chat_id == 9009)).all()[-1]
     assert report.startswith(f"📣 Diffusion n° {broadcast.id} terminée : 2 envoyés, 0 en échec, 1 bloqués")
+
+
+def test_two_senders_finishing_at_once_report_once(engine):
+    from crm.db import unit_of_work
+    from tests.harness import at_once
+
+    with unit_of_work(engine) as s:
+        marketer = add_staff(s, 9009, "marketer", "Hugo Leroy")
+        client, _ = register_client(s, TelegramProfile(101, "Client1"))
+        set_consent(s, client, True, "command")
+        broadcast = broadcasts.create(s, marketer, "Promo")
+        broadcasts.schedule(s, broadcast, None)
+        assert broadcasts.start_due(s) == [broadcast.id]
+        broadcasts.mark_sent(s, broadcasts.claim_next(s).delivery_id)
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+
+    def follow(_):
+        with unit_of_work(engine) as s:
+            return broadcasts.follow_up(s, later)
+
+    assert sorted(at_once(2, follow)) == [[], [broadcast.id]]
+    with unit_of_work(engine) as s:
+        reports = s.scalars(select(Notification.text).where(Notification.chat_id == 9009)).all()
+    assert len([r for r in reports if "terminée" in r]) == 1
 
 
 def test_retries_are_bounded(shop):

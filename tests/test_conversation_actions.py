@@ -416,3 +416,28 @@ async def test_a_product_name_the_model_never_saw_is_still_searched(shop):
     assert message["text"].startswith("Plastifieuse GBC A3 (FOU-PLA-A3)")
     [message], _ = await run(ActionRephraseOrHandOver(), tracker("zkqw vbnx", intent="nlu_fallback"))
     assert message["text"] == "Je ne suis pas sûr d'avoir compris. Pourriez-vous reformuler votre question ?"
+
+
+# --- meetings --------------------------------------------------------------------------------------
+
+
+@pytest.mark.time_machine(datetime(2026, 12, 2, 7, 0, tzinfo=timezone.utc), tick=False)  # Wednesday 8:00 Paris
+async def test_a_second_booking_offers_to_move_the_meeting_instead(shop):
+    from actions.meetings import ActionBookMeeting
+    from crm.meetings import book, free_slots, slot_payload, upcoming
+
+    with unit_of_work(shop) as s:
+        slots = free_slots(s, client(s, ALICE), count=6)
+        first = book(s, client(s, ALICE), slots[0]).id
+    pressed = [{"entity": "meeting_slot", "value": slots[2].isoformat()}]
+    [offer], _ = await run(ActionBookMeeting(), tracker("", intent="choose_slot", entities=pressed))
+    assert offer["text"] == ("Vous avez déjà rendez-vous mercredi 2 décembre à 10 h 00 avec Claire : un seul à la "
+                             "fois. Voulez-vous le déplacer au mercredi 2 décembre à 11 h 00 ?")
+    assert [b["title"] for b in offer["buttons"]] == ["Oui, le déplacer", "Garder le mer. 02/12 10:00"]
+    assert offer["buttons"][0]["payload"] == slot_payload(slots[2], first)
+    with unit_of_work(shop) as s:
+        assert [m.id for m in upcoming(s, client(s, ALICE))] == [first], "nothing booked yet"
+
+    moving = pressed + [{"entity": "meeting_id", "value": str(first)}]
+    [moved], _ = await run(ActionBookMeeting(), tracker("", intent="choose_slot", entities=moving))
+    assert moved["text"].startswith("C'est déplacé : rendez-vous mercredi 2 décembre à 11 h 00 avec Claire.")

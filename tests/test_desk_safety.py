@@ -215,6 +215,15 @@ async def test_while_the_desk_holds_the_conversation_nothing_reaches_rasa(desk, 
     assert start.text == "Un conseiller s'occupe de votre demande : écrivez-lui ici, il vous répond."
     assert len(stub.received) == received, "neither /start nor the old button reached Rasa"
 
+    from crm.meetings import offer_slots
+
+    with crm(desk) as s:  # what Claire's "📅 Propose a meeting" does during the conversation
+        assert offer_slots(s, s.scalar(select(Client).where(Client.telegram_id == CLIENT.id))) > 0
+    proposal = await first(desk, CLIENT, "Voici les prochains créneaux libres")
+    desk.emulator.user_presses(CLIENT, proposal, index=0)
+    await asyncio.to_thread(_until, lambda: len(stub.received) == received + 1)
+    assert stub.received[-1]["message"].startswith('/choose_slot{"meeting_slot":'), "the desk's own buttons work"
+
 
 async def test_a_client_who_unblocks_the_bot_is_reachable_again(desk, stub):
     def unreachable() -> bool:

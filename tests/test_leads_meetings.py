@@ -26,6 +26,7 @@ from crm.meetings import MeetingError, SlotTaken, book, book_in_turn, cancel, fr
 from crm.models import Client, Lead, Meeting, Notification
 from crm.outbox import pending
 from crm.staff import add_staff
+from tests.harness import at_once
 
 # Wednesday 2 December 2026, 8:00 in Paris: the desk (9:00-18:00 Monday to Friday) opens at 9:00.
 WEDNESDAY_8H = datetime(2026, 12, 2, 7, 0, tzinfo=timezone.utc)
@@ -93,6 +94,17 @@ def test_lead_card_and_csv_export(people):
     assert [r["client_name"] for r in rows] == ["Alice Martin", "Bob"], "best score first"
     assert rows[0]["company"] == "Dupont, Fils & Cie" and rows[0]["need"] == "40 chaises,\n12 bureaux"
     assert rows[0]["score"] == "85" and rows[0]["phone"] == "0612345678" and rows[1]["budget_eur"] == ""
+
+
+def test_the_leads_export_never_hands_a_spreadsheet_a_formula(people):
+    session, alice, _, _ = people
+    save_lead(session, alice, {"company": '=HYPERLINK("https://evil.example","Cliquez")', "need": "+1+cmd|' /C calc'!A0",
+                               "sector": "@SUM(A1:A9)", "budget_text": "-2+3", "phone": "+33612345678"}, complete=True)
+    [row] = list(csv.DictReader(io.StringIO(export_leads_csv(session))))
+    assert row["company"] == '\'=HYPERLINK("https://evil.example","Cliquez")'
+    assert (row["need"], row["sector"], row["budget_text"]) == ("'+1+cmd|' /C calc'!A0", "'@SUM(A1:A9)", "'-2+3")
+    assert row["phone"] == "'+33612345678", "shown as +33612345678, read as text"
+    assert row["score"].isdigit() and row["client_name"] == "Alice Martin", "numbers and plain text untouched"
 
 
 def test_slots_are_inside_opening_hours_and_skip_booked_ones(people):
@@ -196,5 +208,41 @@ def test_two_clients_racing_for_the_last_slot_only_one_gets_it(engine):
     for thread in threads:
         thread.join()
     assert len(results) == 1
+    with unit_of_work(engine) as s:
+        assert len(s.scalars(select(Meeting).where(Meeting.status == "booked")).all()) == 1
+
+
+def test_one_upcoming_meeting_per_client_a_second_booking_must_move_it(people):
+    from crm.meetings import AlreadyBooked
+
+    session, alice, _, _ = people
+    slots = free_slots(session, alice, WEDNESDAY_8H, count=100)
+    first = book(session, alice, slots[0], now=WEDNESDAY_8H)
+    with pytest.raises(AlreadyBooked) as already:  # an old slot button, or a manager's proposal
+        book(session, alice, slots[3], now=WEDNESDAY_8H)
+    assert already.value.meeting_id == first.id
+    assert upcoming(session, alice, WEDNESDAY_8H) == [first], "nothing booked twice"
+    moved = book(session, alice, slots[3], replacing=first.id, now=WEDNESDAY_8H)
+    assert upcoming(session, alice, WEDNESDAY_8H) == [moved]
+    after = moved.starts_at + timedelta(hours=1)  # once it has taken place, a new one may be booked
+    assert book(session, alice, free_slots(session, alice, after)[0], now=after).status == "booked"
+
+
+def test_one_client_booking_two_slots_at_once_gets_one(engine):
+    from crm.meetings import AlreadyBooked
+
+    with unit_of_work(engine) as s:
+        for i in range(3):
+            add_staff(s, 9001 + i, "manager", f"Manager {i}")
+        alice, _ = register_client(s, TelegramProfile(1001, "Alice"))
+        slots = free_slots(s, alice, WEDNESDAY_8H, count=4)
+
+    def booking(i):
+        with unit_of_work(engine) as s:
+            return book(s, s.scalar(select(Client).where(Client.telegram_id == 1001)), slots[i], now=WEDNESDAY_8H).id
+
+    outcomes = at_once(4, booking)
+    assert sum(isinstance(o, int) for o in outcomes) == 1, outcomes
+    assert all(isinstance(o, (int, AlreadyBooked)) for o in outcomes), outcomes
     with unit_of_work(engine) as s:
         assert len(s.scalars(select(Meeting).where(Meeting.status == "booked")).all()) == 1

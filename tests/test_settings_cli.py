@@ -219,6 +219,8 @@ def test_cli_broadcasts(tmp_path):
     assert cli("broadcast", "count", "lang:fr", database_url=url).stdout.strip() == "1 recipient(s)"
     dry = cli("broadcast", "create", "--text-fr", "<b>Soldes</b> {prénom}", database_url=url)
     assert dry.returncode == 0 and "2 recipient(s) (segment: all). Nothing sent: add --yes" in dry.stdout
+    assert dry.stdout.startswith("--- fr: as Élodie reads it (at most 78 of 4096 characters with the longest first "
+                                 "names) ---\n<b>Soldes</b> Élodie\n--- en: no English version"), "a preview first"
     from datetime import date, datetime, timezone
 
     from sqlalchemy import select

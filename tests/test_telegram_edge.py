@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.emulator import User
 from crm.db import unit_of_work
@@ -90,6 +90,47 @@ async def test_forged_or_foreign_button_data_changes_nothing(bot, stub):
     texts = [a.get("text") for a in bot.emulator.callback_answers]
     assert texts.count("Ce bouton n'est plus valable. Écrivez-moi votre demande.") == 2
     assert "This button is no longer valid. Please type your request." in texts
+
+
+async def test_a_button_past_its_lifetime_is_refused_and_its_payload_purged(bot, stub):
+    from datetime import datetime, timedelta, timezone
+
+    from crm.buttons import purge_buttons
+    from crm.models import ButtonPayload
+
+    stub.reply = lambda s, m, md: [{"text": "Choix", "buttons": [{"title": "A", "payload": "/greet"},
+                                                                  {"title": "B", "payload": "/affirm"}]}]
+    [old] = await bot.say(FR, "menu")
+    [fresh] = await bot.say(FR, "menu")
+    with crm(bot) as s:  # the first menu is 31 days old
+        for row in s.scalars(select(ButtonPayload).order_by(ButtonPayload.id).limit(2)):
+            row.created_at = datetime.now(timezone.utc) - timedelta(days=31)
+    calls = len(stub.received)
+    bot.emulator.user_presses(FR, old, index=0)
+    await asyncio.to_thread(bot.emulator.wait_for, lambda _: len(bot.emulator.callback_answers) >= 1, 10)
+    assert bot.emulator.callback_answers[-1]["text"] == "Ce bouton n'est plus valable. Écrivez-moi votre demande."
+    assert len(stub.received) == calls
+    with crm(bot) as s:
+        assert purge_buttons(s) == 2
+        assert s.scalar(select(func.count(ButtonPayload.id))) == 2, "the fresh menu's buttons stay"
+    bot.emulator.user_presses(FR, fresh, index=1)
+    await bot.wait(FR, 3)
+    assert stub.received[-1]["message"] == "/affirm", "a fresh button still works"
+
+
+async def test_chat_locks_do_not_pile_up(bot, stub):
+    import gc
+
+    from bot.emulator import User
+
+    users = [User(id=9000 + i, first_name=f"C{i}", language_code="fr") for i in range(40)]
+    for user in users:
+        bot.emulator.user_says(user, "bonjour")
+    for user in users:
+        await bot.wait(user, 1)
+    await asyncio.sleep(0.2)
+    gc.collect()
+    assert len(bot.application.bot_data["assistant"]._locks) == 0, "a lock per chat being handled, none after"
 
 
 async def test_long_answers_are_split_under_telegram_limit(bot, stub):
