@@ -65,7 +65,7 @@ test-at: .venv/.installed
 	@command -v faketime >/dev/null || { echo "faketime is needed: apt-get install faketime"; exit 1; }
 	@test -n "$(WHEN)" || { echo "usage: make test-at WHEN='2027-03-27 22:45' (UTC)"; exit 1; }
 	@echo "Running the suite (no e2e, SQLite) at $(WHEN) UTC..."
-	@faketime "$(WHEN)" .venv/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e -k "not postgresql" $(PYTEST_ARGS)
+	@faketime "$(WHEN)" .venv/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/faults -k "not postgresql" $(PYTEST_ARGS)
 
 test-clocks: .venv/.installed
 	@for when in $(CLOCK_INSTANTS); do $(MAKE) --no-print-directory test-at WHEN="$$when" || exit 1; done

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update, User
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -30,8 +31,10 @@ from telegram.ext import (
 from bot import broadcasts, desk, leads
 from bot.broadcaster import UNSUBSCRIBE_PREFIX, run_sender
 from bot.outbox import INTERVAL, deliver_outbox
+from bot.poller import ALLOWED_UPDATES
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, split_text
+from crm import inbox
 from crm.alerts import alert_profile_refused
 from crm.buttons import payload_for, purge_buttons, store_buttons
 from bot.settings import Settings
@@ -42,6 +45,8 @@ from crm.clients import (
     TelegramProfile,
     backlog,
     claim_unanswered,
+    mark_answered,
+    recorded,
     record_message,
     register_client,
     set_language,
@@ -68,19 +73,34 @@ class Assistant:
     """What the handlers share: the CRM, Rasa, and one lock per chat so that a client's messages
     reach Rasa in the order they were written even though updates are handled concurrently."""
 
-    def __init__(self, engine: Engine, rasa: RasaClient):
+    def __init__(self, engine: Engine, rasa: RasaClient, action_health: str | None = None):
         self.engine = engine
         self.rasa = rasa
+        self.action_health = action_health
+        self._actions_reachable = False  # seen answering once: its silence then means it is down
         # A chat's lock lives while someone holds or awaits it, then goes: the map stays as small
         # as the number of chats being handled right now, not every chat ever seen.
         self._locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
-    async def db(self, work: Callable[[Session], T]) -> T:
+    async def db(self, work: Callable[[Session], T], persist: bool = False) -> T:
+        """Run `work` in a unit of work, in a thread. `persist`: what was just done in Telegram
+        must be written down (an answer sent): with the CRM unreachable, try again for a minute
+        rather than forget it was sent (and send it twice later)."""
         def run() -> T:
             with unit_of_work(self.engine) as session:
                 return work(session)
 
-        return await asyncio.to_thread(run)
+        delay = 0.25
+        for attempt in range(12 if persist else 1):
+            try:
+                return await asyncio.to_thread(run)
+            except DBAPIError as exc:
+                if not persist or attempt == 11:
+                    raise
+                log.warning("the CRM is unreachable (%s): writing again in %.1f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 8.0)
+        raise AssertionError("unreachable")
 
     async def client(self, user: User) -> tuple[int, str]:
         """Register (or refresh) the client; return (client id, language)."""
@@ -101,6 +121,17 @@ class Assistant:
 
         return await self.db(work)
 
+    async def actions_down(self) -> bool:
+        """Whether the action server, reachable from here before, is down now. Rasa answers
+        nothing (not an error) when it cannot reach the actions: without this check the client
+        would be asked to rephrase a message the assistant never really handled. A bot that
+        cannot reach the action server at all (another network) never concludes it is down."""
+        if not self.action_health:
+            return False
+        reachable = await self.rasa.probe(self.action_health)
+        self._actions_reachable = self._actions_reachable or reachable
+        return self._actions_reachable and not reachable
+
     def chat_lock(self, chat_id) -> asyncio.Lock:
         """Held while one message of a chat is handled (desk routing, Rasa, answers)."""
         lock = self._locks.get(chat_id)
@@ -108,15 +139,23 @@ class Assistant:
             lock = self._locks[chat_id] = asyncio.Lock()
         return lock
 
-    async def converse(self, bot, user: User, chat_id: int, text: str, kind: str = "text") -> None:
+    async def converse(self, bot, user: User, chat_id: int, text: str, kind: str = "text",
+                       update_id: int | None = None) -> None:
         """One client message to Rasa and its answers back. Never raises for Rasa or Telegram.
-        The caller holds the chat's lock."""
+        The caller holds the chat's lock. The message is recorded owed an answer until it is
+        delivered; an update replayed after a crash whose message was recorded is left to
+        answer_backlog (it answers it once the dead process's claim is stale)."""
         def record_in(session):
+            if recorded(session, update_id):
+                return None
             client, _ = register_client(session, profile(user))
-            message = record_message(session, client, "in", text, kind=kind)
+            message = record_message(session, client, "in", text, kind=kind, answered=False, update_id=update_id)
             return client.id, client.language, message.id
 
-        client_id, language, message_id = await self.db(record_in)
+        found = await self.db(record_in)
+        if found is None:
+            return
+        client_id, language, message_id = found
         metadata = {
             "language": language,
             "language_code": user.language_code,
@@ -131,13 +170,19 @@ class Assistant:
             await self.db(lambda s: settle(s, message_id, answered=False))
             await safe_send(bot, chat_id, translate(TEXTS, "rasa_down", language))
             return
-        await self._answer(bot, chat_id, client_id, language, answers)
+        await self._answer(bot, chat_id, client_id, language, answers, message_id)
 
-    async def _answer(self, bot, chat_id: int, client_id: int, language: str, answers: list[Answer]) -> None:
+    async def _answer(self, bot, chat_id: int, client_id: int, language: str, answers: list[Answer],
+                      message_id: int) -> None:
+        if not answers and await self.actions_down():  # owed an answer once the actions are back
+            await self.db(lambda s: settle(s, message_id, answered=False))
+            await safe_send(bot, chat_id, translate(TEXTS, "rasa_down", language))
+            return
         if not answers:  # Rasa answered nothing (an action failed): never leave silence
             await safe_send(bot, chat_id, translate(TEXTS, "no_answer", language))
+            await self.db(lambda s: mark_answered(s, message_id))
             return
-        await self.deliver(bot, chat_id, client_id, answers)
+        await self.deliver(bot, chat_id, client_id, answers, message_id)
 
     async def answer_backlog(self, bot) -> int:
         """Rasa is back: each client's last message it could not answer gets its answer, once (a
@@ -150,7 +195,9 @@ class Assistant:
                 if not await self.db(lambda s: claim_unanswered(s, waiting.message_id)):
                     continue  # another process has it, or the client wrote again meanwhile
                 if await self.desk_holds(chat_id) is not None:
-                    continue  # a manager has the conversation and reads the message there
+                    # A manager has the conversation and reads the message there.
+                    await self.db(lambda s: mark_answered(s, waiting.message_id))
+                    continue
                 metadata = {"language": waiting.language, "first_name": waiting.first_name,
                             "last_name": waiting.last_name, "username": waiting.username}
                 try:
@@ -162,11 +209,13 @@ class Assistant:
                 await safe_send(bot, chat_id, translate(TEXTS, "back" if quoted else "back_no_quote",
                                                         waiting.language, text=shorten(quoted, 120)))
                 client_id = await self.db(lambda s: s.scalar(select(Client.id).where(Client.telegram_id == chat_id)))
-                await self._answer(bot, chat_id, client_id, waiting.language, answers)
+                await self._answer(bot, chat_id, client_id, waiting.language, answers, waiting.message_id)
                 answered += 1
         return answered
 
-    async def deliver(self, bot, chat_id: int, client_id: int, answers: list[Answer]) -> None:
+    async def deliver(self, bot, chat_id: int, client_id: int, answers: list[Answer],
+                      message_id: int | None = None) -> None:
+        """Send Rasa's answers, then record them (and the message they answer as answered)."""
         for answer in answers:
             pairs = await self.db(lambda s: store_buttons(s, chat_id, answer.buttons)) if answer.buttons else []
             markup = keyboard(pairs)
@@ -180,13 +229,15 @@ class Assistant:
             for i, chunk in enumerate(chunks):
                 await safe_send(bot, chat_id, chunk, markup=markup if i == len(chunks) - 1 else None)
         texts = [a.text for a in answers if a.text]
-        if texts:
-            def record_out(session):
-                client = session.get(Client, client_id)
-                for text in texts:
-                    record_message(session, client, "out", text)
 
-            await self.db(record_out)
+        def record_out(session):
+            client = session.get(Client, client_id)
+            for text in texts:
+                record_message(session, client, "out", text)
+            if message_id is not None:
+                mark_answered(session, message_id)
+
+        await self.db(record_out, persist=True)
 
 
 def profile(user: User) -> TelegramProfile:
@@ -196,16 +247,40 @@ def profile(user: User) -> TelegramProfile:
 
 async def safe_send(bot, chat_id: int, text: str | None, *, photo: str | None = None,
                     markup: InlineKeyboardMarkup | ReplyKeyboardRemove | None = None) -> bool:
-    """Send, logging (not raising) what Telegram refuses: one bad message never stops the bot."""
-    try:
-        if photo:
-            await bot.send_photo(chat_id, photo=photo, caption=text, reply_markup=markup)
-        else:
-            await bot.send_message(chat_id, text, reply_markup=markup)
-        return True
-    except TelegramError as exc:
-        log.warning("could not send to %s: %s", chat_id, exc)
-        return False
+    """Send, logging (not raising) what Telegram refuses: one bad message never stops the bot.
+    A Bot API error that means "not delivered" (5xx, connection refused, 429 beyond the rate
+    limiter's own retries) is tried again with back-off; a time-out is not, since Telegram may
+    have delivered it (sending it again could double it)."""
+    for attempt in range(SEND_ATTEMPTS):
+        try:
+            if photo:
+                await bot.send_photo(chat_id, photo=photo, caption=text, reply_markup=markup)
+            else:
+                await bot.send_message(chat_id, text, reply_markup=markup)
+            return True
+        except (BadRequest, Forbidden) as exc:  # refused for good: this message, or this chat
+            log.warning("Telegram refused a message to %s: %s", chat_id, exc)
+            return False
+        except TimedOut as exc:
+            log.warning("sending to %s timed out (%s): it may have arrived, not sent again", chat_id, exc)
+            return False
+        except RetryAfter as exc:
+            await asyncio.sleep(_seconds(exc.retry_after))
+        except NetworkError as exc:
+            log.warning("sending to %s failed (%s): attempt %d of %d", chat_id, exc, attempt + 1, SEND_ATTEMPTS)
+            await asyncio.sleep(0.5 * 2 ** attempt)
+        except TelegramError as exc:
+            log.warning("could not send to %s: %s", chat_id, exc)
+            return False
+    log.error("gave up sending to %s after %d attempts", chat_id, SEND_ATTEMPTS)
+    return False
+
+
+SEND_ATTEMPTS = 5
+
+
+def _seconds(value) -> float:
+    return float(value.total_seconds() if hasattr(value, "total_seconds") else value)
 
 
 # --- handlers ----------------------------------------------------------------------------------
@@ -277,7 +352,7 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         if (await broadcasts.compose_input(update, context) or await desk.relay_from_manager(update, context)
                 or await desk.relay_from_client(update, context)):
             return
-        await helper.converse(context.bot, update.effective_user, message.chat_id, text)
+        await helper.converse(context.bot, update.effective_user, message.chat_id, text, update_id=update.update_id)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -302,7 +377,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     await query.answer()
     async with helper.chat_lock(chat_id):
-        await helper.converse(context.bot, update.effective_user, chat_id, payload, kind="button")
+        await helper.converse(context.bot, update.effective_user, chat_id, payload, kind="button",
+                              update_id=update.update_id)
 
 
 async def consent_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -356,14 +432,18 @@ async def non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         own_number = contact is not None and contact.user_id == update.effective_user.id
 
         def work(session):
+            if recorded(session, update.update_id):
+                return None, None  # answered before a crash
             client, _ = register_client(session, profile(update.effective_user))
             record_message(session, client, "in", message.caption or (contact.phone_number if contact else ""),
-                           kind=desk.message_kind(message))
+                           kind=desk.message_kind(message), update_id=update.update_id)
             # A number shared to be called back about a request nobody could take in time.
             callback = request_callback(session, client, contact.phone_number) if own_number else None
             return client.language, callback[1] if callback else None
 
         language, callback = await helper.db(work)
+        if language is None:
+            return
         if callback is not None:
             await safe_send(context.bot, message.chat_id, callback, markup=ReplyKeyboardRemove())
             return
@@ -416,16 +496,50 @@ PURGE_INTERVAL = 3600.0
 
 
 async def purge(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Button payloads past their lifetime are deleted (an hour's batch at a time)."""
+    """Button payloads past their lifetime, and updates handled over a day ago, are deleted."""
     try:
         await assistant(context).db(purge_buttons)
+        await assistant(context).db(inbox.purge)
     except Exception:
-        log.exception("could not purge expired buttons")
+        log.exception("could not purge expired buttons and handled updates")
+
+
+DB_RETRY_DELAY, DB_RETRIES = 2.0, 30
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log and go on: an error in one update never stops the bot."""
-    log.error("error while handling an update", exc_info=context.error)
+    """Log and go on: an error in one update never stops the bot. A message whose handling
+    failed because the CRM was unreachable is handled again a little later (up to a minute), the
+    client told once that the answer is coming; its handlers skip what they had recorded."""
+    error = context.error
+    if isinstance(error, DBAPIError) and isinstance(update, Update):
+        retries = context.application.bot_data.setdefault("db_retries", {})
+        attempt = retries.get(update.update_id, 0)
+        if attempt < DB_RETRIES:
+            retries[update.update_id] = attempt + 1
+            log.warning("update %s failed on the CRM (%s): handled again in %.0f s", update.update_id,
+                        type(error).__name__, DB_RETRY_DELAY)
+            if attempt == 0:
+                await tell_crm_down(context.bot, update)
+            context.application.bot_data.setdefault("handle_again", set()).add(update.update_id)
+            context.application.create_task(_again(context.application, update))
+            return
+        retries.pop(update.update_id, None)
+    log.error("error while handling an update", exc_info=error)
+
+
+async def _again(application: Application, update: Update) -> None:
+    await asyncio.sleep(DB_RETRY_DELAY)
+    await application.update_queue.put(update)
+
+
+async def tell_crm_down(bot, update: Update) -> None:
+    """The client's message arrived but cannot be handled for a moment: say so, once."""
+    user, chat = update.effective_user, update.effective_chat
+    if update.message is None or user is None or chat is None or chat.type != "private":
+        return
+    language = "en" if (user.language_code or "").startswith("en") else "fr"
+    await safe_send(bot, chat.id, translate(TEXTS, "crm_down", language))
 
 
 # --- assembly ------------------------------------------------------------------------------------
@@ -458,6 +572,24 @@ class AssistantApplication(Application):
             self.bot_data["sender_task"] = asyncio.create_task(run_sender(
                 settings.database_url, self.bot.token, settings.telegram_base_url, settings.broadcast_rate, stop))
 
+    async def process_update(self, update: object) -> None:
+        """Handle it, then mark it done in the inbox (bot/poller.py): a crash before this line
+        and the update is handled again at the next start."""
+        try:
+            await super().process_update(update)
+        finally:
+            again = self.bot_data.setdefault("handle_again", set())
+            retrying = isinstance(update, Update) and update.update_id in again
+            if retrying:
+                again.discard(update.update_id)  # queued again by on_error: not done yet
+            elif isinstance(update, Update):
+                self.bot_data.get("db_retries", {}).pop(update.update_id, None)
+            if isinstance(update, Update) and "assistant" in self.bot_data and not retrying:
+                try:
+                    await self.bot_data["assistant"].db(lambda s: inbox.done(s, update.update_id))
+                except Exception as exc:  # replayed later; its handlers skip what they recorded
+                    log.warning("could not mark update %s done: %s", update.update_id, type(exc).__name__)
+
     async def stop(self) -> None:
         task = self.bot_data.pop("sender_task", None)
         if task is not None:
@@ -469,7 +601,6 @@ class AssistantApplication(Application):
         await super().stop()
 
 
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 
 
 def webhook_options(settings: Settings) -> dict:
@@ -501,7 +632,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
         .post_shutdown(_post_shutdown)
         .build()
     )
-    application.bot_data["assistant"] = Assistant(engine, rasa)
+    application.bot_data["assistant"] = Assistant(engine, rasa, f"{settings.action_url.rstrip('/')}/health")
     application.bot_data["settings"] = settings
     private = filters.ChatType.PRIVATE
     group = staff_chat()
@@ -543,8 +674,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_error_handler(on_error)
     application.job_queue.run_repeating(deliver_outbox, interval=INTERVAL, first=0.5, name="outbox")
     application.job_queue.run_repeating(desk.remind, interval=desk.REMINDER_INTERVAL, first=5, name="desk reminders")
-    application.job_queue.run_repeating(answer_backlog, interval=BACKLOG_INTERVAL, first=BACKLOG_INTERVAL,
-                                        name="answers owed")
+    application.job_queue.run_repeating(answer_backlog, interval=BACKLOG_INTERVAL, first=3, name="answers owed")
     application.job_queue.run_repeating(watch_profile, interval=PROFILE_INTERVAL, first=1, name="company profile")
     application.job_queue.run_repeating(purge, interval=PURGE_INTERVAL, first=60, name="purge")
     return application

@@ -40,7 +40,6 @@ def prepare_database(url: str) -> None:
 
 
 def cmd_run(args) -> None:
-    from bot.app import ALLOWED_UPDATES, build_application, webhook_options
     from bot.console import chat
     from bot.rasa_model import train_if_needed
     from bot.services import ServiceError, Services
@@ -56,11 +55,7 @@ def cmd_run(args) -> None:
             print("No TELEGRAM_BOT_TOKEN: opening the local chat.")
             asyncio.run(chat(settings, args.language))
             return
-        application = build_application(settings)
-        if settings.webhook_url:
-            application.run_webhook(**webhook_options(settings))
-        else:
-            application.run_polling(allowed_updates=ALLOWED_UPDATES)
+        serve_telegram(settings)
     except ServiceError as exc:
         sys.exit(str(exc))
     except KeyboardInterrupt:
@@ -68,6 +63,37 @@ def cmd_run(args) -> None:
     finally:
         print("Stopping Rasa and the action server...", flush=True)
         services.stop()
+
+
+def serve_telegram(settings) -> None:
+    """The Telegram bot until SIGINT/SIGTERM: webhook mode, or long polling through the inbox."""
+    import signal
+
+    from bot.app import build_application, webhook_options
+    from bot.poller import run
+
+    application = build_application(settings)
+    if settings.webhook_url:
+        application.run_webhook(**webhook_options(settings))
+        return
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run(application, stop)
+
+    asyncio.run(main())
+
+
+def cmd_serve(args) -> None:
+    """The bot alone: Rasa (and the action server behind it) run elsewhere, at RASA_URL."""
+    settings = _settings()
+    if settings.telegram_token is None:
+        sys.exit("Error: serve needs TELEGRAM_BOT_TOKEN (the local chat without a token is `python -m bot console`)")
+    prepare_database(settings.database_url)
+    serve_telegram(settings)
 
 
 def cmd_console(args) -> None:
@@ -359,6 +385,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--endpoints", default="endpoints.yml", help="Rasa endpoints file (default endpoints.yml)")
     run.set_defaults(func=cmd_run)
 
+    sub.add_parser("serve", help="the Telegram bot alone, with Rasa and the action server running elsewhere "
+                   "(RASA_URL): another host, or a second bot process").set_defaults(func=cmd_serve)
     console = sub.add_parser("console", help="the local chat, against Rasa already running at RASA_URL")
     console.add_argument("--language", choices=["fr", "en"], default="fr")
     console.set_defaults(func=cmd_console)

@@ -15,7 +15,7 @@ from telegram.ext import ContextTypes
 from bot.shared import assistant
 from crm import clock
 from crm.client_file import client_card
-from crm.clients import record_message, unanswered_count
+from crm.clients import record_message, recorded, unanswered_count
 from crm.desk_hours import desk_settings
 from crm.handoffs import (
     topic_name,
@@ -43,6 +43,7 @@ from crm.handoffs import (
     reassign_handoff,
     rate_handoff,
     record_relay,
+    relayed,
     remind_overdue,
     request_callback,
     save_topic,
@@ -188,6 +189,14 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         client = session.scalar(select(Client).where(Client.telegram_id == user.id))
         if client is None:
             return None
+        if recorded(session, update.update_id):  # handled before a crash: nothing is done twice...
+            handoff = open_handoff_of(session, client)
+            if handoff is None or relayed(session, update.update_id):
+                return "replayed", None
+            manager = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
+            # ...but a message recorded and not yet passed on to the manager is passed on now.
+            return "relay", (handoff.id, handoff.status, client.id, client.display_name,
+                             manager.telegram_id if manager else None, manager.language if manager else "fr")
         handoff = open_handoff_of(session, client)
         opened = None
         if handoff is None and vip_handoff_due(session, client):
@@ -197,7 +206,7 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
             return None
         text = message.text or message.caption or (contact.phone_number if contact else "")
         if handoff.status == "queued" and message.text and LEAVE_WORDS.fullmatch(message.text):
-            record_message(session, client, "in", text)
+            record_message(session, client, "in", text, update_id=update.update_id)
             left = leave_queue(session, client)
             if left is not None:
                 return "left", client.language, [(n.chat_id, n.message_id, _language_of_chat(session, n.chat_id))
@@ -205,7 +214,7 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         callback = None
         if contact is not None and contact.user_id == user.id and handoff.status == "queued":
             callback = request_callback(session, client, contact.phone_number)
-        record_message(session, client, "in", text, kind=message_kind(message))
+        record_message(session, client, "in", text, kind=message_kind(message), update_id=update.update_id)
         client_wrote(session, handoff)
         since_opened = session.scalar(select(func.count(ConversationMessage.id)).where(
             ConversationMessage.client_id == client.id, ConversationMessage.direction == "in",
@@ -218,6 +227,11 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     found = await assistant(context).db(work)
     if found is None:
         return False
+    if found[0] == "replayed":
+        return True
+    if found[0] == "relay":
+        await _relay(context, message, *found[1], update_id=update.update_id)
+        return True
     if found[0] == "left":
         _, language, notes, handoff_id, name = found
         await _edit_notices(context, notes, "withdrawn_notice", id=handoff_id, client=name)
@@ -231,18 +245,25 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await _send(context.bot, message.chat_id, callback, ReplyKeyboardRemove())
     elif status == "queued" and first:
         await _send(context.bot, message.chat_id, client_text("queued_ack", language), _leave_markup(handoff_id, language))
+    await _relay(context, message, handoff_id, status, client_id, name, manager_chat, manager_language,
+                 update_id=update.update_id)
+    return True
+
+
+async def _relay(context, message: Message, handoff_id: int, status: str, client_id: int, name: str,
+                 manager_chat: int | None, manager_language: str, update_id: int | None) -> None:
+    """Copy the client's message to the desk: their topic, or the manager holding it."""
     group = staff_chat()
     if group is not None:  # the client's topic shows everything they write, taken or not
         target, header_language = group
     elif status == "active":
         target, header_language = manager_chat, manager_language
     else:
-        return True  # kept in the CRM: the manager who takes it reads it then
+        return  # kept in the CRM: the manager who takes it reads it then
     header = t("from_client", header_language, client=name, id=handoff_id)
     sent = await _copy_with_header(context, target, client_id if group else None, message, header)
     if sent is not None:
-        await assistant(context).db(lambda s: record_relay(s, handoff_id, target, sent))
-    return True
+        await assistant(context).db(lambda s: record_relay(s, handoff_id, target, sent, update_id))
 
 
 def _leave_markup(handoff_id: int, language: str) -> InlineKeyboardMarkup:
@@ -523,17 +544,26 @@ async def _to_client(update: Update, context, handoff: Handoff) -> None:
     """The manager's message, copied to the client (recorded in the CRM; the wait is over)."""
     message = update.effective_message
 
+    def find(session):
+        if recorded(session, update.update_id):
+            return None  # passed on before a crash
+        return session.get(Client, handoff.client_id).telegram_id
+
     def work(session):
         client = session.get(Client, handoff.client_id)
-        record_message(session, client, "out", message.text or message.caption or "", kind=message_kind(message))
+        record_message(session, client, "out", message.text or message.caption or "", kind=message_kind(message),
+                       update_id=update.update_id)
         manager_answered(session, session.get(Handoff, handoff.id))
-        return client.telegram_id
 
-    client_chat = await assistant(context).db(work)
-    try:
+    client_chat = await assistant(context).db(find)
+    if client_chat is None:
+        return
+    try:  # passed on first, recorded then: a crash in between passes it on again, never loses it
         await context.bot.copy_message(client_chat, message.chat_id, message.message_id)
     except TelegramError as exc:
         await _reply(update, t("not_passed_on", await _language_of(context, update.effective_user.id), error=exc))
+        return
+    await assistant(context).db(work)
 
 
 async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

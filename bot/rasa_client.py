@@ -46,6 +46,13 @@ class RasaClient:
             raise RasaUnavailable(f"unexpected answer from Rasa: {payload!r:.200}")
         return [parse_answer(item) for item in payload if isinstance(item, dict)]
 
+    async def probe(self, url: str) -> bool:
+        """Whether `url` answers 200 (the action server's /health, say)."""
+        try:
+            return (await self._http.get(url, timeout=2.0)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     async def ready(self) -> bool:
         try:
             response = await self._http.get(f"{self.base_url}/status", params={"token": self.token})

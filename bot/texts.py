@@ -7,6 +7,12 @@ TEXTS = {
         "en": "Sorry, I have a technical problem and cannot answer right now. "
         "Your message has been saved: I will answer you here as soon as I can.",
     },
+    "crm_down": {
+        "fr": "Désolé, un problème technique me retarde un instant : votre message m'est bien parvenu et je "
+        "vous réponds ici dès que possible.",
+        "en": "Sorry, a technical problem holds me up for a moment: your message has reached me and I will "
+        "answer you here as soon as I can.",
+    },
     "back": {
         "fr": "Me revoilà, pardon pour l'attente ! Votre message « {text} » :",
         "en": "I am back, sorry for the wait! Your message “{text}”:",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -73,13 +75,44 @@ def record_message(
     *,
     kind: str = "text",
     answered: bool = True,
+    update_id: int | None = None,
 ) -> ConversationMessage:
+    """Record a message. A message to the assistant is recorded `answered=False`, claimed by this
+    process until its answer is delivered (`answered(...)`)."""
     message = ConversationMessage(
-        client_id=client.id, direction=direction, text=text, kind=kind, answered=answered
+        client_id=client.id, direction=direction, text=text, kind=kind, answered=answered, update_id=update_id,
+        claimed_at=None if answered else clock.now(),
     )
     session.add(message)
     session.flush()
     return message
+
+
+def recorded(session: Session, update_id: int | None) -> bool:
+    """Whether the message of this Telegram update is already recorded (the update is replayed
+    after a crash: what was done for it is not done twice)."""
+    return update_id is not None and session.scalar(
+        select(ConversationMessage.id).where(ConversationMessage.update_id == update_id)) is not None
+
+
+def mark_answered(session: Session, message_id: int) -> None:
+    """Its answer was delivered."""
+    settle(session, message_id)
+
+
+def answer_claim_timeout() -> timedelta:
+    """An answer never takes this long (ANSWER_CLAIM_TIMEOUT, 60 s): an older claim died with
+    the bot process that held it, and the message is owed an answer again."""
+    try:
+        return timedelta(seconds=max(1.0, float(os.environ.get("ANSWER_CLAIM_TIMEOUT", "60"))))
+    except ValueError:
+        return timedelta(seconds=60)
+
+
+def _owed(now: datetime):
+    """Unanswered and nobody working on it (never claimed, released, or claimed by a dead process)."""
+    return (ConversationMessage.direction == "in") & ConversationMessage.answered.is_(False) & (
+        ConversationMessage.claimed_at.is_(None) | (ConversationMessage.claimed_at < now - answer_claim_timeout()))
 
 
 @dataclass(frozen=True)
@@ -104,7 +137,7 @@ def backlog(session: Session, limit: int = 50) -> list[Unanswered]:
     pending = list(session.execute(
         select(ConversationMessage, Client, last.c.last)
         .join(Client, Client.id == ConversationMessage.client_id).join(last, last.c.client_id == Client.id)
-        .where(ConversationMessage.direction == "in", ConversationMessage.answered.is_(False))
+        .where(_owed(clock.now()))
         .order_by(ConversationMessage.id)).tuples())
     found: dict[int, Unanswered] = {}
     for message, client, newest in pending:
@@ -120,20 +153,21 @@ def backlog(session: Session, limit: int = 50) -> list[Unanswered]:
 def unanswered_count(session: Session) -> int:
     """How many clients wait for an answer the assistant could not give (what /queue shows)."""
     return session.scalar(select(func.count(func.distinct(ConversationMessage.client_id))).where(
-        ConversationMessage.direction == "in", ConversationMessage.answered.is_(False))) or 0
+        _owed(clock.now()))) or 0
 
 
 def claim_unanswered(session: Session, message_id: int) -> bool:
     """Taken by one process before it asks Rasa again: two bot processes answer it once."""
-    return session.execute(update(ConversationMessage).where(
-        ConversationMessage.id == message_id, ConversationMessage.answered.is_(False))
-        .values(answered=True).execution_options(synchronize_session=False)).rowcount == 1
+    now = clock.now()
+    return session.execute(update(ConversationMessage).where(ConversationMessage.id == message_id, _owed(now))
+                           .values(claimed_at=now).execution_options(synchronize_session=False)).rowcount == 1
 
 
 def settle(session: Session, message_id: int, answered: bool = True) -> None:
-    """Mark a client's message answered (or, when Rasa failed again, unanswered once more)."""
+    """Mark a client's message answered, or (`answered=False`: Rasa failed) owed an answer again."""
+    values = {"answered": True} if answered else {"answered": False, "claimed_at": None}
     session.execute(update(ConversationMessage).where(ConversationMessage.id == message_id)
-                    .values(answered=answered).execution_options(synchronize_session=False))
+                    .values(**values).execution_options(synchronize_session=False))
 
 
 def unanswered_messages(session: Session, client: Client | None = None) -> list[ConversationMessage]:

@@ -455,8 +455,15 @@ def notices(session: Session, handoff_id: int) -> list[HandoffNotice]:
     return list(session.scalars(select(HandoffNotice).where(HandoffNotice.handoff_id == handoff_id)))
 
 
-def record_relay(session: Session, handoff_id: int, staff_chat_id: int, staff_message_id: int) -> None:
-    session.add(RelayedMessage(handoff_id=handoff_id, staff_chat_id=staff_chat_id, staff_message_id=staff_message_id))
+def record_relay(session: Session, handoff_id: int, staff_chat_id: int, staff_message_id: int,
+                 update_id: int | None = None) -> None:
+    session.add(RelayedMessage(handoff_id=handoff_id, staff_chat_id=staff_chat_id, staff_message_id=staff_message_id,
+                               update_id=update_id))
+
+
+def relayed(session: Session, update_id: int | None) -> bool:
+    return update_id is not None and session.scalar(
+        select(RelayedMessage.id).where(RelayedMessage.update_id == update_id).limit(1)) is not None
 
 
 def handoff_for_reply(session: Session, staff_chat_id: int, replied_message_id: int) -> Handoff | None:

@@ -108,7 +108,10 @@ class Product(Base):
 class ConversationMessage(Base):
     """Every message in or out of a client conversation, so none is ever lost.
 
-    An inbound message that the assistant could not answer (Rasa down) stays `answered=False`.
+    An inbound message to the assistant is `answered=False` until its answer was delivered; it is
+    claimed (`claimed_at`) by the process asking Rasa. One left unanswered (Rasa down, or the bot
+    killed mid-answer: its claim goes stale) is answered later, once (crm.clients.backlog).
+    `update_id` ties it to the Telegram update it came in, so a replayed update records nothing twice.
     """
 
     __tablename__ = "conversation_messages"
@@ -120,7 +123,22 @@ class ConversationMessage(Base):
     kind: Mapped[str] = mapped_column(String(16), default="text")
     text: Mapped[str] = mapped_column(Text, default="")
     answered: Mapped[bool] = mapped_column(Boolean, default=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    update_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+
+
+class InboundUpdate(Base):
+    """A Telegram update written down before Telegram is told it arrived (the next getUpdates
+    offset), and marked done once handled: after a crash, what was not done is handled again."""
+
+    __tablename__ = "inbound_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class ButtonPayload(Base):
@@ -335,6 +353,8 @@ class RelayedMessage(Base):
     handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
     staff_chat_id: Mapped[int] = mapped_column(BigInteger)
     staff_message_id: Mapped[int] = mapped_column(BigInteger)
+    # The client's update it relays: after a crash, a recorded message not relayed yet still is.
+    update_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
 
 

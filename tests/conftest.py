@@ -61,3 +61,8 @@ def sqlite_engine(tmp_path):
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
+# The real stack (Rasa, the action server, a database), started once for the end-to-end tests and
+# the fault-injection suite alike.
+from tests.stack import postgresql_stack, sqlite_stack, stack  # noqa: E402, F401

@@ -93,7 +93,8 @@ class StubRasa:
 
 
 class BotHarness:
-    """The bot's Application polling the emulator, inside the test's event loop."""
+    """The bot's Application polling the emulator (through the inbox, as `python -m bot serve`
+    does), inside the test's event loop."""
 
     def __init__(self, settings: Settings, emulator: BotApiEmulator | None = None):
         self.owns_emulator = emulator is None
@@ -102,13 +103,18 @@ class BotHarness:
         self.application = build_application(self.settings, token=TOKEN)
 
     async def __aenter__(self) -> "BotHarness":
+        from bot.poller import poll, replay
+
         await self.application.initialize()
         await self.application.start()
-        await self.application.updater.start_polling(poll_interval=0, timeout=1)
+        await replay(self.application)
+        self.stopping = asyncio.Event()
+        self.polling = asyncio.create_task(poll(self.application, self.stopping, timeout=1))
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self.application.updater.stop()
+        self.stopping.set()
+        await self.polling
         await self.application.stop()
         await self.application.shutdown()
         if self.owns_emulator:

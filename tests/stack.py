@@ -1,5 +1,6 @@
 """The real stack: the action server and the Rasa server as separate processes, the trained model,
-a real database; python-telegram-bot talks to the Bot API emulator.
+a real database; python-telegram-bot talks to the Bot API emulator. Session fixtures, registered
+in tests/conftest.py so that the end-to-end tests and the fault-injection suite share one stack.
 
 Two stacks: the embedded defaults (SQLite CRM and tracker store, in-memory lock store) and the
 production set-up (PostgreSQL CRM and tracker store, Redis lock store), the second skipped with a
