@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import threading
 import time
 import urllib.error
@@ -85,7 +86,9 @@ class BotApiEmulator:
         self.webhook: dict | None = None
         self.responder: Callable[[str, dict], tuple[int, dict] | None] | None = None
         self.listeners: list[Callable[[Sent], None]] = []
-        self._update_ids = itertools.count(1)
+        # Telegram numbers a bot's updates from an arbitrary point (and picks a new one at random
+        # after a week of silence): two emulators on one database never reuse each other's ids.
+        self._update_ids = itertools.count(random.randint(10**8, 9 * 10**8))
         self._message_ids = itertools.count(1000)
         self._cond = threading.Condition()
         self._confirmed = 0  # getUpdates offset: updates below it were received by the bot

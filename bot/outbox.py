@@ -20,7 +20,16 @@ from bot.shared import assistant
 from crm.handoffs import record_notice
 from crm.meetings import ics
 from crm.models import Meeting
-from crm.outbox import claim_due, mark_blocked, mark_failed, mark_sent, mark_unconfirmed, recover, release
+from crm.outbox import (
+    claim_due,
+    mark_blocked,
+    mark_failed,
+    mark_part_sent,
+    mark_sent,
+    mark_unconfirmed,
+    recover,
+    release,
+)
 
 log = logging.getLogger(__name__)
 INTERVAL = 2.0
@@ -39,21 +48,27 @@ def markup(buttons: list[dict] | None) -> InlineKeyboardMarkup | ReplyKeyboardMa
     return keyboard(pairs)  # a longer choice (meeting slots): readable rows
 
 
-async def _send(context, chat_id: int, text: str, buttons, meeting_id: int | None, attachment: str | None,
-                thread: int | None):
-    """Send one outbox row; returns the message that carries its buttons (the last one)."""
+async def _send(context, notification_id: int, chat_id: int, text: str, buttons, meeting_id: int | None,
+                attachment: str | None, thread: int | None, parts_sent: int):
+    """Send one outbox row; returns the message that carries its buttons (the last one). Parts of
+    a long text are recorded as they go: a retry starts at the part that failed."""
+    helper = assistant(context)
     parts = split_text(text) or ["…"]
+
+    async def send_parts(upto: int) -> None:
+        for i in range(parts_sent, upto):
+            await context.bot.send_message(chat_id, parts[i], message_thread_id=thread)
+            await helper.db(lambda s: mark_part_sent(s, notification_id, i + 1), persist=True)
+
     if attachment == "ics" and meeting_id is not None:
-        invitation = await assistant(context).db(lambda s: ics(s, s.get(Meeting, meeting_id)))
+        invitation = await helper.db(lambda s: ics(s, s.get(Meeting, meeting_id)))
         caption = text.strip() if len(text.strip()) <= CAPTION_LIMIT else None
         if caption is None:  # too long for a caption: the text first, then the invitation
-            for part in parts:
-                await context.bot.send_message(chat_id, part, message_thread_id=thread)
+            await send_parts(len(parts))
         return await context.bot.send_document(
             chat_id, InputFile(invitation.encode(), filename="rendez-vous.ics"), caption=caption,
             reply_markup=markup(buttons), message_thread_id=thread)
-    for part in parts[:-1]:
-        await context.bot.send_message(chat_id, part, message_thread_id=thread)
+    await send_parts(len(parts) - 1)
     return await context.bot.send_message(chat_id, parts[-1], reply_markup=markup(buttons), message_thread_id=thread)
 
 
@@ -66,18 +81,19 @@ async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
 
     def claim_one(session):
         # One row at a time, claimed just before its send: a crash loses no row it never sent.
-        return [(n.id, n.chat_id, n.text, n.buttons, n.handoff_id, n.topic_client_id, n.meeting_id, n.attachment)
-                for n in claim_due(session, limit=1)]
+        return [(n.id, n.chat_id, n.text, n.buttons, n.handoff_id, n.topic_client_id, n.meeting_id, n.attachment,
+                 n.parts_sent or 0) for n in claim_due(session, limit=1)]
 
     sent = 0
     for _ in range(BATCH):
         claimed = await helper.db(claim_one)
         if not claimed:
             break
-        notification_id, chat_id, text, buttons, handoff_id, topic_client_id, meeting_id, attachment = claimed[0]
+        notification_id, chat_id, text, buttons, handoff_id, topic_client_id, meeting_id, attachment, done_parts = \
+            claimed[0]
         try:
             message = await to_desk(context, chat_id, topic_client_id, lambda thread: _send(
-                context, chat_id, text, buttons, meeting_id, attachment, thread))
+                context, notification_id, chat_id, text, buttons, meeting_id, attachment, thread, done_parts))
         except RetryAfter:  # Telegram asks us to slow down: the row goes back for the next round
             await helper.db(lambda s: release(s, notification_id))
             return sent

@@ -88,11 +88,17 @@ def record_message(
     return message
 
 
+REPLAY_WINDOW = timedelta(days=1)  # how long an update may be replayed (crm.inbox keeps it that long)
+
+
 def recorded(session: Session, update_id: int | None) -> bool:
     """Whether the message of this Telegram update is already recorded (the update is replayed
-    after a crash: what was done for it is not done twice)."""
+    after a crash: what was done for it is not done twice). Only recent messages count: update
+    ids are not unique over time."""
     return update_id is not None and session.scalar(
-        select(ConversationMessage.id).where(ConversationMessage.update_id == update_id)) is not None
+        select(ConversationMessage.id).where(ConversationMessage.update_id == update_id,
+                                             ConversationMessage.created_at >= clock.now() - REPLAY_WINDOW)
+        .limit(1)) is not None
 
 
 def mark_answered(session: Session, message_id: int) -> None:

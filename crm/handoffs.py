@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
+from crm.clients import REPLAY_WINDOW
 from crm.db import insert_unless_exists
 from crm.desk_hours import desk_settings, next_opening, open_minutes, when_text
 from crm.i18n import translate
@@ -463,7 +464,8 @@ def record_relay(session: Session, handoff_id: int, staff_chat_id: int, staff_me
 
 def relayed(session: Session, update_id: int | None) -> bool:
     return update_id is not None and session.scalar(
-        select(RelayedMessage.id).where(RelayedMessage.update_id == update_id).limit(1)) is not None
+        select(RelayedMessage.id).where(RelayedMessage.update_id == update_id,
+                                        RelayedMessage.created_at >= clock.now() - REPLAY_WINDOW).limit(1)) is not None
 
 
 def handoff_for_reply(session: Session, staff_chat_id: int, replied_message_id: int) -> Handoff | None:

@@ -124,7 +124,8 @@ class ConversationMessage(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     answered: Mapped[bool] = mapped_column(Boolean, default=True)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    update_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # Not unique: Telegram may start numbering again at random after a week without updates.
+    update_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
 
 
@@ -262,6 +263,8 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A long text goes in several messages: those already sent are not sent again on a retry.
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -80,6 +80,11 @@ def _finish(session: Session, notification_id: int, **values) -> bool:
                            .execution_options(synchronize_session=False)).rowcount == 1
 
 
+def mark_part_sent(session: Session, notification_id: int, parts: int) -> None:
+    session.execute(update(Notification).where(Notification.id == notification_id).values(parts_sent=parts)
+                    .execution_options(synchronize_session=False))
+
+
 def mark_sent(session: Session, notification_id: int) -> None:
     _finish(session, notification_id, status="sent", sent_at=clock.now())
 

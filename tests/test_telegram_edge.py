@@ -455,3 +455,26 @@ async def test_the_outbox_splits_long_texts_and_records_what_telegram_refuses(bo
         await asyncio.sleep(0.1)
     assert states == {778: "failed", FR.id: "sent"}, "refused is failed with its reason, not blocked"
     assert error == "Chat not found"
+
+
+async def test_a_long_outbox_text_failing_half_way_goes_on_from_the_part_that_failed(bot, stub):
+    from crm.outbox import enqueue
+
+    sends = {"n": 0}
+
+    def flaky(method, params):
+        if method == "sendMessage" and params.get("chat_id") == FR.id:
+            sends["n"] += 1
+            if sends["n"] == 3:  # the third part meets a 502 once: the row is retried later
+                return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+        return None
+
+    bot.emulator.responder = flaky
+    long_text = "\n\n".join(f"Partie {i} : " + "mot " * 900 for i in range(4))  # four parts of ~3,600
+    with crm(bot) as s:
+        enqueue(s, FR.id, long_text)
+    parts = await bot.wait(FR, 4, timeout=40)
+    assert [p.text.split(" :")[0] for p in parts] == ["Partie 0", "Partie 1", "Partie 2", "Partie 3"], \
+        "each part once, in order: the retry does not send the first two again"
+    await asyncio.sleep(1)
+    assert len(bot.emulator.messages_to(FR.id)) == 4

@@ -1,7 +1,8 @@
 """handoff outcome: who or what closed a conversation (manager, admin, client, expired), and
 since when a conversation waits in the queue (it returns there when its manager leaves the desk);
 announcements: staff alerts sent once whatever the number of bot processes; inbound_updates and
-conversation_messages.update_id/claimed_at: no update lost or answered twice across a crash
+conversation_messages.update_id/claimed_at: no update lost or answered twice across a crash;
+notifications.parts_sent: a long text retried goes on from the part that failed
 
 Revision ID: 0008
 Revises: 0007
@@ -45,18 +46,22 @@ def upgrade() -> None:
     with op.batch_alter_table('conversation_messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('update_id', sa.BigInteger(), nullable=True))
-        batch_op.create_unique_constraint('uq_conversation_messages_update_id', ['update_id'])
+        batch_op.create_index('ix_conversation_messages_update_id', ['update_id'], unique=False)
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('parts_sent', sa.Integer(), server_default=sa.text('0'), nullable=False))
     with op.batch_alter_table('relayed_messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('update_id', sa.BigInteger(), nullable=True))
         batch_op.create_index('ix_relayed_messages_update_id', ['update_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_column('parts_sent')
     with op.batch_alter_table('relayed_messages', schema=None) as batch_op:
         batch_op.drop_index('ix_relayed_messages_update_id')
         batch_op.drop_column('update_id')
     with op.batch_alter_table('conversation_messages', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_conversation_messages_update_id', type_='unique')
+        batch_op.drop_index('ix_conversation_messages_update_id')
         batch_op.drop_column('update_id')
         batch_op.drop_column('claimed_at')
     op.drop_table('inbound_updates')
