@@ -205,6 +205,9 @@ class Assistant:
                 except RasaUnavailable:
                     await self.db(lambda s: settle(s, waiting.message_id, answered=False))
                     return answered
+                if not answers and await self.actions_down():  # the actions are still away: later
+                    await self.db(lambda s: settle(s, waiting.message_id, answered=False))
+                    return answered
                 quoted = waiting.text if waiting.kind == "text" else ""
                 await safe_send(bot, chat_id, translate(TEXTS, "back" if quoted else "back_no_quote",
                                                         waiting.language, text=shorten(quoted, 120)))

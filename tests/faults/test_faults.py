@@ -328,6 +328,8 @@ def test_the_action_server_down_then_back(sqlite_stack, tmp_path):
         row = tally.row()
         record(row)
         assert (row["lost"], row["doubled"]) == (0, 0), (row, process.log.read_text(errors="replace")[-3000:])
+        for user in users:  # told once, not at every retry while the actions were away
+            assert sum("problème technique" in (m.text or "") for m in emulator.messages_to(user.id)) == 1
     finally:
         process.stop()
         emulator.stop()
