@@ -206,9 +206,9 @@ async def relay_from_client(update: Update, context: ContextTypes.DEFAULT_TYPE) 
             return None
         text = message.text or message.caption or (contact.phone_number if contact else "")
         if handoff.status == "queued" and message.text and LEAVE_WORDS.fullmatch(message.text):
-            record_message(session, client, "in", text, update_id=update.update_id)
             left = leave_queue(session, client)
             if left is not None:
+                record_message(session, client, "in", text, update_id=update.update_id)
                 return "left", client.language, [(n.chat_id, n.message_id, _language_of_chat(session, n.chat_id))
                                                  for n in notices(session, left.id)], left.id, client.display_name
         callback = None
