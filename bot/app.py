@@ -38,7 +38,7 @@ from crm import inbox
 from crm.alerts import alert_profile_refused
 from crm.buttons import payload_for, purge_buttons, store_buttons
 from bot.settings import Settings
-from bot.shared import assistant
+from bot.shared import assistant, retry_seconds
 from bot.staff import order_command, resolve_command
 from bot.texts import COMMANDS, TEXTS
 from crm.clients import (
@@ -90,17 +90,16 @@ class Assistant:
             with unit_of_work(self.engine) as session:
                 return work(session)
 
-        delay = 0.25
-        for attempt in range(12 if persist else 1):
+        attempts, delay = (12 if persist else 1), 0.25
+        for attempt in range(1, attempts + 1):
             try:
                 return await asyncio.to_thread(run)
             except DBAPIError as exc:
-                if not persist or attempt == 11:
+                if attempt == attempts:
                     raise
                 log.warning("the CRM is unreachable (%s): writing again in %.1f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 8.0)
-        raise AssertionError("unreachable")
 
     async def client(self, user: User) -> tuple[int, str]:
         """Register (or refresh) the client; return (client id, language)."""
@@ -112,14 +111,7 @@ class Assistant:
         return await self.db(work)
 
     async def desk_holds(self, telegram_id: int) -> tuple[str, str, datetime] | None:
-        """(status, language, since when) while the client's conversation is with the desk
-        (queued or held by a manager): then nothing they do reaches Rasa."""
-        def work(session):
-            client = session.scalar(select(Client).where(Client.telegram_id == telegram_id))
-            handoff = open_handoff_of(session, client) if client is not None else None
-            return (handoff.status, client.language, handoff.opened_at) if handoff is not None else None
-
-        return await self.db(work)
+        return await self.db(lambda s: desk_hold(s, telegram_id))
 
     async def actions_down(self) -> bool:
         """Whether the action server, reachable from here before, is down now. Rasa answers
@@ -243,6 +235,14 @@ class Assistant:
         await self.db(record_out, persist=True)
 
 
+def desk_hold(session: Session, telegram_id: int) -> tuple[str, str, datetime] | None:
+    """(status, language, since when) while the client's conversation is with the desk (queued
+    or held by a manager): then nothing they do reaches Rasa."""
+    client = session.scalar(select(Client).where(Client.telegram_id == telegram_id))
+    handoff = open_handoff_of(session, client) if client is not None else None
+    return (handoff.status, client.language, handoff.opened_at) if handoff is not None else None
+
+
 def profile(user: User) -> TelegramProfile:
     return TelegramProfile(user.id, user.first_name or "", user.last_name or "", user.username,
                            user.language_code)
@@ -268,7 +268,7 @@ async def safe_send(bot, chat_id: int, text: str | None, *, photo: str | None = 
             log.warning("sending to %s timed out (%s): it may have arrived, not sent again", chat_id, exc)
             return False
         except RetryAfter as exc:
-            await asyncio.sleep(_seconds(exc.retry_after))
+            await asyncio.sleep(retry_seconds(exc))
         except NetworkError as exc:
             log.warning("sending to %s failed (%s): attempt %d of %d", chat_id, exc, attempt + 1, SEND_ATTEMPTS)
             await asyncio.sleep(0.5 * 2 ** attempt)
@@ -280,10 +280,6 @@ async def safe_send(bot, chat_id: int, text: str | None, *, photo: str | None = 
 
 
 SEND_ATTEMPTS = 5
-
-
-def _seconds(value) -> float:
-    return float(value.total_seconds() if hasattr(value, "total_seconds") else value)
 
 
 # --- handlers ----------------------------------------------------------------------------------
@@ -365,11 +361,14 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # Buttons live in the client's private chat, whose id is the client's own id: a button is
     # honoured only for the client it was sent to.
     chat_id = update.effective_user.id
-    held = await helper.desk_holds(chat_id)
-    # While the desk has the conversation, only buttons it sent since (a manager's proposal of
-    # meeting slots) work: an old "Confirm" must not place an order behind the manager's back.
-    since = held[2] if held is not None else None
-    payload = await helper.db(lambda s: payload_for(s, chat_id, query.data, sent_after=since))
+
+    def work(session):
+        # While the desk has the conversation, only buttons it sent since (a manager's proposal
+        # of meeting slots) work: an old "Confirm" must not place an order behind its back.
+        held = desk_hold(session, chat_id)
+        return held, payload_for(session, chat_id, query.data, sent_after=held[2] if held else None)
+
+    held, payload = await helper.db(work)
     if payload is None and held is not None:
         status, language, _ = held
         await query.answer(client_text(f"desk_{status}", language)[:200], show_alert=True)

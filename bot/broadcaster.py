@@ -20,6 +20,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError, TimedOut
 
+from bot.shared import retry_seconds
 from crm import broadcasts
 from crm.db import unit_of_work
 from crm.i18n import translate
@@ -103,8 +104,7 @@ class Sender:
                 await self.bot.send_message(job.chat_id, job.text, parse_mode=ParseMode.HTML, reply_markup=markup)
         except RetryAfter as exc:
             self.retry_after_answers += 1
-            seconds = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
-            self.throttle.pause(float(seconds))
+            self.throttle.pause(retry_seconds(exc))
             await self.db(lambda s: broadcasts.release(s, job.delivery_id))
         except Forbidden as exc:
             error = str(exc)

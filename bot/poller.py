@@ -15,6 +15,7 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 
+from bot.shared import retry_seconds
 from crm import inbox
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,7 @@ async def poll(application: Application, stop: asyncio.Event, timeout: int = POL
             updates = await application.bot.get_updates(offset=offset, timeout=timeout,
                                                         allowed_updates=ALLOWED_UPDATES)
         except RetryAfter as exc:
-            await _sleep(stop, float(exc.retry_after if isinstance(exc.retry_after, (int, float))
-                                     else exc.retry_after.total_seconds()))
+            await _sleep(stop, retry_seconds(exc))
             continue
         except TimedOut:
             continue

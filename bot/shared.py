@@ -3,9 +3,16 @@ that bot/app.py stores in the application's bot_data."""
 
 from __future__ import annotations
 
+from telegram.error import RetryAfter
 from telegram.ext import ContextTypes
 
 
 def assistant(context: ContextTypes.DEFAULT_TYPE):
     """The Assistant of bot/app.py."""
     return context.application.bot_data["assistant"]
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """How long Telegram asks us to wait (python-telegram-bot gives seconds or a timedelta)."""
+    value = exc.retry_after
+    return float(value.total_seconds() if hasattr(value, "total_seconds") else value)

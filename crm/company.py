@@ -194,15 +194,6 @@ def load(path: Path) -> dict:
         raise ProfileError("; ".join(problems)) from None
 
 
-def validate(profile: dict) -> dict:
-    """Check a profile given as data (what tests and tools build); the checked profile back."""
-    try:
-        return Profile.model_validate(profile).model_dump()
-    except ValidationError as exc:
-        raise ProfileError("company profile: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())) from None
-
-
 def company_profile() -> dict:
     """The profile in force: the file as it is now when it is valid, else the last good version."""
     path = profile_path()

@@ -4,7 +4,8 @@ Telegram forgets an update once getUpdates is called with a later offset. The bo
 keeps each update here first, then asks for the next ones; a handled update is marked done. When
 the bot is killed in the middle, the updates not done are handled again when it starts (a client
 message already recorded is not recorded or answered twice: see crm.clients). Done rows are
-purged after a day; until then they hold what clients wrote, so export and erasure cover them.
+purged after a day; until then they hold what clients wrote (the client export and erasure of
+issue 16 must include this table).
 """
 
 from __future__ import annotations

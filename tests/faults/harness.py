@@ -159,25 +159,17 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
+            _cut(source)
+            _cut(sink)
 
     def down(self) -> None:
         """Refuse new connections and cut the open ones."""
         self.up.clear()
         with self.lock:
             pairs, self.pairs = self.pairs, []
-        for pair in pairs:
-            for s in pair:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
+        for client, server in pairs:
+            _cut(client)
+            _cut(server)
 
     def restore(self) -> None:
         self.up.set()
@@ -185,6 +177,14 @@ class TcpProxy:
     def close(self) -> None:
         self.down()
         self.listener.close()
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 __all__ = ["BotProcess", "StubRasa", "Tally", "TcpProxy", "converse", "count_answers", "echo", "wait_until"]

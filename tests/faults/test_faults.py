@@ -148,6 +148,14 @@ def check(row: dict, w: World) -> None:
 # --- the bot killed --------------------------------------------------------------------------------
 
 
+def killed_twice(w: World, bot: BotProcess, first_id: int, case: str) -> None:
+    """Six clients taking turns, six messages each, while the hook set up by the case kills the bot."""
+    users, tally = clients(first_id, 6), Tally(case)
+    take_turns(w, users, 6, tally)
+    check(settle(w, users, tally), w)
+    assert bot.starts == 3, "killed twice, started again twice"
+
+
 def test_kill_9_while_rasa_works_on_a_message(world):
     w = world()
     bot = w.bot()
@@ -160,10 +168,7 @@ def test_kill_9_while_rasa_works_on_a_message(world):
         return echo(sender, message, metadata)
 
     w.rasa.reply = rasa
-    users, tally = clients(70_000, 6), Tally("bot killed -9 while Rasa answers (x2)")
-    take_turns(w, users, 6, tally)
-    check(settle(w, users, tally), w)
-    assert bot.starts == 3, "killed twice, started again twice"
+    killed_twice(w, bot, 70_000, "bot killed -9 while Rasa answers (x2)")
 
 
 def test_kill_9_while_an_answer_is_on_its_way_to_telegram(world):
@@ -178,10 +183,7 @@ def test_kill_9_while_an_answer_is_on_its_way_to_telegram(world):
         return None
 
     w.emulator.responder = telegram
-    users, tally = clients(71_000, 6), Tally("bot killed -9 while sending an answer (x2)")
-    take_turns(w, users, 6, tally)
-    check(settle(w, users, tally), w)
-    assert bot.starts == 3, "killed twice, started again twice"
+    killed_twice(w, bot, 71_000, "bot killed -9 while sending an answer (x2)")
 
 
 def test_kill_9_in_the_middle_of_a_handoff(world):
