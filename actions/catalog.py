@@ -10,12 +10,15 @@ from actions.common import CrmAction, button, entity, in_unit_of_work, latest_te
 from crm.catalog import (
     SearchResult,
     categories,
+    category_label,
+    category_labels,
     format_money,
     product_by_sku,
     products_in_category,
     search_products,
 )
 from crm.i18n import translate
+from crm.text import query_words
 from crm.models import OrderLine, Product, Promotion
 from crm.promotions import price_of, running_promotions
 
@@ -95,8 +98,9 @@ def product_line(product: Product, promotions: list[Promotion], language: str) -
             f"{stock_text(product, language)}")
 
 
-def category_buttons(names: list[str]) -> list[dict]:
-    return [button(name, "ask_catalog", category=name) for name in names]
+def category_buttons(names: list[str], labels: dict[str, str], language: str) -> list[dict]:
+    """One button per range, titled in the client's language; it asks for the range by its key."""
+    return [button(category_label(name, labels, language), "ask_catalog", category=name) for name in names]
 
 
 def product_buttons(products: list[Product]) -> list[dict]:
@@ -143,9 +147,43 @@ def product_card(product: Product, related: list[Product], out_of_stock: bool,
     return card, buttons
 
 
-def not_sold(dispatcher: CollectingDispatcher, query: str, ranges: list[str], language: str) -> None:
-    buttons = category_buttons(ranges) + [button(translate(TEXTS, "talk_to_manager", language), "request_human")]
+def not_sold(dispatcher: CollectingDispatcher, query: str, ranges: list[str], labels: dict[str, str],
+             language: str) -> None:
+    buttons = category_buttons(ranges, labels, language) + [button(translate(TEXTS, "talk_to_manager", language), "request_human")]
     dispatcher.utter_message(text=translate(TEXTS, "not_sold", language, query=query[:80]), buttons=buttons)
+
+
+def names_products(result: SearchResult, text: str) -> bool:
+    """Whether a message the model did not take for a catalogue question still names products:
+    a strong match (name, model, reference or range) covering at least half of its words, so that
+    "stylos bic cristal bleu par 50" is answered from the catalogue whatever the intent, while
+    "éteins la lumière du salon" is not, for one word found in a description."""
+    asked = query_words(text)
+    return result.strong and bool(asked) and len(result.understood) * 2 >= len(asked)
+
+
+async def catalogue_first(dispatcher, tracker, domain, language) -> bool:
+    """Answer from the catalogue when the client's message names products; True when it did."""
+    text = latest_text(tracker)
+    if not text or text.startswith("/"):
+        return False
+    if not await in_unit_of_work(lambda s: names_products(search_products(s, text), text)):
+        return False
+    await ActionSearchCatalog().answer(dispatcher, tracker, domain, language)
+    return True
+
+
+class ActionOutOfScope(CrmAction):
+    """What the assistant does not handle, said plainly; but a product of the catalogue named in
+    words the model never saw is answered first (the company's catalogue is not in its training)."""
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+    async def answer(self, dispatcher, tracker, domain, language):
+        if not await catalogue_first(dispatcher, tracker, domain, language):
+            dispatcher.utter_message(response="utter_out_of_scope")
+        return []
 
 
 class ActionSearchCatalog(CrmAction):
@@ -171,28 +209,29 @@ class ActionSearchCatalog(CrmAction):
             elif result.products and all(p.stock <= 0 for p in result.products):
                 same_range = products_in_category(session, result.products[0].category, limit=50)
                 alternatives = [p for p in same_range.products if p.stock > 0][:3]
-            return result, alternatives, categories(session), running_promotions(session)
+            return result, alternatives, categories(session), category_labels(session), running_promotions(session)
 
-        result, alternatives, ranges, promotions = await in_unit_of_work(work)
+        result, alternatives, ranges, labels, promotions = await in_unit_of_work(work)
         if result.total == 1:
             product = result.products[0]
             card, buttons = product_card(product, alternatives, product.stock <= 0, promotions, language)
             dispatcher.utter_message(text=card, buttons=buttons)
         elif result.products:
-            self._list(dispatcher, result, alternatives, promotions, language)
+            self._list(dispatcher, result, alternatives, promotions, labels, language)
         elif not ranges:
             dispatcher.utter_message(text=translate(TEXTS, "empty_catalogue", language))
         elif text and not category:
-            not_sold(dispatcher, text, ranges, language)
+            not_sold(dispatcher, text, ranges, labels, language)
         else:
             dispatcher.utter_message(text=translate(TEXTS, "ranges", language),
-                                     buttons=category_buttons(ranges))
+                                     buttons=category_buttons(ranges, labels, language))
         return []
 
     @staticmethod
-    def _list(dispatcher, result: SearchResult, alternatives, promotions, language: str) -> None:
+    def _list(dispatcher, result: SearchResult, alternatives, promotions, labels: dict[str, str], language: str) -> None:
         if result.category:
-            lines = [translate(TEXTS, "found_category", language, category=result.category)]
+            lines = [translate(TEXTS, "found_category", language,
+                               category=category_label(result.category, labels, language))]
         else:
             lines = [translate(TEXTS, "found", language)]
         lines += [product_line(p, promotions, language) for p in result.products]
@@ -224,11 +263,12 @@ class ActionProductInfo(CrmAction):
             alternatives = []
             if result.total == 1 and result.products[0].stock <= 0:
                 alternatives = related
-            return result, related, alternatives, categories(session), running_promotions(session)
+            return (result, related, alternatives, categories(session), category_labels(session),
+                    running_promotions(session))
 
-        result, related, alternatives, ranges, promotions = await in_unit_of_work(work)
+        result, related, alternatives, ranges, labels, promotions = await in_unit_of_work(work)
         if result.total == 0:
-            not_sold(dispatcher, text, ranges, language)
+            not_sold(dispatcher, text, ranges, labels, language)
         elif result.total > 1:
             dispatcher.utter_message(text=translate(TEXTS, "several", language),
                                      buttons=product_buttons(result.products))
@@ -246,9 +286,9 @@ class ActionPromotions(CrmAction):
         def work(session):
             promotions = running_promotions(session)
             names = {p.id: session.get(Product, p.product_id).name for p in promotions if p.product_id}
-            return promotions, names
+            return promotions, names, category_labels(session)
 
-        promotions, product_names = await in_unit_of_work(work)
+        promotions, product_names, labels = await in_unit_of_work(work)
         if not promotions:
             dispatcher.utter_message(text=translate(TEXTS, "no_promotions", language))
             return []
@@ -257,13 +297,14 @@ class ActionPromotions(CrmAction):
             if p.product_id:
                 scope = product_names[p.id]
             elif p.category:
-                scope = translate(TEXTS, "scope_category", language, category=p.category)
+                scope = translate(TEXTS, "scope_category", language,
+                                  category=category_label(p.category, labels, language))
             else:
                 scope = translate(TEXTS, "scope_all", language)
             lines.append(translate(
                 TEXTS, "promotion_line", language, title=p.title_en if language == "en" else p.title_fr,
                 discount=f"{p.discount_percent.normalize():f}", scope=scope, ends=p.ends_on,
                 text=(p.text_en if language == "en" else p.text_fr) or "").rstrip())
-        buttons = [button(p.category, "ask_catalog", category=p.category) for p in promotions if p.category]
+        buttons = category_buttons([p.category for p in promotions if p.category], labels, language)
         dispatcher.utter_message(text="\n".join(lines), buttons=buttons)
         return []

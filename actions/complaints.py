@@ -13,7 +13,7 @@ from crm.desk_hours import desk_settings
 from crm.handoffs import hand_over
 from crm.i18n import translate
 from crm.models import COMPLAINT_CATEGORIES
-from crm.orders import client_orders, find_client_order, order_summary_line, parse_order_number
+from crm.orders import client_orders, client_orders_naming, find_client_order, order_summary_line, parse_order_number
 
 NO_ORDER = "none"
 TEXTS = {
@@ -69,6 +69,9 @@ class ActionStartComplaint(CrmAction):
         text = latest_text(tracker)
         events = [SlotSet(slot, None) for slot in COMPLAINT_SLOTS if tracker.get_slot(slot)]
         number = parse_order_number(text)
+        if not number and not text.startswith("/"):  # "l'écran Dell reçu hier est fissuré": that order
+            naming = await in_unit_of_work(lambda s: client_orders_naming(s, client_for(s, tracker), text))
+            number = naming[0].number if len(naming) == 1 else None
         if number:
             events.append(SlotSet("complaint_order", number))
         if not text.startswith("/") and describes_a_problem(text):

@@ -3,9 +3,8 @@ and for severe complaints (company.yml, desk)."""
 
 from __future__ import annotations
 
-from actions.catalog import ActionSearchCatalog
+from actions.catalog import catalogue_first
 from actions.common import CrmAction, client_for, in_unit_of_work, latest_text
-from crm.catalog import search_products
 from crm.desk_hours import desk_settings
 from crm.handoffs import client_text, hand_over
 from crm.i18n import translate
@@ -48,11 +47,8 @@ class ActionRephraseOrHandOver(CrmAction):
     async def answer(self, dispatcher, tracker, domain, language):
         # A product name the model never saw (added to the catalogue after training) is still a
         # catalogue question: answer it from the CRM rather than ask to rephrase.
-        text = latest_text(tracker)
-        if text and not text.startswith("/"):
-            strong = await in_unit_of_work(lambda s: search_products(s, text).strong)
-            if strong:
-                return await ActionSearchCatalog().answer(dispatcher, tracker, domain, language)
+        if await catalogue_first(dispatcher, tracker, domain, language):
+            return []
         limit = int(desk_settings().get("fallbacks_before_handoff", 2))
         if misunderstood_in_a_row(tracker) < limit:
             dispatcher.utter_message(text=translate(TEXTS, "rephrase", language))

@@ -140,7 +140,8 @@ class ActionBookMeeting(CrmAction):
         try:
             when, manager = await asyncio.to_thread(book_in_turn, run_in_unit_of_work, work)
         except AlreadyBooked as already:  # an old slot button, or a manager's proposal: offer to move
-            await in_unit_of_work(lambda s: self._offer_move(s, dispatcher, already.meeting_id, starts_at, language))
+            booked_id = already.meeting_id  # the except block's name is gone once the block ends
+            await in_unit_of_work(lambda s: self._offer_move(s, dispatcher, booked_id, starts_at, language))
             return []
         except SlotTaken:
             await offer(dispatcher, tracker, language, replacing, intro=t("taken", language))

@@ -19,7 +19,7 @@ from actions.common import (
     language_of,
     latest_text,
 )
-from actions.parsing import parse_quantity
+from actions.parsing import parse_quantity, quantity_in_request
 from crm.catalog import format_money, product_by_sku, products_in_category, search_products
 from crm.complaints import client_complaints, complaint_line, find_client_complaint, parse_complaint_number
 from crm.consent import consent_unknown
@@ -31,6 +31,7 @@ from crm.orders import (
     cancel_order,
     cancellable,
     client_orders,
+    client_orders_naming,
     find_client_order,
     last_address,
     order_lines,
@@ -153,7 +154,9 @@ def t(key: str, language: str, **values) -> str:
 
 
 class ActionStartOrder(CrmAction):
-    """Before the form: a product named in the first message (or its button) is taken at once."""
+    """Before the form: what the first message already says is taken at once. One product named:
+    the form goes straight on (to the quantity, or past it); several: the form lists them; a
+    count ("3 souris", "two monitors") is kept for whichever product is chosen."""
 
     def name(self) -> str:
         return "action_start_order"
@@ -161,22 +164,28 @@ class ActionStartOrder(CrmAction):
     async def answer(self, dispatcher, tracker, domain, language):
         sku = entity(tracker, "product")
         text = latest_text(tracker)
+        typed = not text.startswith("/")  # not a button's payload
 
         def work(session):
             if sku:
                 product = product_by_sku(session, sku)
-                return product.sku if product and product.stock > 0 else None
+                return (product.sku if product and product.stock > 0 else None), False
             result = search_products(session, text)
             if result.total == 1 and result.strong and result.products[0].stock > 0:
-                return result.products[0].sku
-            return None
+                return result.products[0].sku, False
+            return None, result.total > 1 and result.strong
 
-        found = await in_unit_of_work(work)
+        found, several = await in_unit_of_work(work) if (sku or typed) else (None, False)
         # Only slots left over from an earlier order are emptied: a reset counts as "set", and the
         # form would validate (and complain about) empty values.
         events: list[dict[str, Any]] = [SlotSet(slot, None) for slot in ORDER_SLOTS if tracker.get_slot(slot)]
         if found:
             events.append(SlotSet("order_product", found))
+        elif several:  # the form's product check lists the matches
+            events.append(SlotSet("order_product", text))
+        quantity = quantity_in_request(text) if typed else None
+        if quantity is not None and (found or several):
+            events.append(SlotSet("order_quantity", str(quantity)))
         return events
 
 
@@ -215,6 +224,13 @@ class ValidateOrderForm(FormValidationAction):
             return {"order_product": None, "choices_shown": True}
         dispatcher.utter_message(text=t("chosen", language, name=product.name, stock=product.stock,
                                         price=price_text(product, promotions, language)))
+        # A count given with the request, before this product was chosen from a list, meets the
+        # stock now (given in the same message, the quantity's own check does it).
+        kept = None if "order_quantity" in tracker.slots_to_validate() else \
+            parse_quantity(str(tracker.get_slot("order_quantity") or ""))
+        if kept is not None and kept > min(product.stock, MAX_QUANTITY):
+            dispatcher.utter_message(text=t("quantity_stock", language, stock=product.stock))
+            return {"order_product": product.sku, "order_quantity": None, "choices_shown": True}
         return {"order_product": product.sku, "choices_shown": False}
 
     async def validate_order_quantity(self, value, dispatcher, tracker, domain):
@@ -229,8 +245,9 @@ class ValidateOrderForm(FormValidationAction):
         if quantity <= 0:
             dispatcher.utter_message(text=t("quantity_positive", language))
             return {"order_quantity": None, "choices_shown": True}
-        stock = await in_unit_of_work(
-            lambda s: s.scalar(select(Product.stock).where(Product.sku == sku)) or 0)
+        stock = await in_unit_of_work(lambda s: s.scalar(select(Product.stock).where(Product.sku == sku)))
+        if stock is None:  # given with the request, before a product was chosen: checked once it is
+            return {"order_quantity": str(quantity)}  # (the product's check speaks this turn)
         if quantity > min(stock, MAX_QUANTITY):
             dispatcher.utter_message(text=t("quantity_stock", language, stock=stock))
             return {"order_quantity": None, "choices_shown": True}
@@ -366,6 +383,13 @@ class ActionStopForm(CrmAction):
 COMPLAINT_WORDS = ("reclamation", "plainte", "ticket", "complaint", "rec-")
 
 
+def order_detail(session, order, language: str) -> str:
+    lines = "\n".join(f"{line.quantity} × {product.name} ({product.sku})" for line, product in order_lines(session, order))
+    return t("order_detail", language, number=order.number, date=order.created_at,
+             status=status_label(order.status, language), lines=lines,
+             total=format_money(order.total, order.currency, language), address=order.delivery_address)
+
+
 class ActionOrderStatus(CrmAction):
     """The client's own orders (or one by number), and their complaints when they ask about them."""
 
@@ -396,12 +420,11 @@ class ActionOrderStatus(CrmAction):
                 order = find_client_order(session, client, order_no)
                 if order is None:
                     return t("order_not_found", language, number=order_no)
-                lines = "\n".join(f"{line.quantity} × {product.name} ({product.sku})"
-                                  for line, product in order_lines(session, order))
-                return t("order_detail", language, number=order.number, date=order.created_at,
-                         status=status_label(order.status, language), lines=lines,
-                         total=format_money(order.total, order.currency, language), address=order.delivery_address)
-            orders = client_orders(session, client)
+                return order_detail(session, order, language)
+            naming = client_orders_naming(session, client, text)  # "ma commande de souris"
+            if len(naming) == 1:
+                return order_detail(session, naming[0], language)
+            orders = naming or client_orders(session, client)
             if not orders:
                 return t("no_orders", language)
             return "\n".join([t("your_orders", language)] + [f"• {order_summary_line(o, language)}" for o in orders])

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import re
 
-from crm.text import fold
+from crm.complaints import CATEGORY_WORDS
+from crm.text import NUMBER_WORDS, fold
 
-NUMBER_WORDS = {
-    "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8,
-    "neuf": 9, "dix": 10, "onze": 11, "douze": 12, "quinze": 15, "vingt": 20, "trente": 30,
-    "cinquante": 50, "cent": 100, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50, "hundred": 100, "dozen": 12, "douzaine": 12,
-}
 _INTEGER = re.compile(r"(?<![\w.,])([-−]?\d[\d\s\u202f.,]*)(?![\w])")
 
 
@@ -43,6 +37,42 @@ def parse_quantity(text: str) -> int | None:
     return None
 
 
+# After a number, these words make it a size or a price, not how many: "écran 27 pouces", "500 Go".
+_MEASURES = {"pouce", "pouces", "po", "inch", "inches", "cm", "mm", "m", "go", "gb", "to", "tb", "mo", "mb", "w",
+             "v", "hz", "ppm", "ghz", "euro", "euros", "eur", "e", "dollars", "usd", "k", "p", "cl", "ml",
+             "l", "g", "kg", "feuilles", "pages", "ports", "tiroirs", "places", "mois", "ans", "months", "years",
+             "pct", "pourcent", "percent", "h", "heures", "jours", "days", "min"}
+_ARTICLES = {"un", "une", "one", "a", "an"}  # "une imprimante" names a product, not a quantity
+_BEFORE_A_SIZE = {"par", "by", "x", "\u00d7", "n", "no", "numero", "number", "cmd", "rec"}
+_PACKS = {"lot", "lots", "pack", "paquet", "boite", "box", "carton", "pochette"}
+
+
+def quantity_in_request(text: str) -> int | None:
+    """How many a client asks for in a sentence that also names the product: "je voudrais acheter
+    3 souris sans fil" -> 3, "I want to buy two monitors" -> 2, "un écran 27 pouces" -> None (a
+    size, and an article). None when no count, or two different ones, are given."""
+    # Model numbers ("P2423D", "TK-1160", "1To") are single tokens, never counts.
+    tokens = re.findall(r"[a-z0-9]+|[\"\u2033\u00d7€%]", fold(text or ""))
+    found = set()
+    for i, token in enumerate(tokens):
+        if token.isdigit():
+            value = int(token)
+        elif token in NUMBER_WORDS and token not in _ARTICLES:
+            value = NUMBER_WORDS[token]
+        else:
+            continue
+        following = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if following in ("x", "\u00d7"):  # "5 x écran"
+            following = tokens[i + 2] if i + 2 < len(tokens) else ""
+        before = tokens[max(0, i - 2):i]
+        if not following or following in _MEASURES or following in ('"', "\u2033", "€", "%") \
+                or (before and before[-1] in _BEFORE_A_SIZE) or any(w in _PACKS for w in before):
+            continue
+        if 0 < value <= 100_000:
+            found.add(value)
+    return found.pop() if len(found) == 1 else None
+
+
 NONE_ANSWERS = {"non", "aucune", "aucun", "pas de commande", "sans commande", "no", "none", "nope",
                 "no order", "not about an order", "pas concerne", "rien", "nan"}
 
@@ -50,19 +80,6 @@ NONE_ANSWERS = {"non", "aucune", "aucun", "pas de commande", "sans commande", "n
 def means_none(text: str) -> bool:
     folded = fold(text or "").strip(" .!")
     return folded in NONE_ANSWERS or folded.startswith(("non ", "no ", "aucune ", "pas de commande"))
-
-
-CATEGORY_WORDS = {
-    "delivery": ["livraison", "livre", "livreur", "colis", "retard", "transporteur", "delivery", "parcel",
-                 "late", "shipping", "courier", "driver"],
-    "invoice": ["facture", "facturation", "facture", "paiement", "prelevement", "invoice", "billing",
-                "charged", "payment"],
-    "product": ["produit", "casse", "defectueux", "panne", "marche pas", "fonctionne pas", "abime",
-                "product", "broken", "faulty", "defective", "damaged", "doesn't work"],
-    "service": ["service", "accueil", "conseiller", "telephone", "repond", "politesse", "staff", "rude",
-                "support", "answer"],
-    "other": ["autre", "other"],
-}
 
 
 def guess_category(text: str) -> str | None:

@@ -36,7 +36,8 @@ from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, split_text
 from crm import inbox
 from crm.alerts import alert_profile_refused
-from crm.buttons import payload_for, purge_buttons, store_buttons
+from crm.buttons import new_batch, payload_for, purge_buttons, store_buttons
+from crm.choices import typed_choice
 from bot.settings import Settings
 from bot.shared import assistant, retry_seconds
 from bot.staff import order_command, resolve_command
@@ -142,12 +143,15 @@ class Assistant:
                 return None
             client, _ = register_client(session, profile(user))
             message = record_message(session, client, "in", text, kind=kind, answered=False, update_id=update_id)
-            return client.id, client.language, message.id
+            # A typed answer naming one of the buttons on screen ("livraison", "mardi 10h") is
+            # that button pressed; anything else goes to Rasa as written.
+            said = (typed_choice(session, client, text) if kind == "text" else None) or text
+            return client.id, client.language, message.id, said
 
         found = await self.db(record_in)
         if found is None:
             return
-        client_id, language, message_id = found
+        client_id, language, message_id, said = found
         metadata = {
             "language": language,
             "language_code": user.language_code,
@@ -156,7 +160,7 @@ class Assistant:
             "username": user.username,
         }
         try:
-            answers = await self.rasa.send(str(user.id), text, metadata)
+            answers = await self.rasa.send(str(user.id), said, metadata)
         except RasaUnavailable:
             # Kept unanswered: answer_backlog answers it once Rasa is back.
             await self.db(lambda s: settle(s, message_id, answered=False))
@@ -210,9 +214,12 @@ class Assistant:
 
     async def deliver(self, bot, chat_id: int, client_id: int, answers: list[Answer],
                       message_id: int | None = None) -> None:
-        """Send Rasa's answers, then record them (and the message they answer as answered)."""
-        for answer in answers:
-            pairs = await self.db(lambda s: store_buttons(s, chat_id, answer.buttons)) if answer.buttons else []
+        """Send Rasa's answers, then record them (and the message they answer as answered). The
+        buttons of the last answer are the client's choices on screen (crm/choices.py)."""
+        batch = new_batch() if answers and answers[-1].buttons else None
+        for i, answer in enumerate(answers):
+            mine = batch if i == len(answers) - 1 else None
+            pairs = await self.db(lambda s: store_buttons(s, chat_id, answer.buttons, mine)) if answer.buttons else []
             markup = keyboard(pairs)
             if answer.image:
                 caption = answer.text if len(answer.text) <= CAPTION_LIMIT else None
@@ -227,6 +234,7 @@ class Assistant:
 
         def record_out(session):
             client = session.get(Client, client_id)
+            client.choices_batch = batch
             for text in texts:
                 record_message(session, client, "out", text)
             if message_id is not None:

@@ -26,17 +26,21 @@ def _settings():
         sys.exit(f"Configuration error in the company profile: {exc}")
 
 
-def prepare_database(url: str) -> None:
-    """Migrate, then load the demo catalogue into an empty database."""
+def prepare_database(url: str, demo: bool = True) -> None:
+    """Migrate, then load the demo catalogue into an empty database (unless `demo` is False, or
+    DEMO_DATA=off: a company starting with its own catalogue)."""
     from crm.db import engine_for, unit_of_work
     from crm.demo import load_demo_if_empty
     from crm.migrate import upgrade
 
     engine = engine_for(url)
     upgrade(engine)
+    if not demo or os.environ.get("DEMO_DATA", "on").strip().lower() in ("off", "0", "false", "no"):
+        return
     with unit_of_work(engine) as session:
         if load_demo_if_empty(session):
-            print("Empty database: the demo catalogue was loaded.")
+            print("Empty database: the demo catalogue was loaded (DEMO_DATA=off, or import your own "
+                  "catalogue first, to start without it).")
 
 
 def cmd_run(args) -> None:
@@ -131,19 +135,21 @@ def cmd_import_catalog(args) -> None:
     from crm.db import engine_for, unit_of_work
 
     settings = _settings()
-    prepare_database(settings.database_url)
+    prepare_database(settings.database_url, demo=False)  # the company's own catalogue: no demo beside it
     path = Path(args.file)
     if not path.is_file():
         sys.exit(f"File not found: {path}")
     try:
         with unit_of_work(engine_for(settings.database_url)) as session:
-            report = import_catalog(session, path)
+            report = import_catalog(session, path, replace=args.replace)
     except CatalogImportError as exc:
         print(f"{path}: rejected, nothing was imported ({len(exc.errors)} error(s)):", file=sys.stderr)
         for error in exc.errors:
             print(f"  {error}", file=sys.stderr)
         sys.exit(1)
-    print(f"{path}: {report.created} product(s) created, {report.updated} updated.")
+    withdrawn = (f", {report.withdrawn} no longer offered (not in the file; past orders keep them)"
+                 if args.replace else "")
+    print(f"{path}: {report.created} product(s) created, {report.updated} updated{withdrawn}.")
 
 
 def cmd_staff(args) -> None:
@@ -398,12 +404,14 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="output folder (default results/)")
     ev.set_defaults(func=cmd_nlu_eval)
 
-    sub.add_parser("migrate", help="apply migrations and load the demo catalogue into an empty database"
-                   ).set_defaults(func=cmd_migrate)
+    sub.add_parser("migrate", help="apply migrations and load the demo catalogue into an empty database "
+                   "(not with DEMO_DATA=off)").set_defaults(func=cmd_migrate)
 
     imp = sub.add_parser("import-catalog", help="upsert products by SKU from a CSV file "
                                                 "(sku,name,category,description,price,stock)")
     imp.add_argument("file")
+    imp.add_argument("--replace", action="store_true",
+                     help="the file is the whole catalogue: products missing from it stop being offered")
     imp.set_defaults(func=cmd_import_catalog)
 
     staff = sub.add_parser("staff", help="manage staff members (managers, marketers, admins)")

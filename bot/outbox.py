@@ -92,8 +92,11 @@ async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
         notification_id, chat_id, text, buttons, handoff_id, topic_client_id, meeting_id, attachment, done_parts = \
             claimed[0]
         try:
-            message = await to_desk(context, chat_id, topic_client_id, lambda thread: _send(
-                context, notification_id, chat_id, text, buttons, meeting_id, attachment, thread, done_parts))
+            # A notice made while the client's message is being answered (a meeting's invitation)
+            # waits for that answer: "C'est réservé… je vous envoie l'invitation", then the file.
+            async with helper.chat_lock(chat_id):
+                message = await to_desk(context, chat_id, topic_client_id, lambda thread: _send(
+                    context, notification_id, chat_id, text, buttons, meeting_id, attachment, thread, done_parts))
         except RetryAfter:  # Telegram asks us to slow down: the row goes back for the next round
             await helper.db(lambda s: release(s, notification_id))
             return sent

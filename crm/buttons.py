@@ -7,25 +7,29 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
-from crm.models import ButtonPayload
+from crm.models import ButtonPayload, Client
 
 BUTTON_PREFIX = "b:"
 # A button older than this is answered "no longer valid", and its payload is purged.
 BUTTON_LIFETIME = timedelta(days=30)
 
 
-def store_buttons(session: Session, chat_id: int, buttons: list[dict]) -> list[tuple[str, str]]:
-    """Keep each payload in the CRM; return (title, callback data) pairs."""
+def new_batch() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def store_buttons(session: Session, chat_id: int, buttons: list[dict], batch: str | None = None) -> list[tuple[str, str]]:
+    """Keep each payload in the CRM, the buttons of one message under one batch; return (title,
+    callback data) pairs."""
     out = []
     for button in buttons:
         token = secrets.token_urlsafe(12)
-        session.add(
-            ButtonPayload(token=token, chat_id=chat_id, title=button["title"], payload=button["payload"])
-        )
+        session.add(ButtonPayload(token=token, chat_id=chat_id, title=button["title"][:255],
+                                  payload=button["payload"], batch=batch))
         out.append((button["title"], BUTTON_PREFIX + token))
     session.flush()
     return out
@@ -57,5 +61,9 @@ def purge_buttons(session: Session, now: datetime | None = None, batch: int = 50
 
 def payload_buttons(session: Session, chat_id: int, buttons: list[dict]) -> list[dict]:
     """[{"title", "payload"}] as outbox buttons [{"title", "data"}]: pressing one sends its payload
-    to Rasa, as a button of a Rasa answer does."""
-    return [{"title": title, "data": data} for title, data in store_buttons(session, chat_id, buttons)]
+    to Rasa, as a button of a Rasa answer does. They become the client's choices on screen, so
+    typing one ("mardi 10h" for a manager's proposal of slots) works too."""
+    batch = new_batch()
+    pairs = store_buttons(session, chat_id, buttons, batch)
+    session.execute(update(Client).where(Client.telegram_id == chat_id).values(choices_batch=batch))
+    return [{"title": title, "data": data} for title, data in pairs]

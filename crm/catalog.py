@@ -20,13 +20,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm.models import Product
-from crm.text import fold, query_words, typo_budget, within_edits, words
+from crm.text import NUMBER_WORDS, fold, model_codes, query_words, typo_budget, within_edits, words
 
 CSV_HEADER = ["sku", "name", "category", "description", "price", "stock"]
+# Optional columns, after the required ones: the category's English label (product names stay as
+# the company wrote them).
+CSV_OPTIONAL = ["category_en"]
 MAX_RESULTS = 8
 
 # How much a matching word counts, by where it is found.
-FIELD_WEIGHTS = {"sku": 4.0, "name": 3.0, "category": 2.5, "description": 1.0}
+FIELD_WEIGHTS = {"sku": 4.0, "name": 3.0, "category": 2.5, "name_tail": 1.5, "description": 1.0}
 MATCH_QUALITY = {"exact": 1.0, "prefix": 0.8, "typo": 0.7}
 # A name, model, category or reference word matched (a typo in a name still counts); a word
 # found only in descriptions does not, so it never picks a product alone.
@@ -54,10 +57,12 @@ class SearchIndex:
         self.categories: dict[int, str] = {}
         for p in products:
             self.categories[p.id] = p.category
+            head, tail = split_head(p.name)
             fields = {
-                "sku": [fold(p.sku)],
-                "name": words(p.name),
-                "category": words(p.category),
+                "sku": [fold(p.sku)] + model_codes(p.sku),
+                "name": words(head) + model_codes(head),
+                "name_tail": words(tail) + model_codes(tail),
+                "category": words(p.category) + words(p.category_en or ""),
                 "description": words(p.description),
             }
             for name, field_words in fields.items():
@@ -65,7 +70,7 @@ class SearchIndex:
                 for w in field_words:
                     if weight > self.postings[w].get(p.id, 0.0):
                         self.postings[w][p.id] = weight
-        self.category_words = {w for c in set(self.categories.values()) for w in words(c)}
+        self.category_words = {w for p in products for c in (p.category, p.category_en or "") for w in words(c)}
         self._sorted = sorted(self.postings)  # prefixes by bisection
         # Bigrams of "^word$" -> words: a word within k edits of another shares all but 3k of its
         # bigrams with it, so only words sharing enough bigrams are compared letter by letter.
@@ -95,10 +100,15 @@ class SearchIndex:
                      if n >= least and abs(len(w) - len(word)) <= budget and within_edits(word, w, budget)]
         return found
 
-    def search(self, text: str) -> tuple[list[tuple[int, float]], list[str], bool]:
+    def search(self, text: str, strict: bool = True) -> tuple[list[tuple[int, float]], list[str], bool]:
+        """Products matching the text, scored. `strict`: only those that are the thing asked for
+        (asked_for), not one of its details or purposes."""
         scores: dict[int, float] = defaultdict(float)
+        strongly: dict[int, set[str]] = defaultdict(set)  # product -> query words it matches by name, model, range
+        named: dict[int, set[str]] = defaultdict(set)  # ... or anywhere in its name
         understood, named_category = [], False
-        for word in query_words(text):
+        found_anywhere: set[str] = set()
+        for word in dict.fromkeys(query_words(text) + model_codes(text)):
             best: dict[int, float] = {}
             for vocab_word, quality in self.matches(word):
                 named_category |= vocab_word in self.category_words
@@ -106,15 +116,62 @@ class SearchIndex:
                     best[product_id] = max(best.get(product_id, 0.0), weight * quality)
             if best:
                 understood.append(word)
+                found_anywhere.add(word)
             for product_id, score in best.items():
                 scores[product_id] += score
+                if score >= STRONG_MATCH:
+                    strongly[product_id].add(word)
+                if score >= FIELD_WEIGHTS["name_tail"] * MATCH_QUALITY["typo"]:
+                    named[product_id].add(word)
         if not scores:
             return [], understood, False
+        asked = asked_for(text, found_anywhere) if strict else None
+        if asked is not None:  # only products that are the thing asked for, not one of its details
+            head, segment = asked
+            model = any(c.isdigit() for c in head) and any(c.isalpha() for c in head)  # "TK1160" says it all
+            scores = {pid: score for pid, score in scores.items() if head in strongly[pid]
+                      and (model or 2 * len(named[pid] & segment) > len(segment))}
+            if not scores:
+                return [], understood, False
         top = max(scores.values())
         ranked = sorted(
             ((pid, s) for pid, s in scores.items() if s >= top * 0.6), key=lambda x: -x[1]
         )
         return ranked, understood, named_category
+
+
+# Where the thing asked for ends and its purpose or details begin: "un vidéoprojecteur | pour la
+# salle de réunion", "standing desk | with electric motor", "écran 27 pouces | à moins de 300 €".
+_SEGMENT_END = re.compile(r"\b(?:pour|for|avec|with|dans|in|chez|at|under|sous|moins|less|cheaper|max|maximum|"
+                          r"qui|que|qu|dont|that|which)\b|[,;:!?(]")
+_ENGLISH = frozenset("the do does you have sell any need want looking for with under of an is are i my please "
+                     "what which how much".split())
+_MEASURE = re.compile(r"^\d+[a-z]{0,3}$")  # 20cl, 27, 500g: a detail, not the thing
+
+
+def split_head(name: str) -> tuple[str, str]:
+    """A product name's own thing, and what it is for: "Marqueurs pour tableau blanc Edding 360" ->
+    ("Marqueurs", "tableau blanc Edding 360")."""
+    match = re.search(r"\s(?:pour|for|avec|with)\s", name, re.IGNORECASE)
+    return (name[:match.start()], name[match.end():]) if match else (name, "")
+
+
+def asked_for(text: str, known: set[str]) -> tuple[str, set[str]] | None:
+    """(the head word, the words naming the thing asked for) of a question: the words before its
+    purpose or details; the head is the first of them the catalogue knows in French ("imprimante
+    laser couleur"), the last in English ("laser printer"). None when the question names nothing
+    the catalogue knows (then the answer is "we do not sell that" anyway)."""
+    folded = fold(text or "")
+    first = _SEGMENT_END.split(folded, maxsplit=1)[0]
+    segment = [w for w in query_words(first) if not _MEASURE.match(w) and w not in NUMBER_WORDS] or \
+        [w for w in query_words(folded) if not _MEASURE.match(w) and w not in NUMBER_WORDS]
+    if not segment:
+        return None
+    candidates = [w for w in segment if w in known]
+    if not candidates:
+        return segment[0], set(segment)  # the thing asked for is unknown: nothing qualifies
+    english = bool(_ENGLISH & set(re.findall(r"[a-z]+", folded)))
+    return (candidates[-1] if english else candidates[0]), set(segment)
 
 
 def _bigrams(word: str) -> list[str]:
@@ -152,9 +209,12 @@ def search_index(session: Session) -> SearchIndex:
 SKU_LIKE = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+")
 
 
-def search_products(session: Session, text: str, limit: int = MAX_RESULTS) -> SearchResult:
+def search_products(session: Session, text: str, limit: int = MAX_RESULTS, strict: bool = True) -> SearchResult:
     """Products matching a question, best first; in-stock before out-of-stock at equal score.
-    A reference (SKU) written in the question names that product alone."""
+    A reference (SKU) written in the question names that product alone. `strict` (catalogue
+    questions): a product must be the thing asked for, so "un vidéoprojecteur pour la salle de
+    réunion" finds no meeting table; a sentence about something else (a complaint, a status
+    question) searches with strict=False."""
     references = {token.upper() for token in SKU_LIKE.findall(text or "")}
     if references:
         exact = list(session.scalars(select(Product).where(
@@ -162,7 +222,7 @@ def search_products(session: Session, text: str, limit: int = MAX_RESULTS) -> Se
         if exact:
             return SearchResult(exact[:limit], len(exact), None, [p.sku for p in exact], FIELD_WEIGHTS["sku"])
     index = search_index(session)
-    ranked, understood, named_category = index.search(text)
+    ranked, understood, named_category = index.search(text, strict)
     if not ranked:
         return SearchResult([], 0, None, understood)
     ids = [pid for pid, _ in ranked]
@@ -210,6 +270,18 @@ def categories(session: Session) -> list[str]:
     )
 
 
+def category_labels(session: Session) -> dict[str, str]:
+    """Category -> its English label, for the categories that have one."""
+    rows = session.execute(select(Product.category, func.max(Product.category_en))
+                           .where(Product.active.is_(True)).group_by(Product.category))
+    return {category: label for category, label in rows if label}
+
+
+def category_label(category: str, labels: dict[str, str], language: str) -> str:
+    """What a client reads: the English label for an English speaker when there is one."""
+    return labels.get(category, category) if language == "en" else category
+
+
 def format_money(amount: Decimal, currency: str, language: str) -> str:
     symbol = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF"}.get(currency, currency)
     whole = f"{amount:,.2f}"
@@ -233,6 +305,7 @@ class CatalogImportError(ValueError):
 class ImportReport:
     created: int
     updated: int
+    withdrawn: int = 0  # with replace: products no longer in the file, no longer offered
 
 
 def _parse_rows(text: str) -> tuple[list[dict], list[str]]:
@@ -242,17 +315,30 @@ def _parse_rows(text: str) -> tuple[list[dict], list[str]]:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         return [], ["line 1: the file is empty (expected the header " + ",".join(CSV_HEADER) + ")"]
-    if header != CSV_HEADER:
-        return [], [f"line 1: the header must be {','.join(CSV_HEADER)} (got {','.join(header)})"]
+    optional = header[len(CSV_HEADER):]
+    if header[:len(CSV_HEADER)] != CSV_HEADER or optional not in ([], CSV_OPTIONAL):
+        return [], [f"line 1: the header must be {','.join(CSV_HEADER)}, optionally followed by "
+                    f"{','.join(CSV_OPTIONAL)} (got {','.join(header)})"]
+    columns = CSV_HEADER + optional
     rows, seen = [], {}
+    labels: dict[str, tuple[str | None, int]] = {}  # category -> (English label, first line)
     for line_no, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue
-        if len(cells) != len(CSV_HEADER):
-            errors.append(f"line {line_no}: expected {len(CSV_HEADER)} columns, got {len(cells)}")
+        if len(cells) != len(columns):
+            errors.append(f"line {line_no}: expected {len(columns)} columns, got {len(cells)}")
             continue
-        row = dict(zip(CSV_HEADER, (c.strip() for c in cells)))
+        row = dict(zip(columns, (c.strip() for c in cells)))
         problems = []
+        if optional:
+            row["category_en"] = row["category_en"] or None
+            label = row["category_en"]
+            if label and len(label) > 128:
+                problems.append("category_en is too long (128 characters at most)")
+            first = labels.setdefault(row["category"], (label, line_no))
+            if first[0] != label:
+                problems.append(f"category {row['category']!r} has the English label {first[0]!r} on line "
+                                f"{first[1]} and {label!r} here: one label per category")
         for name in ("sku", "name", "category"):
             if not row[name]:
                 problems.append(f"{name} is empty")
@@ -282,8 +368,10 @@ def _parse_rows(text: str) -> tuple[list[dict], list[str]]:
     return rows, errors
 
 
-def import_catalog(session: Session, source: str | Path) -> ImportReport:
-    """Upsert products by SKU from CSV text or a file. Any bad row rejects the whole file."""
+def import_catalog(session: Session, source: str | Path, replace: bool = False) -> ImportReport:
+    """Upsert products by SKU from CSV text or a file. Any bad row rejects the whole file.
+    `replace`: the file is the whole catalogue; products missing from it stop being offered
+    (inactive: past orders keep them), and so do the promotions left without a product."""
     if isinstance(source, Path):
         try:
             source = source.read_text(encoding="utf-8-sig")
@@ -308,4 +396,21 @@ def import_catalog(session: Session, source: str | Path) -> ImportReport:
             product.active = True
             updated += 1
     session.flush()
-    return ImportReport(created, updated)
+    withdrawn = _withdraw_missing(session, {r["sku"] for r in rows}) if replace else 0
+    return ImportReport(created, updated, withdrawn)
+
+
+def _withdraw_missing(session: Session, kept: set[str]) -> int:
+    from crm.models import Promotion
+
+    gone = list(session.scalars(select(Product).where(Product.active.is_(True), Product.sku.not_in(kept))))
+    for product in gone:
+        product.active = False
+    session.flush()
+    offered = set(categories(session))
+    for promotion in session.scalars(select(Promotion).where(Promotion.active.is_(True))):
+        product = session.get(Product, promotion.product_id) if promotion.product_id else None
+        if (product is not None and not product.active) or (promotion.category and promotion.category not in offered):
+            promotion.active = False
+    session.flush()
+    return len(gone)

@@ -27,6 +27,20 @@ CATEGORY_LABELS = {
     "service": {"fr": "service", "en": "service"},
     "other": {"fr": "autre", "en": "other"},
 }
+# Words that name each kind of problem (folded), in French and English: a category guessed from the
+# first message, or typed at the category question.
+CATEGORY_WORDS = {
+    "delivery": ["livraison", "livre", "livreur", "colis", "retard", "transporteur", "delivery", "parcel",
+                 "late", "shipping", "courier", "driver"],
+    "invoice": ["facture", "facturation", "paiement", "prelevement", "invoice", "billing",
+                "charged", "payment"],
+    "product": ["produit", "casse", "defectueux", "panne", "marche pas", "fonctionne pas", "abime",
+                "product", "broken", "faulty", "defective", "damaged", "doesn't work"],
+    "service": ["service", "accueil", "conseiller", "telephone", "repond", "politesse", "staff", "rude",
+                "support", "answer"],
+    "other": ["autre", "other"],
+}
+
 STATUS_LABELS = {
     "open": {"fr": "en cours de traitement", "en": "being handled"},
     "resolved": {"fr": "résolue", "en": "resolved"},

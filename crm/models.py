@@ -64,6 +64,8 @@ class Client(Base):
     account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    # The buttons of the latest message the assistant sent (button_payloads.batch), or None.
+    choices_batch: Mapped[str | None] = mapped_column(String(24), nullable=True)
 
     @property
     def display_name(self) -> str:
@@ -94,6 +96,8 @@ class Product(Base):
     sku: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     category: Mapped[str] = mapped_column(String(128), index=True)
+    # The category's English label for English-speaking clients; None: the category as written.
+    category_en: Mapped[str | None] = mapped_column(String(128), nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
@@ -153,6 +157,8 @@ class ButtonPayload(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
     title: Mapped[str] = mapped_column(String(255))
     payload: Mapped[str] = mapped_column(Text)
+    # The buttons of one message share a batch: those of the latest message are "on screen".
+    batch: Mapped[str | None] = mapped_column(String(24), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
 
 

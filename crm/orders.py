@@ -130,6 +130,22 @@ def client_orders(session: Session, client: Client, limit: int = 5) -> list[Orde
     ))
 
 
+def client_orders_naming(session: Session, client: Client, text: str, limit: int = 5) -> list[Order]:
+    """The client's recent orders that hold a product the text names ("ma commande de souris",
+    "the Dell screen I received is broken"); none when the text names no product for sure. Inactive
+    products count: an order keeps what it was."""
+    from crm.catalog import search_products
+
+    result = search_products(session, text, limit=50, strict=False)
+    if not result.products or not result.strong:
+        return []
+    ids = [p.id for p in result.products]
+    return list(session.scalars(
+        select(Order).where(Order.client_id == client.id,
+                            Order.id.in_(select(OrderLine.order_id).where(OrderLine.product_id.in_(ids))))
+        .order_by(Order.id.desc()).limit(limit)))
+
+
 def find_client_order(session: Session, client: Client, number: str) -> Order | None:
     """The client's own order by number; another client's order is simply not found."""
     return session.scalar(select(Order).where(Order.number == number, Order.client_id == client.id))

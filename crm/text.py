@@ -24,6 +24,15 @@ STOPWORDS = frozenset(
     """.split()
 )
 
+# Counts in words, French and English: "trois souris", "two monitors".
+NUMBER_WORDS = {
+    "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8,
+    "neuf": 9, "dix": 10, "onze": 11, "douze": 12, "quinze": 15, "vingt": 20, "trente": 30,
+    "cinquante": 50, "cent": 100, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50, "hundred": 100, "dozen": 12, "douzaine": 12,
+}
+
 # English words for the French assortment, so an English client finds the same products.
 SYNONYMS = {
     "printer": "imprimante",
@@ -119,6 +128,22 @@ def query_words(text: str) -> list[str]:
         if word not in STOPWORDS and word not in out:
             out.append(word)
     return out
+
+
+_CODE_CHUNK = re.compile(r"[a-z0-9]+(?:[-./_][a-z0-9]+)+")
+
+
+def model_codes(text: str) -> list[str]:
+    """References and model numbers written without spaces, hyphens or dots, so that "TK1160",
+    "tk 1160" and "TK-1160" meet: "Toner Kyocera TK-1160" -> ["tk1160"]. Only codes holding a
+    digit: "Wi-Fi" is not a model."""
+    folded = fold(text or "")
+    codes = [re.sub(r"[-./_]", "", chunk) for chunk in _CODE_CHUNK.findall(folded)]
+    tokens = _WORD.findall(folded)
+    for a, b in zip(tokens, tokens[1:]):  # "TK 1160", "P 2423D", "ThinkPad T14"
+        if (a.isalpha() and len(a) <= 4 and b[0].isdigit()) or (a.isdigit() and b.isalpha() and len(b) <= 2):
+            codes.append(a + b)
+    return [c for c in dict.fromkeys(codes) if any(ch.isdigit() for ch in c) and len(c) >= 3]
 
 
 def within_edits(a: str, b: str, limit: int) -> bool:

@@ -7,7 +7,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.catalog import ActionSearchCatalog
+from actions.catalog import ActionOutOfScope, ActionSearchCatalog
 from actions.language import ValidateSlotMappings
 from crm.catalog import import_catalog
 from crm.db import unit_of_work
@@ -59,8 +59,29 @@ async def test_printers_are_listed_with_prices_and_stock(crm):
 
 async def test_english_clients_get_english_prices(crm):
     [message], _ = await run(ActionSearchCatalog(), tracker("do you have printers?", language="en"))
-    assert message["text"].startswith("Here is our Imprimantes range:")
+    assert message["text"].startswith("Here is our Printers range:")
     assert "€289.00 — in stock (14)" in message["text"]
+
+
+async def test_english_clients_read_the_ranges_in_english_and_press_them(crm):
+    [message], _ = await run(ActionSearchCatalog(), tracker("/ask_catalog", language="en"))
+    titles = {b["title"]: b["payload"] for b in message["buttons"]}
+    assert "Laptops" in titles and "Ordinateurs portables" not in titles
+    assert titles["Laptops"] == '/ask_catalog{"category": "Ordinateurs portables"}', "the key stays the category"
+    t = tracker(titles["Laptops"], language="en",
+                entities=[{"entity": "category", "value": "Ordinateurs portables"}])
+    [listed], _ = await run(ActionSearchCatalog(), t)
+    assert listed["text"].startswith("Here is our Laptops range:")
+    [french], _ = await run(ActionSearchCatalog(), tracker("/ask_catalog"))
+    assert "Ordinateurs portables" in [b["title"] for b in french["buttons"]]
+
+
+async def test_a_category_without_an_english_label_is_shown_as_written(crm):
+    with unit_of_work(crm) as session:
+        import_catalog(session, "sku,name,category,description,price,stock\n"
+                                "PLA-1,Plastifieuse GBC A3,Plastification,x,89.00,4\n")
+    [message], _ = await run(ActionSearchCatalog(), tracker("/ask_catalog", language="en"))
+    assert "Plastification" in [b["title"] for b in message["buttons"]]
 
 
 async def test_a_category_button_lists_that_category(crm):
@@ -77,6 +98,22 @@ async def test_a_product_we_do_not_sell_is_never_invented(crm):
     assert "Imprimantes" in [b["title"] for b in message["buttons"]]
     assert message["buttons"][-1] == {"title": "Parler à un conseiller", "payload": "/request_human"}
     assert message["buttons"][0]["payload"].startswith('/ask_catalog{"category": ')
+
+
+async def test_a_product_named_in_words_the_model_took_for_out_of_scope_is_answered(crm):
+    """The company's own catalogue is not in the model's training: what it calls out of scope is
+    checked against the catalogue first."""
+    with unit_of_work(crm) as session:
+        import_catalog(session, "sku,name,category,description,price,stock\n"
+                                "CAI-GAU-3,Caisson mobile Gautier 3 tiroirs,Mobilier,Serrure,149.00,4\n"
+                                "SUR-STA-10,Surligneurs Stabilo Boss (lot de 10),Écriture,Couleurs assorties,9.50,12\n")
+    [listed], _ = await run(ActionOutOfScope(), tracker("caisson gautier 3 tiroirs", intent="out_of_scope"))
+    assert listed["text"].splitlines()[1].startswith("• Caisson mobile Gautier 3 tiroirs (CAI-GAU-3)"), "named first"
+    [card], _ = await run(ActionOutOfScope(), tracker("surligneur stabillo boss", intent="out_of_scope"))
+    assert card["text"].startswith("Surligneurs Stabilo Boss")
+    for question in ("quel temps fera-t-il demain ?", "éteins la lumière du salon", "raconte-moi une blague"):
+        [answer], _ = await run(ActionOutOfScope(), tracker(question, intent="out_of_scope"))
+        assert answer.get("response") == "utter_out_of_scope", question
 
 
 async def test_the_catalogue_button_offers_the_ranges(crm):

@@ -5,6 +5,8 @@ from sqlalchemy import func, select
 
 from crm.catalog import (
     CatalogImportError,
+    category_label,
+    category_labels,
     categories,
     format_money,
     import_catalog,
@@ -99,7 +101,62 @@ def test_a_bad_row_rejects_the_whole_file_with_every_error(session):
     assert session.scalar(select(func.count(Product.id))) == 0
 
 
-@pytest.mark.parametrize("text", ["", "nom,prix\nx,1\n"])
+@pytest.mark.parametrize("question", ["toner TK1160", "toner tk 1160", "TK-1160", "cartouche tk1160 svp"])
+def test_model_numbers_match_without_spaces_hyphens_or_case(session, question):
+    import_catalog(session, "sku,name,category,description,price,stock\n"
+                            "CON-KYO-1160,Toner Kyocera TK-1160,Consommables,Noir 7200 pages,89.00,5\n"
+                            "CON-KYO-1170,Toner Kyocera TK-1170,Consommables,Noir 7200 pages,99.00,5\n"
+                            "CON-HP-59A,Toner HP 59A noir,Consommables,3000 pages,119.90,5\n")
+    session.flush()
+    assert names(search_products(session, question))[0] == "Toner Kyocera TK-1160"
+    assert search_products(session, question).total == 1
+
+
+def test_replacing_the_catalogue_withdraws_what_is_missing_and_its_promotions(demo):
+    from crm.models import Promotion
+    from crm.promotions import running_promotions
+
+    assert {p.title_en for p in running_promotions(demo)} == {"Mouse week", "Office furniture"}
+    report = import_catalog(demo, "sku,name,category,description,price,stock\n"
+                                  "IMP-HP-M404,Imprimante laser HP LaserJet Pro M404dn,Imprimantes,x,289.00,14\n",
+                            replace=True)
+    demo.flush()
+    assert (report.created, report.updated, report.withdrawn) == (0, 1, 43)
+    assert names(search_products(demo, "souris")) == [] and names(search_products(demo, "imprimante")) == [
+        "Imprimante laser HP LaserJet Pro M404dn"]
+    assert running_promotions(demo) == [], "the mouse and the furniture are no longer offered"
+    assert demo.scalar(select(func.count(Product.id))) == 44, "withdrawn, not deleted: past orders keep them"
+    assert demo.scalar(select(func.count(Promotion.id))) == 2
+
+
+def test_categories_get_an_english_label_from_an_optional_column(session):
+    header = "sku,name,category,description,price,stock,category_en\n"
+    import_catalog(session, header + "L-1,ThinkPad,Ordinateurs portables,x,1000,3,Laptops\n"
+                                     "L-2,Latitude,Ordinateurs portables,x,900,2,Laptops\n"
+                                     "S-1,Agrafes,Fournitures,x,2,10,\n")
+    session.flush()
+    assert category_labels(session) == {"Ordinateurs portables": "Laptops"}
+    assert category_label("Ordinateurs portables", category_labels(session), "en") == "Laptops"
+    assert category_label("Ordinateurs portables", category_labels(session), "fr") == "Ordinateurs portables"
+    assert category_label("Fournitures", category_labels(session), "en") == "Fournitures"
+    assert search_products(session, "laptops").category == "Ordinateurs portables"
+    # A file without the column changes products but keeps their labels.
+    import_catalog(session, "sku,name,category,description,price,stock\nL-1,ThinkPad T14,Ordinateurs portables,x,1000,3\n")
+    session.flush()
+    assert category_labels(session) == {"Ordinateurs portables": "Laptops"}
+
+
+def test_two_english_labels_for_one_category_reject_the_file(session):
+    with pytest.raises(CatalogImportError) as err:
+        import_catalog(session, "sku,name,category,description,price,stock,category_en\n"
+                                "L-1,ThinkPad,Portables,x,1000,3,Laptops\n"
+                                "L-2,Latitude,Portables,x,900,2,Notebooks\n")
+    assert err.value.errors == ["line 3: category 'Portables' has the English label 'Laptops' on line 2 and "
+                                "'Notebooks' here: one label per category"]
+    assert session.scalar(select(func.count(Product.id))) == 0
+
+
+@pytest.mark.parametrize("text", ["", "nom,prix\nx,1\n", "sku,name,category,description,price,stock,colour\nA,b,c,d,1,1,red\n"])
 def test_missing_or_wrong_header_is_rejected(session, text):
     with pytest.raises(CatalogImportError) as err:
         import_catalog(session, text)

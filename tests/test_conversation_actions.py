@@ -119,7 +119,7 @@ async def test_promotions_list_and_none(shop):
                       starts_on=promotions_today(), ends_on=date(2099, 1, 31), category="Écrans",
                       text_fr="Sur tous les écrans.", text_en="On every screen.")
     [message], _ = await run(ActionPromotions(), tracker("des promos ?", language="en", intent="ask_promotions"))
-    assert message["text"] == "Our current promotions:\n• Screen week: −12.5% on the Écrans range, until 31/01/2099. On every screen."
+    assert message["text"] == "Our current promotions:\n• Screen week: −12.5% on the Monitors range, until 31/01/2099. On every screen."
 
 
 # --- policy answers ------------------------------------------------------------------------------
@@ -155,6 +155,34 @@ async def test_a_product_named_when_ordering_is_taken_at_once(shop):
     assert SlotSet("order_product", "ORD-LEN-T14") in events
     _, events = await run(ActionStartOrder(), tracker("je veux commander", intent="place_order"))
     assert all(e["value"] is None for e in events)
+
+
+async def test_the_product_and_count_of_the_first_message_fill_the_order_form(shop):
+    _, events = await run(ActionStartOrder(), tracker("je voudrais commander 2 ThinkPad", intent="place_order"))
+    assert SlotSet("order_product", "ORD-LEN-T14") in events and SlotSet("order_quantity", "2") in events
+    _, events = await run(ActionStartOrder(), tracker("Je voudrais acheter 3 souris sans fil", intent="place_order"))
+    assert SlotSet("order_product", "PER-LOG-MXM3") in events and SlotSet("order_quantity", "3") in events
+    # Several matches: the form lists them, the count is kept for the one chosen.
+    _, events = await run(ActionStartOrder(), tracker("I want to buy two monitors", intent="place_order"))
+    assert SlotSet("order_product", "I want to buy two monitors") in events
+    assert SlotSet("order_quantity", "2") in events
+    # A size is not a count, an article is not a count, a button's payload is not a sentence.
+    _, events = await run(ActionStartOrder(), tracker("je veux un écran 27 pouces", intent="place_order"))
+    assert not any(e["name"] == "order_quantity" for e in events if e.get("event") == "slot")
+    _, events = await run(ActionStartOrder(), tracker('/place_order{"product": "PER-LOG-MXM3"}', intent="place_order",
+                                                      entities=[{"entity": "product", "value": "PER-LOG-MXM3"}]))
+    assert events == [SlotSet("order_product", "PER-LOG-MXM3")]
+
+
+async def test_a_count_given_before_the_choice_meets_the_stock_of_the_product_chosen(shop):
+    form = ValidateOrderForm()
+    result, texts, _ = await validate(form, "order_quantity", "2", slots={"order_product": "I want to buy two monitors"})
+    assert result == {"order_quantity": "2"} and texts == [], "kept until a product is chosen"
+    result, texts, _ = await validate(form, "order_product", "ORD-LEN-T14", slots={"order_quantity": "9"})
+    assert result == {"order_product": "ORD-LEN-T14", "order_quantity": None, "choices_shown": True}
+    assert texts[1] == "Il n'en reste que 5 en stock. Combien en voulez-vous (5 au plus) ?"
+    result, texts, _ = await validate(form, "order_product", "ORD-LEN-T14", slots={"order_quantity": "2"})
+    assert result == {"order_product": "ORD-LEN-T14", "choices_shown": False} and len(texts) == 1
 
 
 async def test_order_product_validation(shop):
@@ -261,6 +289,22 @@ async def test_order_status_shows_only_ones_own_orders(shop):
     [missing], _ = await run(ActionOrderStatus(), tracker("où en est CMD-999999 ?", intent="order_status"))
     assert foreign["text"] == f"Je ne trouve pas de commande {bobs} à votre nom. Vérifiez le numéro (par exemple CMD-000123)."
     assert missing["text"] == foreign["text"].replace(bobs, "CMD-999999"), "another client's order looks like no order"
+
+
+async def test_a_product_named_in_a_status_question_or_a_complaint_finds_that_order(shop):
+    mice = order_for(shop, ALICE, sku="PER-LOG-MXM3")
+    screen = order_for(shop, ALICE, sku="ECR-DEL-P2423")
+    order_for(shop, BOB, sku="ORD-LEN-T14")
+    [message], _ = await run(ActionOrderStatus(), tracker("où en est ma commande de souris MX Master ?", intent="order_status"))
+    assert message["text"].startswith(f"Commande {mice} du ") and screen not in message["text"]
+    [message], _ = await run(ActionOrderStatus(), tracker("where is my Dell screen?", intent="order_status", language="en"))
+    assert message["text"].startswith(f"Order {screen} ")
+    [message], _ = await run(ActionOrderStatus(), tracker("où en est mon ThinkPad ?", intent="order_status"))
+    assert message["text"].startswith("Vos dernières commandes :") and mice in message["text"], \
+        "Bob's ThinkPad is not Alice's: her own orders are listed"
+    _, events = await run(ActionStartComplaint(), tracker(
+        "l'écran Dell que j'ai reçu est arrivé fissuré", intent="complain"))
+    assert SlotSet("complaint_order", screen) in events
 
 
 async def test_cancel_own_order_until_shipped(shop):

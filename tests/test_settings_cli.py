@@ -91,6 +91,33 @@ def test_cli_import_catalog_accepts_good_files_and_rejects_bad_ones_whole(tmp_pa
     assert missing.returncode != 0 and "File not found" in missing.stderr
 
 
+def test_a_company_starts_with_its_own_catalogue_and_replaces_it(tmp_path):
+    from sqlalchemy import select
+
+    from crm.db import engine_for, unit_of_work
+    from crm.models import Product
+
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    first = tmp_path / "first.csv"
+    first.write_text("sku,name,category,description,price,stock\nA-1,Agrafeuse,Petit matériel,x,20,4\n"
+                     "A-2,Perforatrice,Petit matériel,x,18,3\n")
+    result = cli("import-catalog", str(first), database_url=url)
+    assert result.returncode == 0 and "2 product(s) created" in result.stdout
+    assert "demo" not in result.stdout
+    second = tmp_path / "second.csv"
+    second.write_text("sku,name,category,description,price,stock\nA-1,Agrafeuse,Petit matériel,x,21,4\n")
+    result = cli("import-catalog", str(second), "--replace", database_url=url)
+    assert result.returncode == 0, result.stderr
+    assert "0 product(s) created, 1 updated, 1 no longer offered" in result.stdout
+    with unit_of_work(engine_for(url)) as s:
+        products = {p.sku: p.active for p in s.scalars(select(Product))}
+    assert products == {"A-1": True, "A-2": False}, "no demo product, and the missing one withdrawn, not deleted"
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert cli("migrate", database_url=empty, extra_env={"DEMO_DATA": "off"}).returncode == 0
+    with unit_of_work(engine_for(empty)) as s:
+        assert s.scalars(select(Product)).first() is None
+
+
 def test_cli_staff_commands(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert cli("staff", "add", "4242", "--role", "manager", "--name", "Claire", database_url=url).returncode == 0

@@ -78,6 +78,36 @@ async def test_buttons_carry_their_payload_server_side(bot, stub):
     assert stub.received[-1]["message"] == '/ask_catalog{"category":"Écrans"}'
 
 
+async def test_a_typed_answer_naming_a_button_on_screen_presses_it(bot, stub):
+    category = {"text": "De quel type de problème s'agit-il ?", "buttons": [
+        {"title": "Produit", "payload": '/inform{"complaint_category":"product"}'},
+        {"title": "Livraison", "payload": '/inform{"complaint_category":"delivery"}'}]}
+    stub.reply = lambda s, m, md: [category] if m == "réclamation" else echo(s, m, md)
+    await bot.say(FR, "réclamation")
+    [pressed] = await bot.say(FR, "livraison")
+    assert stub.received[-1]["message"] == '/inform{"complaint_category":"delivery"}'
+    assert pressed.text == '[fr] /inform{"complaint_category":"delivery"}'
+    # The echo had no buttons: nothing is on screen any more, the same word is just a word.
+    await bot.say(FR, "livraison")
+    assert stub.received[-1]["message"] == "livraison"
+    # A real question while the buttons are on screen goes to the assistant as written.
+    await bot.say(FR, "réclamation")
+    await bot.say(FR, "vous livrez en Belgique ?")
+    assert stub.received[-1]["message"] == "vous livrez en Belgique ?"
+    with crm(bot) as s:
+        typed = s.scalars(select(ConversationMessage.text).where(ConversationMessage.direction == "in")).all()
+    assert "livraison" in typed, "the client's own words are what the conversation log keeps"
+
+
+async def test_buttons_of_an_earlier_answer_are_not_on_screen(bot, stub):
+    stub.reply = lambda s, m, md: ([{"text": "Choisissez :", "buttons": [
+        {"title": "Livraison", "payload": '/inform{"complaint_category":"delivery"}'}]}, {"text": "Autre chose ?"}]
+        if m == "menu" else echo(s, m, md))
+    await bot.say(FR, "menu", expect=2)
+    await bot.say(FR, "livraison")
+    assert stub.received[-1]["message"] == "livraison", "the last message sent had no buttons"
+
+
 async def test_forged_or_foreign_button_data_changes_nothing(bot, stub):
     stub.reply = lambda s, m, md: [{"text": "Choix", "buttons": [{"title": "A", "payload": "/greet"}]}]
     [menu] = await bot.say(FR, "menu")

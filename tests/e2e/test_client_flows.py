@@ -97,6 +97,51 @@ async def test_a_complaint_in_english_through_buttons(stack):
         assert (complaint.category, complaint.severity) == ("service", "high")
 
 
+async def test_a_complaint_answered_in_words_with_a_question_in_the_middle(stack):
+    """What a new client types at the category question: the word, not a button. A real question
+    there is answered and the form goes on."""
+    user = client("fr")
+    async with BotHarness(stack.settings) as bot:
+        [ask_order] = await bot.say(user, "je veux faire une réclamation")
+        assert ask_order.text.startswith("Votre réclamation concerne-t-elle une commande ?")
+        [ask_category] = await bot.say(user, "non")
+        assert ask_category.text == "De quel type de problème s'agit-il ?"
+        answer, again = await bot.say(user, "vous livrez en Belgique ?", expect=2)
+        assert answer.text.startswith("Livraison en France métropolitaine, en Belgique")
+        assert again.text == "De quel type de problème s'agit-il ?"
+        [ask_description] = await bot.say(user, "livraison")
+        assert ask_description.text == "Décrivez-moi le problème en quelques phrases, s'il vous plaît."
+        [recorded] = await bot.say(user, "Le colis est arrivé avec trois jours de retard et le carton était ouvert.")
+        assert recorded.text.startswith("Votre réclamation REC-")
+        ticket = recorded.text.split()[2]
+    with crm(stack) as s:
+        complaint = s.scalar(select(Complaint).where(Complaint.number == ticket))
+        assert complaint.category == "delivery"
+
+
+async def test_the_product_and_count_of_the_first_message_fill_the_order(stack):
+    user = client("fr")
+    async with BotHarness(stack.settings) as bot:
+        chosen, ask = await bot.say(user, "Je voudrais acheter 3 souris sans fil", expect=2)
+        assert chosen.text.startswith("C'est noté : Souris sans fil Logitech MX Master 3S")
+        assert ask.text == "À quelle adresse faut-il livrer ?", "the count was given: no quantity question"
+        [recap] = await bot.say(user, "12 rue de la République, 69002 Lyon")
+        assert "3 × Souris sans fil Logitech MX Master 3S" in recap.text
+
+
+async def test_several_products_listed_with_the_count_kept(stack):
+    user = client("en")
+    async with BotHarness(stack.settings) as bot:
+        [which] = await bot.say(user, "I want to buy two monitors")
+        assert which.text == "Several products match. Which one do you want?"
+        before = await press(bot, user, which, "Écran Dell P2423D 24 pouces")
+        chosen, ask = (await bot.wait(user, before + 2))[before:]
+        assert chosen.text.startswith("Noted: Écran Dell P2423D")
+        assert ask.text == "Which address should we deliver to?", "the count was given: no quantity question"
+        [recap] = await bot.say(user, "12 rue de la République, 69002 Lyon")
+        assert "2 × Écran Dell P2423D 24 pouces" in recap.text
+
+
 async def test_policy_questions_in_both_languages(stack):
     fr, en = client("fr"), client("en")
     async with BotHarness(stack.settings) as bot:

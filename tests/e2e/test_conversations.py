@@ -48,9 +48,9 @@ async def test_the_catalogue_through_buttons(stack):
         bot.emulator.user_presses(user, greeting, index=0)  # "Browse the catalogue"
         ranges = (await bot.wait(user, 2))[-1]
         assert ranges.text == "Here are our ranges. Which one interests you?"
-        bot.emulator.user_presses(user, ranges, index=ranges.button_titles.index("Écrans"))
+        bot.emulator.user_presses(user, ranges, index=ranges.button_titles.index("Monitors"))
         screens = (await bot.wait(user, 3))[-1]
-    assert screens.text.startswith("Here is our Écrans range:")
+    assert screens.text.startswith("Here is our Monitors range:")
     assert "Dell P2423D 24 pouces (ECR-DEL-P2423) — €279.00 — in stock" in screens.text
 
 
@@ -107,8 +107,8 @@ def test_the_local_chat_in_the_terminal(sqlite_stack):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Assistant: Hello! I am the client relations assistant." in out
     assert "  [1] Browse the catalogue" in out
-    assert "Assistant: Here is our Imprimantes range:" in out
-    first = out.split("Here is our Imprimantes range:")[1].split("  [1] ")[1].splitlines()[0]
+    assert "Assistant: Here is our Printers range:" in out
+    first = out.split("Here is our Printers range:")[1].split("  [1] ")[1].splitlines()[0]
     assert f"Assistant: {first} (" in out and "\nPrice: " in out, "typing 1 presses the first button"
 
 
