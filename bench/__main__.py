@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import broadcast, e2e, nlu, search
+from bench import broadcast, e2e, nlu, search, search_quality
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEARCH_SIZES = (1_000, 10_000, 100_000)
@@ -23,14 +23,31 @@ BROADCAST_RECIPIENTS, BROADCAST_LIMIT = 10_000, 200.0
 
 
 def rows_nlu(result: dict) -> list[tuple]:
-    rows = [("understanding", f"{s['set']} ({s['examples']})", "accuracy / macro-F1",
-             f"{s['accuracy']:.3f} / {s['macro_f1']:.3f}", "", "") for s in result["sets"]]
+    rows = []
+    for s in result["sets"]:
+        before = s.get("baseline") or {}
+        rows.append(("understanding", f"{s['set']} ({s['examples']})", "accuracy / macro-F1",
+                     f"{s['accuracy']:.3f} / {s['macro_f1']:.3f}",
+                     f"{before['accuracy']:.3f} / {before['macro_f1']:.3f} (previous pipeline)" if before.get("accuracy") is not None else "",
+                     f"{s['accuracy'] / before['accuracy']:.2f}" if before.get("accuracy") else ""))
+    timed = [s for s in result["sets"] if s.get("parse_ms_p50") is not None]
+    if timed:
+        s = max(timed, key=lambda s: s["examples"])
+        before = s.get("baseline") or {}
+        rows.append(("understanding", f"parse one message ({s['set']})", "p50 / p95 ms",
+                     f"{s['parse_ms_p50']:.1f} / {s['parse_ms_p95']:.1f}",
+                     f"{before['parse_ms_p50']:.1f} / {before['parse_ms_p95']:.1f} (previous pipeline)" if before.get("parse_ms_p50") else "",
+                     f"{s['parse_ms_p50'] / before['parse_ms_p50']:.2f}" if before.get("parse_ms_p50") else ""))
     cv = result.get("cross_validation") or {}
     if "macro_f1" in cv:
-        rows.append(("understanding", f"5-fold cross-validation of nlu/ (DIET {cv['diet_epochs']} epochs)",
-                     "accuracy / macro-F1", f"{cv['accuracy']:.3f} / {cv['macro_f1']:.3f}", "", ""))
+        chosen = cv["chosen_by_rule"]
+        rows.append(("understanding", f"{cv['folds']}-fold cross-validation of nlu/ (threshold {cv['threshold']}, "
+                     f"ambiguity {cv['ambiguity_threshold']})", "accuracy / macro-F1",
+                     f"{cv['accuracy']:.3f} / {cv['macro_f1']:.3f}", "", ""))
+        rows.append(("understanding", "fallback thresholds chosen by the cross-validation rule", "threshold / ambiguity",
+                     f"{chosen['threshold']} / {chosen['ambiguity']} (accuracy {chosen['accuracy']:.3f})", "", ""))
     elif cv:
-        rows.append(("understanding", "5-fold cross-validation", "failed", cv.get("error", "")[:60], "", ""))
+        rows.append(("understanding", "cross-validation", "failed", cv.get("error", "")[:60], "", ""))
     return rows
 
 
@@ -38,6 +55,15 @@ def rows_search(result: list[dict]) -> list[tuple]:
     return [("product search", f"{r['catalogue']:,} products, misspelled name",
              f"median / p95 ms (found {r['found_in_top8']:.0%})", f"{r['median_ms']:.1f} / {r['p95_ms']:.1f}",
              f"{r['baseline_median_ms']:.1f} (SQL LIKE)", f"{r['ratio_to_baseline']:.1f}") for r in result]
+
+
+def rows_search_quality(result: dict) -> list[tuple]:
+    ours, base = result["ours"], result["baseline"]
+    return [("product search", f"unseen catalogue ({ours['catalogue']}, {ours['questions']} questions)",
+             "named product first / honest \"not sold\"",
+             f"{ours['named_first']:.3f} ({ours['named']}) / {ours['honest_not_sold']:.3f} ({ours['not_sold']})",
+             f"{base['named_first']:.3f} / {base['honest_not_sold']:.3f} (any word matched)",
+             f"{ours['honest_not_sold'] / base['honest_not_sold']:.1f}" if base["honest_not_sold"] else "")]
 
 
 def rows_e2e(result: dict) -> list[tuple]:
@@ -105,6 +131,8 @@ def main() -> None:
     if "search" in chosen:
         figures["search"] = search.run(SEARCH_SIZES)
         rows += rows_search(figures["search"])
+        figures["search_quality"] = {"ours": search_quality.run(), "baseline": search_quality.run(strict=False)}
+        rows += rows_search_quality(figures["search_quality"])
     if "e2e" in chosen:
         figures["e2e"] = e2e.run(LOADS)
         figures["training"] = training_record()

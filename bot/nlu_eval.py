@@ -11,12 +11,13 @@ the right answer for those.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections import Counter
 from pathlib import Path
 
-from bot.rasa_model import train_if_needed
+import yaml
+
+from bot.rasa_model import rasa_environment, train_if_needed
 from crm.settings import ROOT
 
 RESULTS = ROOT / "results"
@@ -60,11 +61,17 @@ def score(pairs: list[tuple[str, str]]) -> dict:
     }
 
 
+def nlu_examples(path: Path) -> list[tuple[str, str]]:
+    """(text, intent) of every example of a Rasa NLU file of ours (plain texts, no entities)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return [(line.strip()[2:].strip(), item["intent"]) for item in data.get("nlu") or [] if "intent" in item
+            for line in (item.get("examples") or "").splitlines() if line.strip().startswith("- ")]
+
+
 def parse_files(nlu_files: list[Path], model: Path) -> list[dict]:
     """Every example of the files, parsed with one load of the model; each row names its file."""
     command = [str(RASA_PYTHON), str(ROOT / "tools" / "rasa_parse.py"), str(model), *map(str, nlu_files)]
-    env = {**os.environ, "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=ROOT, env=rasa_environment(), capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"parsing {', '.join(map(str, nlu_files))} failed:\n{result.stderr[-2000:]}")
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

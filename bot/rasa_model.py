@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -14,14 +15,26 @@ from crm.settings import ROOT
 
 MODELS = ROOT / "models"
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
-TRAINING_INPUTS = ["config.yml", "domain.yml", "data", "nlu"]
+# The encoders' versions (requirements-rasa.txt) change the sentence vectors, so the model too.
+TRAINING_INPUTS = ["config.yml", "domain.yml", "data", "nlu", "nlu_components", "requirements-rasa.txt"]
+
+
+def rasa_environment(extra: dict | None = None) -> dict:
+    """The environment of every Rasa process we start: our components (nlu_components/) on the
+    path, and Rasa's telemetry off. Rasa 3.6 reports usage and crashes to its own servers unless
+    told not to: nothing of a company's conversations leaves the machine."""
+    return {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), **(extra or {})}
 
 
 def training_files() -> list[Path]:
     files: list[Path] = []
     for name in TRAINING_INPUTS:
         path = ROOT / name
-        files += sorted(p for p in path.rglob("*.yml")) if path.is_dir() else [path]
+        if path.is_dir():  # the training data, and the code of our own pipeline components
+            files += sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".py"))
+        else:
+            files.append(path)
     return files
 
 
@@ -52,7 +65,7 @@ def train_if_needed() -> Path:
     # Rasa reuses components trained before (.rasa/cache): a training time then means little.
     cached = any((ROOT / ".rasa" / "cache").glob("*")) if (ROOT / ".rasa" / "cache").is_dir() else False
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT)
+    result = subprocess.run(command, cwd=ROOT, env=rasa_environment())
     if result.returncode != 0 or not path.exists():
         sys.exit(f"Training failed (exit code {result.returncode}); see the output above.")
     # How long it took, for the benchmarks' cost table (the model is trained once, then cached).

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from bot.rasa_model import rasa_environment
 from bot.settings import Settings
 from crm.settings import ROOT, VAR, private_var
 
@@ -53,14 +54,13 @@ class Services:
 
     def start_rasa(self) -> None:
         private_var()
-        env = {
+        env = rasa_environment({
             "RASA_TRACKER_DB": str(VAR / "rasa_tracker.db"),
             **self.env,
             "ACTION_ENDPOINT_URL": f"{self.settings.action_url}/webhook",
             "ACTION_SERVER_TOKEN": self.settings.action_token,  # endpoints.yml sends it as a header
             "RASA_TOKEN": self.settings.rasa_token,  # read by tools/rasa_server.py, never on the command line
-            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-        }
+        })
         self._spawn("rasa", [
             str(RASA_PYTHON), str(ROOT / "tools" / "rasa_server.py"), "run", "--enable-api",
             "--interface", self.settings.rasa_host, "--port", str(self.settings.rasa_port),

@@ -3,8 +3,6 @@ of latencies, the cross-validation config, the table."""
 
 from __future__ import annotations
 
-import yaml
-
 from bench import broadcast, e2e, nlu
 from bench.__main__ import print_table, rows_broadcast, rows_e2e
 
@@ -23,13 +21,53 @@ def test_latency_summary_counts_the_lost():
     assert round(numbers["median_ms"]) == 250 and round(numbers["p99_ms"]) == 400
 
 
-def test_cross_validation_changes_only_the_epochs(tmp_path):
-    config = yaml.safe_load(nlu.cv_config(tmp_path, 25).read_text())
-    original = yaml.safe_load((nlu.ROOT / "config.yml").read_text())
-    diet = next(c for c in config["pipeline"] if c["name"] == "DIETClassifier")
-    assert diet["epochs"] == 25
-    diet["epochs"] = next(c for c in original["pipeline"] if c["name"] == "DIETClassifier")["epochs"]
-    assert config == original
+def test_cross_validation_folds_hold_every_example_once_and_every_intent():
+    examples = [(f"{intent} {i}", intent) for intent in ("greet", "complain", "ask_payment") for i in range(11)]
+    folds = nlu.stratified_folds(examples, 5)
+    assert sorted(e for fold in folds for e in fold) == sorted(examples)
+    assert all({intent for _, intent in fold} == {"greet", "complain", "ask_payment"} for fold in folds)
+    assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    assert folds == nlu.stratified_folds(list(reversed(examples)), 5), "the same folds at every run"
+
+
+def test_fold_files_read_back_as_written(tmp_path):
+    from bot.nlu_eval import nlu_examples
+
+    examples = [("combien coûte l'écran 27\" ?", "ask_product_info"), ("- dash first: yes", "affirm"),
+                ("où en est ma commande #12 ?", "order_status")]
+    nlu.write_nlu_file(tmp_path / "f.yml", examples)
+    assert sorted(nlu_examples(tmp_path / "f.yml")) == sorted(examples)
+
+
+def test_thresholds_decide_as_the_fallback_classifier_does():
+    row = {"ranking": [["greet", 0.45], ["goodbye", 0.40]]}
+    assert nlu.decide(row, 0.4, 0.0) == "greet"
+    assert nlu.decide(row, 0.5, 0.0) == "nlu_fallback"
+    assert nlu.decide(row, 0.4, 0.1) == "nlu_fallback", "top two closer than the ambiguity threshold"
+    assert nlu.decide({"ranking": []}, 0.1, 0.0) == "nlu_fallback"
+
+
+def test_the_rule_prefers_the_highest_threshold_near_the_best():
+    swept = [{"threshold": 0.3, "ambiguity": 0.0, "accuracy": 0.905},
+             {"threshold": 0.4, "ambiguity": 0.0, "accuracy": 0.902},
+             {"threshold": 0.5, "ambiguity": 0.0, "accuracy": 0.890}]
+    assert nlu.choose(swept)["threshold"] == 0.4
+
+
+def test_search_quality_judges_the_first_answer():
+    from bench import search_quality
+
+    assert search_quality.judge("A-1", ["A-1", "A-2"]) and not search_quality.judge("B-1", ["A-1"])
+    assert search_quality.judge(None, "not_sold") and not search_quality.judge("A-1", "not_sold")
+    questions = search_quality.questions()
+    assert len(questions) == 80 and sum(q["expect"] == "not_sold" for q in questions) == 16
+
+
+def test_the_unseen_catalogue_imports_cleanly(session):
+    from bench.search_quality import FOLDER
+    from crm.catalog import import_catalog
+
+    assert import_catalog(session, FOLDER / "office.csv").created == 60
 
 
 def test_one_table(capsys):

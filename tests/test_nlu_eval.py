@@ -1,4 +1,4 @@
-from bot.nlu_eval import score
+from bot.nlu_eval import nlu_examples, score
 from bot.rasa_model import training_files, training_hash
 
 
@@ -25,14 +25,10 @@ def test_the_model_cache_key_covers_every_training_input():
 
 
 def test_the_held_out_set_shares_no_sentence_with_the_training_data():
-    import yaml
-
     from crm.settings import ROOT
 
     def examples(path):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return {line.strip()[2:].strip().lower() for item in data.get("nlu", [])
-                for line in item.get("examples", "").splitlines() if line.strip().startswith("- ")}
+        return {text.lower() for text, _ in nlu_examples(path)}
 
     training = set().union(*(examples(p) for p in (ROOT / "nlu").glob("*.yml")))
     held_out = examples(ROOT / "tests" / "nlu" / "heldout.yml")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 
-from bot.rasa_model import RASA, train_if_needed
+from bot.rasa_model import RASA, rasa_environment, train_if_needed
 from crm.settings import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +18,7 @@ def test_rasa_test_stories_pass(tmp_path):
         [str(RASA), "test", "core", "--stories", "tests/stories", "--model", str(model),
          "--out", str(tmp_path), "--fail-on-prediction-errors", "--no-plot"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"},
+        env=rasa_environment(),
     )
     failed = tmp_path / "failed_test_stories.yml"
     details = failed.read_text() if failed.exists() else result.stdout[-3000:] + result.stderr[-3000:]
