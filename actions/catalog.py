@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from actions.common import CrmAction, button, entity, in_unit_of_work, latest_text
 from crm.catalog import (
+    Filters,
     SearchResult,
     categories,
     category_label,
@@ -47,6 +48,11 @@ TEXTS = {
         "Here are our ranges; a manager can also answer you.",
     },
     "ranges": {"fr": "Voici nos rayons. Lequel vous intéresse ?", "en": "Here are our ranges. Which one interests you?"},
+    "none_within": {"fr": "Je n'ai rien de tel {condition}. Le plus proche :",
+                    "en": "I have nothing like that {condition}. The closest:"},
+    "at_most": {"fr": "à {price} ou moins", "en": "for {price} or less"},
+    "at_least": {"fr": "à partir de {price}", "en": "from {price}"},
+    "in_stock_now": {"fr": "en stock en ce moment", "en": "in stock right now"},
     "empty_catalogue": {
         "fr": "Notre catalogue est en cours de mise à jour : je ne peux pas vous proposer de produit "
         "pour le moment.",
@@ -96,6 +102,17 @@ def stock_text(product: Product, language: str) -> str:
 def product_line(product: Product, promotions: list[Promotion], language: str) -> str:
     return (f"• {product.name} ({product.sku}) — {price_text(product, promotions, language)} — "
             f"{stock_text(product, language)}")
+
+
+def condition_text(filters: Filters, language: str) -> str:
+    parts = []
+    if filters.max_price is not None:
+        parts.append(translate(TEXTS, "at_most", language, price=format_money(filters.max_price, "EUR", language)))
+    if filters.min_price is not None:
+        parts.append(translate(TEXTS, "at_least", language, price=format_money(filters.min_price, "EUR", language)))
+    if filters.in_stock:
+        parts.append(translate(TEXTS, "in_stock_now", language))
+    return ", ".join(parts)
 
 
 def category_buttons(names: list[str], labels: dict[str, str], language: str) -> list[dict]:
@@ -212,7 +229,12 @@ class ActionSearchCatalog(CrmAction):
             return result, alternatives, categories(session), category_labels(session), running_promotions(session)
 
         result, alternatives, ranges, labels, promotions = await in_unit_of_work(work)
-        if result.total == 1:
+        if result.total == 0 and result.nearest is not None:  # "laptops under 300 euros": none
+            dispatcher.utter_message(
+                text=translate(TEXTS, "none_within", language, condition=condition_text(result.filters, language))
+                + "\n" + product_line(result.nearest, promotions, language),
+                buttons=product_buttons([result.nearest]))
+        elif result.total == 1:
             product = result.products[0]
             card, buttons = product_card(product, alternatives, product.stock <= 0, promotions, language)
             dispatcher.utter_message(text=card, buttons=buttons)

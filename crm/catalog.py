@@ -36,6 +36,37 @@ MATCH_QUALITY = {"exact": 1.0, "prefix": 0.8, "typo": 0.7}
 STRONG_MATCH = 2.0
 
 
+_AMOUNT = r"(\d+(?:[.,]\d{1,2})?)\s*(?:€|euros?\b|eur\b|e\b|\$|dollars?\b)"
+_PRICE_CAP = re.compile(r"(?:moins de|en dessous de|sous|maxi(?:mum)?|max|jusqu'?a|pas plus de|under|below|"
+                        r"less than|up to|at most|cheaper than|no more than|<)\s*" + _AMOUNT)
+_PRICE_FLOOR = re.compile(r"(?:plus de|au-dessus de|au moins|minimum|over|above|more than|at least|>)\s*" + _AMOUNT)
+_IN_STOCK = re.compile(r"\b(?:en stock|dispo(?:nibles?)? (?:tout de suite|immediatement|de suite)|in stock|"
+                       r"available (?:now|right away)|ready to ship)\b")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Conditions a question sets besides the product: "à moins de 300 €", "under 700 euros",
+    "en stock". Prices are what the client would pay (running promotions applied)."""
+
+    max_price: Decimal | None = None
+    min_price: Decimal | None = None
+    in_stock: bool = False
+
+    def __bool__(self) -> bool:
+        return self.max_price is not None or self.min_price is not None or self.in_stock
+
+
+def parse_filters(text: str) -> Filters:
+    folded = fold(text or "")
+
+    def amount(match) -> Decimal | None:
+        return Decimal(match.group(1).replace(",", ".")) if match else None
+
+    return Filters(amount(_PRICE_CAP.search(folded)), amount(_PRICE_FLOOR.search(folded)),
+                   bool(_IN_STOCK.search(folded)))
+
+
 @dataclass
 class SearchResult:
     products: list[Product]
@@ -43,6 +74,8 @@ class SearchResult:
     category: str | None = None  # set when the question named a whole category
     understood: list[str] = field(default_factory=list)  # the query words that matched something
     score: float = 0.0  # the best product's score: below STRONG_MATCH only weak words matched
+    filters: Filters | None = None  # price or stock conditions the question set
+    nearest: Product | None = None  # when the conditions left nothing: the closest product to them
 
     @property
     def strong(self) -> bool:
@@ -236,7 +269,31 @@ def search_products(session: Session, text: str, limit: int = MAX_RESULTS, stric
         products = sorted(found, key=lambda p: (p.stock <= 0, -score[p.id], p.name))
     else:
         products = sorted(found, key=lambda p: (-score[p.id], p.stock <= 0, p.name))
+    filters = parse_filters(text)
+    if filters:
+        kept, nearest = _apply(session, products, filters)
+        return SearchResult(kept[:limit], len(kept), category, understood, best, filters, None if kept else nearest)
     return SearchResult(products[:limit], len(products), category, understood, best)
+
+
+def _apply(session: Session, products: list[Product], filters: Filters) -> tuple[list[Product], Product | None]:
+    """The products meeting the conditions, in the same order; and, when none does, the one
+    closest to them (the cheapest for a ceiling, the dearest for a floor, else the first)."""
+    from crm.promotions import price_of, running_promotions
+
+    promotions = running_promotions(session)
+    price = {p.id: price_of(p, promotions).unit for p in products}
+    kept = [p for p in products
+            if (filters.max_price is None or price[p.id] <= filters.max_price)
+            and (filters.min_price is None or price[p.id] >= filters.min_price)
+            and (not filters.in_stock or p.stock > 0)]
+    if kept or not products:
+        return kept, None
+    if filters.max_price is not None:
+        return kept, min(products, key=lambda p: price[p.id])
+    if filters.min_price is not None:
+        return kept, max(products, key=lambda p: price[p.id])
+    return kept, products[0]
 
 
 def products_in_category(session: Session, category: str, limit: int = MAX_RESULTS) -> SearchResult:

@@ -116,6 +116,20 @@ async def test_a_product_named_in_words_the_model_took_for_out_of_scope_is_answe
         assert answer.get("response") == "utter_out_of_scope", question
 
 
+async def test_price_and_stock_conditions_filter_the_answer(crm):
+    [message], _ = await run(ActionSearchCatalog(), tracker("laptops under 700 euros", language="en"))
+    assert message["text"].startswith("Ordinateur portable Asus ExpertBook B1 (ORD-ASU-B1)\nPrice: €649.00"), \
+        "the one laptop under 700 euros: its card"
+    [message], _ = await run(ActionSearchCatalog(), tracker("un écran à moins de 300 €"))
+    assert "ECR-DEL-P2423" in message["text"] and "ECR-IIY-XU2294" in message["text"]
+    assert "ECR-LG-27UP" not in message["text"] and "ECR-SAM-S34" not in message["text"]
+    [none], _ = await run(ActionSearchCatalog(), tracker("un portable à moins de 300 €"))
+    assert none["text"].startswith("Je n'ai rien de tel à 300,00 € ou moins. Le plus proche :\n• ")
+    assert "(ORD-ASU-B1) — 649,00 €" in none["text"], "the cheapest laptop, said plainly"
+    [stocked], _ = await run(ActionSearchCatalog(), tracker("ordinateurs portables en stock"))
+    assert "ORD-HP-840" not in stocked["text"], "out of stock, left out when the client asks for stock"
+
+
 async def test_the_catalogue_button_offers_the_ranges(crm):
     [message], _ = await run(ActionSearchCatalog(), tracker("/ask_catalog"))
     assert message["text"] == "Voici nos rayons. Lequel vous intéresse ?"

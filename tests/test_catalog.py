@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 
 from crm.catalog import (
     CatalogImportError,
+    parse_filters,
     category_label,
     category_labels,
     categories,
@@ -127,6 +128,19 @@ def test_replacing_the_catalogue_withdraws_what_is_missing_and_its_promotions(de
     assert running_promotions(demo) == [], "the mouse and the furniture are no longer offered"
     assert demo.scalar(select(func.count(Product.id))) == 44, "withdrawn, not deleted: past orders keep them"
     assert demo.scalar(select(func.count(Promotion.id))) == 2
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("laptops under 700 euros", (Decimal(700), None, False)),
+    ("écran 27 pouces à moins de 300 €", (Decimal(300), None, False)),
+    ("une chaise à plus de 100 euros", (None, Decimal(100), False)),
+    ("imprimante laser en stock", (None, None, True)),
+    ("caisson à moins de 3 tiroirs", (None, None, False)),  # no amount of money: not a price
+    ("moins de 300 pages par minute", (None, None, False)),
+])
+def test_price_and_stock_conditions_are_read_from_the_question(text, expected):
+    filters = parse_filters(text)
+    assert (filters.max_price, filters.min_price, filters.in_stock) == expected
 
 
 def test_categories_get_an_english_label_from_an_optional_column(session):

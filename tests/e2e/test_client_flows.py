@@ -170,6 +170,27 @@ async def test_products_absent_out_of_stock_and_added_after_training(stack):
     assert new.text.startswith("Plastifieuse GBC A3 (FOU-PLA-A3)\nPrix : 89,00 €")
 
 
+async def test_a_catalogue_nobody_trained_on(stack):
+    """Products of a company's own catalogue, named as clients write them, whatever intent the
+    model guesses; a product the company does not sell gets an honest answer, never a neighbour."""
+    user = client("fr")
+    with crm(stack) as s:
+        import_catalog(s, "sku,name,category,description,price,stock\n"
+                          "BUR-SUR-STA10,Surligneurs Stabilo Boss Original (étui de 10),Écriture,Fluo,12.40,40\n"
+                          "MOB-TAB-QUA240,Table de réunion Quadra 240x120 cm,Mobilier de bureau,10 personnes,689.00,2\n"
+                          "IMP-TON-KYO1160,Toner Kyocera TK-1160 noir,Consommables,7 200 pages,89.00,12\n")
+    async with BotHarness(stack.settings) as bot:
+        [marker] = await bot.say(user, "surligneur stabillo boss")
+        [table] = await bot.say(user, "table de reunion quadra 240")
+        [toner] = await bot.say(user, "toner TK1160")
+        [projector] = await bot.say(user, "je cherche un vidéoprojecteur pour la salle de réunion")
+    assert marker.text.startswith("Surligneurs Stabilo Boss Original (étui de 10) (BUR-SUR-STA10)")
+    assert table.text.startswith("Table de réunion Quadra 240x120 cm (MOB-TAB-QUA240)")
+    assert toner.text.startswith("Toner Kyocera TK-1160 noir (IMP-TON-KYO1160)")
+    assert projector.text.startswith("Je ne trouve pas « je cherche un vidéoprojecteur pour la salle de réunion »")
+    assert "Quadra" not in projector.text
+
+
 async def test_another_clients_order_number_is_not_revealed(stack):
     owner, other = client("fr"), client("fr")
     async with BotHarness(stack.settings) as bot:
