@@ -72,10 +72,16 @@ def train_if_needed() -> Path:
     training_record(path).write_text(json.dumps({
         "model": path.name, "seconds": round(time.perf_counter() - started, 1), "component_cache": cached,
         "machine": platform.platform(), "processors": _processors()}))
-    for old in MODELS.iterdir():  # keep the cache small: one model per training state
-        if old not in (path, training_record(path)):
-            old.unlink()
+    keep_only(path)
     return path
+
+
+def keep_only(model: Path) -> None:
+    """Keep the cache small: one model per training state. Folders (models/bench/, the
+    benchmark's baseline model) are not ours to clean."""
+    for old in model.parent.iterdir():
+        if old.is_file() and old not in (model, training_record(model)):
+            old.unlink()
 
 
 def training_record(model: Path) -> Path:

@@ -24,6 +24,18 @@ def test_the_model_cache_key_covers_every_training_input():
     assert len(training_hash()) == 16 and training_hash() == training_hash()
 
 
+def test_a_new_model_replaces_the_old_ones_but_not_the_benchmarks_folder(tmp_path):
+    from bot.rasa_model import keep_only
+
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "baseline-1.tar.gz").write_bytes(b"x")
+    for name in ("old.tar.gz", "old.training.json", "new.tar.gz", "new.training.json"):
+        (tmp_path / name).write_bytes(b"x")
+    keep_only(tmp_path / "new.tar.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench", "new.tar.gz", "new.training.json"]
+    assert (tmp_path / "bench" / "baseline-1.tar.gz").exists()
+
+
 def test_the_held_out_set_shares_no_sentence_with_the_training_data():
     from crm.settings import ROOT
 
