@@ -140,7 +140,6 @@ class SearchIndex:
         strongly: dict[int, set[str]] = defaultdict(set)  # product -> query words it matches by name, model, range
         named: dict[int, set[str]] = defaultdict(set)  # ... or anywhere in its name
         understood, named_category = [], False
-        found_anywhere: set[str] = set()
         for word in dict.fromkeys(query_words(text) + model_codes(text)):
             best: dict[int, float] = {}
             for vocab_word, quality in self.matches(word):
@@ -149,7 +148,6 @@ class SearchIndex:
                     best[product_id] = max(best.get(product_id, 0.0), weight * quality)
             if best:
                 understood.append(word)
-                found_anywhere.add(word)
             for product_id, score in best.items():
                 scores[product_id] += score
                 if score >= STRONG_MATCH:
@@ -158,7 +156,7 @@ class SearchIndex:
                     named[product_id].add(word)
         if not scores:
             return [], understood, False
-        asked = asked_for(text, found_anywhere) if strict else None
+        asked = asked_for(text, set(understood)) if strict else None
         if asked is not None:  # only products that are the thing asked for, not one of its details
             head, segment = asked
             model = any(c.isdigit() for c in head) and any(c.isalpha() for c in head)  # "TK1160" says it all
