@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import FormValidationAction
-from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
 from sqlalchemy import select
 
-from actions.catalog import price_text
+from actions.catalog import ActionSearchCatalog, names_products, price_text
 from actions.common import (
     CrmAction,
     button,
@@ -19,7 +19,7 @@ from actions.common import (
     language_of,
     latest_text,
 )
-from actions.parsing import parse_quantity, quantity_in_request
+from actions.parsing import asks_to_order, parse_quantity, quantity_in_request
 from crm.catalog import format_money, product_by_sku, products_in_category, search_products
 from crm.complaints import client_complaints, complaint_line, find_client_complaint, parse_complaint_number
 from crm.consent import consent_unknown
@@ -156,7 +156,11 @@ def t(key: str, language: str, **values) -> str:
 class ActionStartOrder(CrmAction):
     """Before the form: what the first message already says is taken at once. One product named:
     the form goes straight on (to the quantity, or past it); several: the form lists them; a
-    count ("3 souris", "two monitors") is kept for whichever product is chosen."""
+    count ("3 souris", "two monitors") is kept for whichever product is chosen.
+
+    A message that only names products, with no order wording and no count ("ramette
+    Clairefontaine Clairalfa"), is a question about them whatever the model thought: it gets the
+    catalogue's answer (with an Order button) and no form."""
 
     def name(self) -> str:
         return "action_start_order"
@@ -169,13 +173,18 @@ class ActionStartOrder(CrmAction):
         def work(session):
             if sku:
                 product = product_by_sku(session, sku)
-                return (product.sku if product and product.stock > 0 else None), False
+                return (product.sku if product and product.stock > 0 else None), False, False
             result = search_products(session, text)
+            if not asks_to_order(text) and names_products(result, text):
+                return None, False, True
             if result.total == 1 and result.strong and result.products[0].stock > 0:
-                return result.products[0].sku, False
-            return None, result.total > 1 and result.strong
+                return result.products[0].sku, False, False
+            return None, result.total > 1 and result.strong, False
 
-        found, several = await in_unit_of_work(work) if (sku or typed) else (None, False)
+        found, several, only_named = await in_unit_of_work(work) if (sku or typed) else (None, False, False)
+        if only_named:
+            await ActionSearchCatalog().answer(dispatcher, tracker, domain, language)
+            return [FollowupAction("action_listen")]  # the rule's order form does not start
         # Only slots left over from an earlier order are emptied: a reset counts as "set", and the
         # form would validate (and complain about) empty values.
         events: list[dict[str, Any]] = [SlotSet(slot, None) for slot in ORDER_SLOTS if tracker.get_slot(slot)]

@@ -47,6 +47,21 @@ _BEFORE_A_SIZE = {"par", "by", "x", "\u00d7", "n", "no", "numero", "number", "cm
 _PACKS = {"lot", "lots", "pack", "paquet", "boite", "box", "carton", "pochette"}
 
 
+# Words that make a message an order rather than a question about a product: "je commande le
+# MacBook", "I'd like two monitors", "il me faut une ramette". Without them (and without a count),
+# "ramette Clairefontaine Clairalfa" is a product named, answered with its card and an Order button.
+_ORDER_WORDING = re.compile(
+    r"\b(?:command\w*|achet\w*|achat|prend\w*|pris|voudr\w*|veux|veut|souhait\w*|aimerai\w*|faut|"
+    r"besoin|reserv\w*|ajout\w*|order\w*|buy\w*|bought|purchas\w*|want\w*|"
+    r"would like|i'?d like|need\w*|take|get|add)\b")
+
+
+def asks_to_order(text: str) -> bool:
+    """Whether a message asks to order, not only names a product: order wording or a count."""
+    folded = fold(text or "")
+    return bool(_ORDER_WORDING.search(folded)) or quantity_in_request(text) is not None
+
+
 def quantity_in_request(text: str) -> int | None:
     """How many a client asks for in a sentence that also names the product: "je voudrais acheter
     3 souris sans fil" -> 3, "I want to buy two monitors" -> 2, "un écran 27 pouces" -> None (a

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from crm import meaning
 from crm.models import Product
 from crm.text import NUMBER_WORDS, fold, model_codes, query_words, typo_budget, within_edits, words
 
@@ -34,6 +36,18 @@ MATCH_QUALITY = {"exact": 1.0, "prefix": 0.8, "typo": 0.7}
 # A name, model, category or reference word matched (a typo in a name still counts); a word
 # found only in descriptions does not, so it never picks a product alone.
 STRONG_MATCH = 2.0
+# Search by meaning (crm/meaning.py), measured as the cosine of the question's and the product's
+# sentence vectors. Among products the words found, it adds MEANING_WEIGHT x cosine to their score:
+# enough to order near ties, never enough to outrank a product named by one more word (3.0). When
+# the words found nothing that is the thing asked for ("ink bottles for ecotank", "mac laptop"),
+# the closest product by meaning is the answer only if it is close (MEANING_CLOSE), clearly closer
+# than the next (MEANING_MARGIN), and some word of the question matches it somewhere: meaning alone
+# cannot tell "a tablet" from "a laptop", and a wrong product is worse than an honest "we don't
+# sell that". Chosen on the demo catalogue's questions (tests/catalogue/demo_questions.yml),
+# never on the benchmark's.
+MEANING_WEIGHT = 1.0
+MEANING_CLOSE = 0.30
+MEANING_MARGIN = 0.04
 
 
 _AMOUNT = r"(\d+(?:[.,]\d{1,2})?)\s*(?:€|euros?\b|eur\b|e\b|\$|dollars?\b)"
@@ -104,6 +118,7 @@ class SearchIndex:
                     if weight > self.postings[w].get(p.id, 0.0):
                         self.postings[w][p.id] = weight
         self.category_words = {w for p in products for c in (p.category, p.category_en or "") for w in words(c)}
+        self._vectors(products)
         self._sorted = sorted(self.postings)  # prefixes by bisection
         # Bigrams of "^word$" -> words: a word within k edits of another shares all but 3k of its
         # bigrams with it, so only words sharing enough bigrams are compared letter by letter.
@@ -111,6 +126,48 @@ class SearchIndex:
         for w in self._sorted:
             for gram in set(_bigrams(w)):
                 self._bigrams[gram].append(w)
+
+    def _vectors(self, products: list[Product]) -> None:
+        """The products' sentence vectors, as stored at import; those missing or computed from
+        another text or encoder (products added before search by meaning, or by hand) are encoded
+        here, in memory."""
+        self.vector_ids: list[int] = []
+        self.vectors: np.ndarray | None = None
+        if not products:
+            return
+        texts = [meaning.passage(p.name, p.category, p.category_en, p.description) for p in products]
+        rows = [meaning.unpack(p.embedding) if p.embedding_key == meaning.fingerprint(t) else None
+                for p, t in zip(products, texts)]
+        stale = [i for i, row in enumerate(rows) if row is None]
+        if stale:
+            fresh = meaning.passage_vectors([texts[i] for i in stale])
+            if fresh is None:  # no encoder: letters alone
+                return
+            for i, row in zip(stale, fresh):
+                rows[i] = row
+        self.vector_ids = [p.id for p in products]
+        self.vectors = np.vstack(rows).astype(np.float32)
+
+    def closeness(self, text: str) -> dict[int, float] | None:
+        """Product id -> cosine between the question and the product, by meaning; None without
+        an encoder."""
+        if self.vectors is None:
+            return None
+        query = meaning.encode([text])
+        if query is None:
+            return None
+        return dict(zip(self.vector_ids, (self.vectors @ query[0]).tolist()))
+
+    def by_meaning(self, text: str, close: dict[int, float]) -> int | None:
+        """The one product a question means when its words named nothing that is the thing
+        asked for: close enough, clearly the closest, and matched by some word of the question."""
+        if len(close) < 2:
+            return None
+        (best, first), (_, second) = sorted(close.items(), key=lambda item: -item[1])[:2]
+        if first < MEANING_CLOSE or first - second < MEANING_MARGIN:
+            return None
+        loose, _, _ = self.search(text, strict=False)
+        return best if best in dict(loose) else None
 
     def matches(self, word: str) -> list[tuple[str, float]]:
         """Vocabulary words a query word may mean, with the quality of each match."""
@@ -254,11 +311,15 @@ def search_products(session: Session, text: str, limit: int = MAX_RESULTS, stric
             return SearchResult(exact[:limit], len(exact), None, [p.sku for p in exact], FIELD_WEIGHTS["sku"])
     index = search_index(session)
     ranked, understood, named_category = index.search(text, strict)
+    close = index.closeness(text) if strict else None
+    if not ranked and close:
+        chosen = index.by_meaning(text, close)
+        ranked = [(chosen, STRONG_MATCH)] if chosen is not None else []
     if not ranked:
         return SearchResult([], 0, None, understood)
+    score = {pid: s + MEANING_WEIGHT * (close or {}).get(pid, 0.0) for pid, s in ranked}
     ids = [pid for pid, _ in ranked]
     rows = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(ids)))}
-    score = dict(ranked)
     found = [rows[i] for i in ids if i in rows]
     categories = {p.category for p in found}
     category = categories.pop() if named_category and len(categories) == 1 else None
@@ -451,8 +512,30 @@ def import_catalog(session: Session, source: str | Path, replace: bool = False) 
             product.active = True
             updated += 1
     session.flush()
+    embed_products(session, [r["sku"] for r in rows])
     withdrawn = _withdraw_missing(session, {r["sku"] for r in rows}) if replace else 0
     return ImportReport(created, updated, withdrawn)
+
+
+def embed_products(session: Session, skus: list[str]) -> int:
+    """Store the sentence vector of each product whose name, category or description changed
+    (or that has none). Without an encoder, nothing is stored: search encodes them in memory
+    once one is available. Returns how many were encoded."""
+    products = []
+    for start in range(0, len(skus), 1000):
+        products += session.scalars(select(Product).where(Product.sku.in_(skus[start:start + 1000])))
+    texts = {p.id: meaning.passage(p.name, p.category, p.category_en, p.description) for p in products}
+    stale = [p for p in products if p.embedding_key != meaning.fingerprint(texts[p.id])]
+    if not stale:
+        return 0
+    vectors = meaning.passage_vectors([texts[p.id] for p in stale])
+    if vectors is None:
+        return 0
+    for product, vector in zip(stale, vectors):
+        product.embedding = meaning.pack(vector)
+        product.embedding_key = meaning.fingerprint(texts[product.id])
+    session.flush()
+    return len(stale)
 
 
 def _withdraw_missing(session: Session, kept: set[str]) -> int:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -107,6 +108,10 @@ class Product(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=clock.now, onupdate=clock.now
     )
+    # Search by meaning (crm/meaning.py): the sentence vector of name, category and description
+    # (float16), and the fingerprint of the text and encoder it was computed from.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    embedding_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class ConversationMessage(Base):

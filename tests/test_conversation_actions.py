@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from sqlalchemy import select
 
 from actions.catalog import ActionProductInfo, ActionPromotions
@@ -172,6 +172,19 @@ async def test_the_product_and_count_of_the_first_message_fill_the_order_form(sh
     _, events = await run(ActionStartOrder(), tracker('/place_order{"product": "PER-LOG-MXM3"}', intent="place_order",
                                                       entities=[{"entity": "product", "value": "PER-LOG-MXM3"}]))
     assert events == [SlotSet("order_product", "PER-LOG-MXM3")]
+
+
+async def test_a_product_only_named_gets_its_card_not_an_order_form(shop):
+    """The model took "ramette Clairefontaine" for an order: a client naming a product asks about
+    it; the card answers, with an Order button, and the rule's form does not start."""
+    messages, events = await run(ActionStartOrder(), tracker("souris logitech mx master", intent="place_order"))
+    assert events == [FollowupAction("action_listen")]
+    assert "MX Master 3S" in messages[0]["text"] and "99" in messages[0]["text"]
+    assert any(b["payload"].startswith("/place_order") for b in messages[0]["buttons"])
+    # Order wording or a count: an order.
+    for text in ("je prends la souris logitech mx master", "2 souris logitech mx master", "I need the mx master mouse"):
+        _, events = await run(ActionStartOrder(), tracker(text, intent="place_order"))
+        assert SlotSet("order_product", "PER-LOG-MXM3") in events, text
 
 
 async def test_a_count_given_before_the_choice_meets_the_stock_of_the_product_chosen(shop):

@@ -178,12 +178,18 @@ async def test_a_catalogue_nobody_trained_on(stack):
         import_catalog(s, "sku,name,category,description,price,stock\n"
                           "BUR-SUR-STA10,Surligneurs Stabilo Boss Original (étui de 10),Écriture,Fluo,12.40,40\n"
                           "MOB-TAB-QUA240,Table de réunion Quadra 240x120 cm,Mobilier de bureau,10 personnes,689.00,2\n"
-                          "IMP-TON-KYO1160,Toner Kyocera TK-1160 noir,Consommables,7 200 pages,89.00,12\n")
+                          "IMP-TON-KYO1160,Toner Kyocera TK-1160 noir,Consommables,7 200 pages,89.00,12\n"
+                          "PAP-RAM-CLA,Ramette Clairefontaine Clairalfa A4 80 g,Papier,500 feuilles,5.90,300\n")
     async with BotHarness(stack.settings) as bot:
+        [ream] = await bot.say(user, "ramette Clairefontaine Clairalfa")
+        [ink] = await bot.say(client("en"), "ink bottles for ecotank")
         [marker] = await bot.say(user, "surligneur stabillo boss")
         [table] = await bot.say(user, "table de reunion quadra 240")
         [toner] = await bot.say(user, "toner TK1160")
         [projector] = await bot.say(user, "je cherche un vidéoprojecteur pour la salle de réunion")
+    # the two Clairefontaine reams (the demo catalogue has one), the one named first: no order form
+    assert ream.text.startswith("Voici ce que j'ai trouvé :\n• Ramette Clairefontaine Clairalfa A4 80 g (PAP-RAM-CLA)")
+    assert ink.text.startswith("Bouteilles d'encre Epson 104 (pack 4 couleurs) (CON-EPS-104)"), "found by meaning"
     assert marker.text.startswith("Surligneurs Stabilo Boss Original (étui de 10) (BUR-SUR-STA10)")
     assert table.text.startswith("Table de réunion Quadra 240x120 cm (MOB-TAB-QUA240)")
     assert toner.text.startswith("Toner Kyocera TK-1160 noir (IMP-TON-KYO1160)")
