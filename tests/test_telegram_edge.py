@@ -22,13 +22,8 @@ def echo(sender, message, metadata):
 
 
 @pytest.fixture
-def database_url(tmp_path):
-    from crm.db import engine_for
-    from crm.migrate import upgrade
-
-    url = f"sqlite:///{tmp_path / 'edge.db'}"
-    upgrade(engine_for(url))
-    return url
+def database_url(sqlite_engine):
+    return sqlite_engine.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
