@@ -13,7 +13,11 @@ NLU_TEST ?= tests/nlu/heldout.yml
 # DST switch, New Year's Eve 23:30, Friday 18:55 just after the desk closes, a leap day.
 CLOCK_INSTANTS ?= "2027-03-27 22:45" "2026-12-31 22:30" "2026-12-04 17:55" "2028-02-29 11:00"
 
-.PHONY: help setup run test test-at test-clocks train nlu-eval bench clean python310
+.PHONY: help setup run test test-at test-clocks train nlu-eval bench clean python310 messages
+
+# The message catalogues (crm/i18n.py): each locales/<language>/LC_MESSAGES/messages.po compiled
+# to its .mo by Babel (a missing .mo is compiled in memory, so this only saves start-up time).
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locales/*/LC_MESSAGES/messages.po))
 
 help:
 	@echo "make run        set up, migrate, load demo data, train if needed, start everything"
@@ -24,6 +28,7 @@ help:
 	@echo "make train      train the Rasa model if its training data, domain or config changed"
 	@echo "make nlu-eval   NLU_TEST=file.yml: evaluate the model (writes results/)"
 	@echo "make bench      run the benchmarks (bench/), print a table, write bench/results/"
+	@echo "make messages   compile the message catalogues (locales/) and check them"
 	@echo "make clean      remove environments, models, results and the local databases"
 
 python310:
@@ -47,7 +52,13 @@ python310:
 	@.venv-rasa/bin/rasa --version >/dev/null 2>&1 || { echo "Installing .venv-rasa failed"; exit 1; }
 	@touch $@
 
-setup: .venv/.installed .venv-rasa/.installed
+%.mo: %.po .venv/.installed
+	@.venv/bin/pybabel compile -i $< -o $@ --use-fuzzy 2>&1 | grep -v "^compiling" || true
+
+setup: .venv/.installed .venv-rasa/.installed $(MO_FILES)
+
+messages: $(MO_FILES)
+	@.venv/bin/python -m pytest -q -p no:cacheprovider tests/test_messages.py
 
 train: setup
 	@.venv/bin/python -m bot train

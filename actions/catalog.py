@@ -13,73 +13,16 @@ from crm.catalog import (
     categories,
     category_label,
     category_labels,
-    format_money,
     product_by_sku,
     products_in_category,
     search_products,
 )
-from crm.i18n import translate
+from crm.i18n import Texts, format_money, translate
 from crm.text import query_words
 from crm.models import OrderLine, Product, Promotion
 from crm.promotions import price_of, running_promotions
 
-TEXTS = {
-    "found": {"fr": "Voici ce que j'ai trouvé :", "en": "Here is what I found:"},
-    "found_category": {"fr": "Voici notre rayon {category} :", "en": "Here is our {category} range:"},
-    "more": {
-        "fr": "… et {count} autre(s). Précisez votre recherche (marque, modèle, taille) pour affiner.",
-        "en": "… and {count} more. Tell me a brand, model or size to narrow it down.",
-    },
-    "pick": {"fr": "Touchez un produit pour le détail.", "en": "Tap a product for its details."},
-    "in_stock": {"fr": "en stock ({stock})", "en": "in stock ({stock})"},
-    "out_of_stock": {"fr": "en rupture de stock", "en": "out of stock"},
-    "promo_price": {
-        "fr": "{price} au lieu de {list_price} (−{discount} % : {title})",
-        "en": "{price} instead of {list_price} (−{discount}%: {title})",
-    },
-    "alternatives": {
-        "fr": "Ce produit est en rupture. Disponibles dans le même rayon :",
-        "en": "This product is out of stock. Available in the same range:",
-    },
-    "not_sold": {
-        "fr": "Je ne trouve pas « {query} » dans notre catalogue : nous ne proposons pas ce produit. "
-        "Voici nos rayons ; un conseiller peut aussi vous répondre.",
-        "en": "I cannot find \"{query}\" in our catalogue: we do not sell this product. "
-        "Here are our ranges; a manager can also answer you.",
-    },
-    "ranges": {"fr": "Voici nos rayons. Lequel vous intéresse ?", "en": "Here are our ranges. Which one interests you?"},
-    "none_within": {"fr": "Je n'ai rien de tel {condition}. Le plus proche :",
-                    "en": "I have nothing like that {condition}. The closest:"},
-    "at_most": {"fr": "à {price} ou moins", "en": "for {price} or less"},
-    "at_least": {"fr": "à partir de {price}", "en": "from {price}"},
-    "in_stock_now": {"fr": "en stock en ce moment", "en": "in stock right now"},
-    "empty_catalogue": {
-        "fr": "Notre catalogue est en cours de mise à jour : je ne peux pas vous proposer de produit "
-        "pour le moment.",
-        "en": "Our catalogue is being updated: I cannot offer you a product right now.",
-    },
-    "several": {"fr": "Plusieurs produits correspondent. Lequel ?", "en": "Several products match. Which one?"},
-    "card": {
-        "fr": "{name} ({sku})\nPrix : {price}\nStock : {stock}\nGarantie : {warranty} mois\n{description}",
-        "en": "{name} ({sku})\nPrice: {price}\nStock: {stock}\nWarranty: {warranty} months\n{description}",
-    },
-    "related": {"fr": "Souvent choisis avec ce produit :", "en": "Often chosen with this product:"},
-    "order_it": {"fr": "Commander ce produit", "en": "Order this product"},
-    "talk_to_manager": {"fr": "Parler à un conseiller", "en": "Talk to a manager"},
-    "no_promotions": {
-        "fr": "Aucune promotion en cours pour le moment. Je peux vous prévenir des prochaines si vous "
-        "tapez /subscribe.",
-        "en": "No promotion is running right now. I can tell you about the next ones if you type "
-        "/subscribe.",
-    },
-    "promotions": {"fr": "Nos promotions en cours :", "en": "Our current promotions:"},
-    "promotion_line": {
-        "fr": "• {title} : −{discount} % sur {scope}, jusqu'au {ends:%d/%m/%Y}. {text}",
-        "en": "• {title}: −{discount}% on {scope}, until {ends:%d/%m/%Y}. {text}",
-    },
-    "scope_all": {"fr": "tout le catalogue", "en": "the whole catalogue"},
-    "scope_category": {"fr": "le rayon {category}", "en": "the {category} range"},
-}
+TEXTS = Texts("chat.catalog")
 
 
 def price_text(product: Product, promotions: list[Promotion], language: str) -> str:

@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from crm.db import unit_of_work
-from crm.i18n import normalise_language, translate
+from crm.i18n import Texts, normalise_language, translate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,13 +42,7 @@ class CrmAction(Action, ABC):
     """An action that answers from the CRM. If the CRM fails, the client gets an apology in
     their language and the conversation goes on; the error is logged, never swallowed silently."""
 
-    TEXTS: dict[str, dict[str, str]] = {
-        "crm_down": {
-            "fr": "Désolé, je n'arrive pas à consulter nos données pour le moment. "
-            "Réessayez dans quelques minutes.",
-            "en": "Sorry, I cannot reach our data right now. Please try again in a few minutes.",
-        }
-    }
+    TEXTS = Texts("chat.common")
 
     @abstractmethod
     def name(self) -> str:

@@ -11,51 +11,13 @@ from actions.parsing import describes_a_problem, guess_category, means_none
 from crm.complaints import CATEGORY_LABELS, open_complaint
 from crm.desk_hours import desk_settings
 from crm.handoffs import hand_over
-from crm.i18n import translate
+from crm.i18n import Texts, translate
 from crm.models import COMPLAINT_CATEGORIES
 from crm.orders import client_orders, client_orders_naming, find_client_order, order_summary_line, parse_order_number
 
 NO_ORDER = "none"
-TEXTS = {
-    "ask_order": {
-        "fr": "Votre réclamation concerne-t-elle une commande ? Choisissez-la ou donnez son numéro.",
-        "en": "Is your complaint about an order? Choose it or give its number.",
-    },
-    "ask_order_none": {
-        "fr": "Votre réclamation concerne-t-elle une commande ? Donnez son numéro (par exemple "
-        "CMD-000123), ou répondez « non ».",
-        "en": "Is your complaint about an order? Give its number (for example CMD-000123), or answer "
-        "\"no\".",
-    },
-    "no_order": {"fr": "Pas de commande", "en": "Not about an order"},
-    "order_not_yours": {
-        "fr": "Je ne trouve pas la commande {number} parmi les vôtres. Vérifiez le numéro, ou répondez « non ».",
-        "en": "I cannot find order {number} among yours. Please check the number, or answer \"no\".",
-    },
-    "order_unclear": {
-        "fr": "Je n'ai pas trouvé de numéro de commande. Donnez-le (par exemple CMD-000123) ou répondez « non ».",
-        "en": "I did not find an order number. Give it (for example CMD-000123) or answer \"no\".",
-    },
-    "ask_description": {"fr": "Décrivez-moi le problème en quelques phrases, s'il vous plaît.",
-                        "en": "Please describe the problem in a few sentences."},
-    "short_description": {
-        "fr": "Pouvez-vous m'en dire un peu plus ? Quelques mots de description suffisent.",
-        "en": "Could you tell me a little more? A few words of description are enough.",
-    },
-    "recorded": {
-        "fr": "Votre réclamation {number} est enregistrée (catégorie : {category}). Un conseiller la "
-        "traite ; je vous préviendrai dès qu'elle sera résolue. Demandez « où en est ma réclamation ? » "
-        "à tout moment.",
-        "en": "Your complaint {number} is recorded (category: {category}). A manager is handling it; I "
-        "will tell you as soon as it is resolved. Ask \"where does my complaint stand?\" at any time.",
-    },
-    "urgent": {"fr": "Elle est traitée en priorité : nos conseillers sont alertés.",
-               "en": "It is handled as a priority: our managers have been alerted."},
-}
+TEXTS = Texts("chat.complaints")
 
-
-def t(key: str, language: str, **values) -> str:
-    return translate(TEXTS, key, language, **values)
 
 
 class ActionStartComplaint(CrmAction):
@@ -95,11 +57,11 @@ class ValidateComplaintForm(FormValidationAction):
             return {"complaint_order": NO_ORDER}
         number = parse_order_number(text)
         if number is None:
-            dispatcher.utter_message(text=t("order_unclear", language))
+            dispatcher.utter_message(text=TEXTS.t("order_unclear", language))
             return {"complaint_order": None, "choices_shown": True}
         order = await in_unit_of_work(lambda s: find_client_order(s, client_for(s, tracker), number))
         if order is None:
-            dispatcher.utter_message(text=t("order_not_yours", language, number=number))
+            dispatcher.utter_message(text=TEXTS.t("order_not_yours", language, number=number))
             return {"complaint_order": None, "choices_shown": True}
         return {"complaint_order": number}
 
@@ -115,7 +77,7 @@ class ValidateComplaintForm(FormValidationAction):
         if not text:
             return {"complaint_description": None}
         if len(text) < 8 or text.startswith("/"):
-            dispatcher.utter_message(text=t("short_description", language_of(tracker)))
+            dispatcher.utter_message(text=TEXTS.t("short_description", language_of(tracker)))
             return {"complaint_description": None, "choices_shown": True}
         return {"complaint_description": text[:4000]}
 
@@ -127,12 +89,12 @@ class ActionAskComplaintOrder(AskAfterValidation):
     async def answer(self, dispatcher, tracker, domain, language):
         orders = await in_unit_of_work(lambda s: client_orders(s, client_for(s, tracker), limit=5))
         if not orders:
-            dispatcher.utter_message(text=t("ask_order_none", language),
-                                     buttons=[button(t("no_order", language), "inform", complaint_order=NO_ORDER)])
+            dispatcher.utter_message(text=TEXTS.t("ask_order_none", language),
+                                     buttons=[button(TEXTS.t("no_order", language), "inform", complaint_order=NO_ORDER)])
             return []
         buttons = [button(order_summary_line(o, language), "inform", complaint_order=o.number) for o in orders]
-        buttons.append(button(t("no_order", language), "inform", complaint_order=NO_ORDER))
-        dispatcher.utter_message(text=t("ask_order", language), buttons=buttons)
+        buttons.append(button(TEXTS.t("no_order", language), "inform", complaint_order=NO_ORDER))
+        dispatcher.utter_message(text=TEXTS.t("ask_order", language), buttons=buttons)
         return []
 
 
@@ -141,7 +103,7 @@ class ActionAskComplaintDescription(AskAfterValidation):
         return "action_ask_complaint_description"
 
     async def answer(self, dispatcher, tracker, domain, language):
-        dispatcher.utter_message(text=t("ask_description", language))
+        dispatcher.utter_message(text=TEXTS.t("ask_description", language))
         return []
 
 
@@ -168,10 +130,10 @@ class ActionSubmitComplaint(CrmAction):
             return complaint, handed_over
 
         complaint, handed_over = await in_unit_of_work(record)
-        text = t("recorded", language, number=complaint.number,
+        text = TEXTS.t("recorded", language, number=complaint.number,
                  category=translate(CATEGORY_LABELS, complaint.category, language))
         if complaint.severity != "normal":
-            text += " " + t("urgent", language)
+            text += " " + TEXTS.t("urgent", language)
         dispatcher.utter_message(text=text)
         if handed_over:
             dispatcher.utter_message(text=handed_over)

@@ -7,14 +7,9 @@ from actions.catalog import catalogue_first
 from actions.common import CrmAction, client_for, in_unit_of_work, latest_text
 from crm.desk_hours import desk_settings
 from crm.handoffs import client_text, hand_over
-from crm.i18n import translate
+from crm.i18n import Texts, translate
 
-TEXTS = {
-    "rephrase": {
-        "fr": "Je ne suis pas sûr d'avoir compris. Pourriez-vous reformuler votre question ?",
-        "en": "I am not sure I understood. Could you rephrase your question?",
-    },
-}
+TEXTS = Texts("chat.desk")
 
 
 class ActionRequestHuman(CrmAction):

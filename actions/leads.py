@@ -13,7 +13,7 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from actions.common import CrmAction, button, client_for, entity, in_unit_of_work, language_of, latest_text
 from actions.orders import AskAfterValidation
 from crm.handoffs import hand_over
-from crm.i18n import translate
+from crm.i18n import Texts, translate
 from crm.leads import (
     BUDGETS,
     SKIP,
@@ -33,70 +33,12 @@ LEAD_SLOTS = ("lead_company", "lead_sector", "lead_size", "lead_need", "lead_bud
               "lead_role", "lead_contact")
 BUDGET_LABELS = {"lt1k": "< 1 000 €", "1k-5k": "1 000 – 5 000 €", "5k-20k": "5 000 – 20 000 €", "gt20k": "> 20 000 €"}
 
-TEXTS = {
-    "intro": {
-        "fr": "Avec plaisir ! Quelques questions rapides pour qu'un conseiller commercial vous réponde au mieux "
-        "(répondez « passer » pour sauter une question, « stop » pour arrêter).",
-        "en": "Gladly! A few quick questions so that a sales manager can answer you best (answer \"skip\" to "
-        "skip a question, \"stop\" to stop).",
-    },
-    "ask_lead_company": {"fr": "Quel est le nom de votre entreprise ?", "en": "What is your company's name?"},
-    "ask_lead_sector": {"fr": "Dans quel secteur d'activité êtes-vous ?", "en": "What is your line of business?"},
-    "ask_lead_size": {"fr": "Combien de personnes compte votre entreprise ?", "en": "How many people work in your company?"},
-    "ask_lead_need": {
-        "fr": "De quoi avez-vous besoin ? (produits, catégories, quantités)",
-        "en": "What do you need? (products, categories, quantities)",
-    },
-    "ask_lead_budget": {"fr": "Quel budget envisagez-vous, à peu près ?", "en": "Roughly what budget do you have in mind?"},
-    "ask_lead_timeline": {"fr": "Pour quand ?", "en": "By when?"},
-    "ask_lead_role": {"fr": "Quel est votre rôle dans la décision d'achat ?", "en": "What is your role in the buying decision?"},
-    "ask_lead_contact": {
-        "fr": "Comment vous joindre ? Un numéro de téléphone ou une adresse e-mail.",
-        "en": "How can we reach you? A phone number or an email address.",
-    },
-    "skip": {"fr": "Passer", "en": "Skip"},
-    "decides": {"fr": "Je décide", "en": "I decide"},
-    "recommends": {"fr": "Je recommande", "en": "I recommend"},
-    "looking": {"fr": "Je me renseigne", "en": "Just looking"},
-    "bad_size": {"fr": "Je n'ai pas compris la taille : un nombre de personnes suffit (ou « passer »).",
-                 "en": "I did not get the size: a number of people is enough (or \"skip\")."},
-    "bad_budget": {"fr": "Je n'ai pas trouvé de montant : par exemple « 5 000 € » ou « 10k » (ou « passer »).",
-                   "en": "I did not find an amount: for example \"€5,000\" or \"10k\" (or \"skip\")."},
-    "bad_timeline": {"fr": "Pour quand, à peu près ? Choisissez ci-dessous, ou « passer ».",
-                     "en": "Roughly when? Choose below, or \"skip\"."},
-    "bad_role": {"fr": "Choisissez ce qui vous correspond le mieux, ou « passer ».",
-                 "en": "Choose what fits you best, or \"skip\"."},
-    "bad_contact": {
-        "fr": "Ce numéro ou cet e-mail ne semble pas valide. Donnez un numéro (par exemple 06 12 34 56 78) ou une "
-        "adresse e-mail (nom@entreprise.fr), ou « passer ».",
-        "en": "That phone number or email does not look valid. Give a number (for example +44 20 7946 0958) or an "
-        "email address (name@company.com), or \"skip\".",
-    },
-    "too_short": {"fr": "Pouvez-vous préciser un peu ? (ou « passer »)", "en": "Could you say a little more? (or \"skip\")"},
-    "recorded": {
-        "fr": "Merci ! Votre demande est enregistrée (prospect n° {id}). Un conseiller commercial vous recontacte "
-        "sous un jour ouvré. Voulez-vous fixer un rendez-vous dès maintenant ?",
-        "en": "Thank you! Your enquiry is recorded (lead no. {id}). A sales manager will get back to you within "
-        "one working day. Would you like to book a meeting now?",
-    },
-    "book": {"fr": "📅 Prendre rendez-vous", "en": "📅 Book a meeting"},
-    "stopped": {
-        "fr": "D'accord, j'arrête là. J'ai noté ce que vous m'avez dit : un conseiller pourra vous recontacter. "
-        "Reprenez quand vous voulez.",
-        "en": "All right, I will stop here. I noted what you told me: a manager may get back to you. Pick up "
-        "whenever you like.",
-    },
-    "stopped_empty": {"fr": "D'accord, j'arrête là. Reprenez quand vous voulez.",
-                      "en": "All right, I will stop here. Pick up whenever you like."},
-}
+TEXTS = Texts("chat.leads")
 
-
-def t(key: str, language: str, **values) -> str:
-    return translate(TEXTS, key, language, **values)
 
 
 def skip_button(slot: str, language: str) -> dict:
-    return button(t("skip", language), "inform", **{slot: SKIP})
+    return button(TEXTS.t("skip", language), "inform", **{slot: SKIP})
 
 
 def answer_for(tracker, slot: str, value) -> str:
@@ -152,7 +94,7 @@ class ActionStartLead(CrmAction):
             events.append(SlotSet("lead_company", company))
         if contact:
             events.append(SlotSet("lead_contact", contact))
-        dispatcher.utter_message(text=t("intro", language))
+        dispatcher.utter_message(text=TEXTS.t("intro", language))
         return events
 
 
@@ -178,7 +120,7 @@ class ValidateLeadForm(FormValidationAction):
             return common
         text = " ".join(answer_for(tracker, slot, value).split())
         if len(text) < minimum or text.startswith("/"):
-            dispatcher.utter_message(text=t("too_short", language_of(tracker)))
+            dispatcher.utter_message(text=TEXTS.t("too_short", language_of(tracker)))
             return {slot: None, "choices_shown": True}
         return {slot: text[:2000] if slot == "lead_need" else text[:255]}
 
@@ -188,7 +130,7 @@ class ValidateLeadForm(FormValidationAction):
             return common
         parsed = parse(answer_for(tracker, slot, value))
         if parsed is None:
-            dispatcher.utter_message(text=t(error, language_of(tracker)))
+            dispatcher.utter_message(text=TEXTS.t(error, language_of(tracker)))
             return {slot: None}  # asked again, with its buttons
         return {slot: parsed}
 
@@ -242,7 +184,7 @@ class AskLead(AskAfterValidation):
 
     async def answer(self, dispatcher, tracker, domain, language):
         buttons = self.choices(language) + [skip_button(self.slot, language)]
-        dispatcher.utter_message(text=t(f"ask_{self.slot}", language), buttons=buttons)
+        dispatcher.utter_message(text=TEXTS.t(f"ask_{self.slot}", language), buttons=buttons)
         return []
 
 
@@ -287,7 +229,7 @@ class ActionAskLeadRole(AskLead):
     slot = "lead_role"
 
     def choices(self, language):
-        return [button(t(key, language), "inform", lead_role=code) for key, code in
+        return [button(TEXTS.t(key, language), "inform", lead_role=code) for key, code in
                 (("decides", "decision_maker"), ("recommends", "influencer"), ("looking", "researcher"))]
 
 
@@ -321,14 +263,14 @@ class ActionSubmitLead(CrmAction):
         stopped = bool(tracker.get_slot("lead_stopped"))
         lead_id, status, told = await _save(tracker, language, complete=not stopped)
         if lead_id is None:
-            dispatcher.utter_message(text=t("stopped_empty", language))
+            dispatcher.utter_message(text=TEXTS.t("stopped_empty", language))
         elif told:
             dispatcher.utter_message(text=told)
         elif stopped:
-            dispatcher.utter_message(text=t("stopped", language))
+            dispatcher.utter_message(text=TEXTS.t("stopped", language))
         else:
-            dispatcher.utter_message(text=t("recorded", language, id=lead_id),
-                                     buttons=[button(t("book", language), "book_meeting")])
+            dispatcher.utter_message(text=TEXTS.t("recorded", language, id=lead_id),
+                                     buttons=[button(TEXTS.t("book", language), "book_meeting")])
         return _reset()
 
 
@@ -344,5 +286,5 @@ class ActionStopLeadForm(CrmAction):
         if told:
             dispatcher.utter_message(text=told)
         elif not asked_for_human:
-            dispatcher.utter_message(text=t("stopped" if lead_id else "stopped_empty", language))
+            dispatcher.utter_message(text=TEXTS.t("stopped" if lead_id else "stopped_empty", language))
         return [ActiveLoop(None), SlotSet("requested_slot", None)] + _reset()

@@ -8,7 +8,7 @@ import asyncio
 
 from actions.common import CrmAction, button, client_for, entity, in_unit_of_work, run_in_unit_of_work
 from crm.company import policy_answer
-from crm.i18n import translate
+from crm.i18n import Texts, translate
 from crm.meetings import (
     AlreadyBooked,
     MeetingError,
@@ -26,45 +26,8 @@ from crm.meetings import (
 )
 from crm.models import Staff
 
-TEXTS = {
-    "offer": {"fr": "Voici les prochains créneaux libres de nos conseillers ({minutes} min) : lequel vous convient ?",
-              "en": "Here are our managers' next free slots ({minutes} min): which one suits you?"},
-    "offer_move": {"fr": "Choisissez le nouveau créneau :", "en": "Choose the new slot:"},
-    "none_free": {
-        "fr": "Nos conseillers n'ont plus de créneau libre ces prochains jours. {contact}",
-        "en": "Our managers have no free slot in the coming days. {contact}",
-    },
-    "has_meeting": {"fr": "Vous avez rendez-vous {when} avec {manager}. Voulez-vous le déplacer ou l'annuler ?",
-                    "en": "You have a meeting {when} with {manager}. Would you like to move or cancel it?"},
-    "move": {"fr": "Déplacer", "en": "Move"},
-    "cancel": {"fr": "Annuler", "en": "Cancel"},
-    "keep": {"fr": "Le garder", "en": "Keep it"},
-    "already": {
-        "fr": "Vous avez déjà rendez-vous {when} avec {manager} : un seul à la fois. Voulez-vous le déplacer au "
-        "{new} ?",
-        "en": "You already have a meeting {when} with {manager}: one at a time. Would you like to move it to "
-        "{new}?",
-    },
-    "move_there": {"fr": "Oui, le déplacer", "en": "Yes, move it"},
-    "keep_current": {"fr": "Garder le {when}", "en": "Keep {when}"},
-    "booked": {
-        "fr": "C'est réservé : rendez-vous {when} avec {manager} ({minutes} min). Je vous envoie l'invitation pour "
-        "votre agenda ; je vous le rappellerai la veille et une heure avant.",
-        "en": "Booked: meeting {when} with {manager} ({minutes} min). I am sending you the invitation for your "
-        "calendar; I will remind you the day before and an hour before.",
-    },
-    "moved": {"fr": "C'est déplacé : rendez-vous {when} avec {manager}. Je vous envoie la nouvelle invitation.",
-              "en": "Moved: meeting {when} with {manager}. I am sending you the new invitation."},
-    "taken": {"fr": "Ce créneau vient d'être pris ou n'est plus proposé.", "en": "That slot was just taken or is no longer offered."},
-    "cancelled": {"fr": "Votre rendez-vous {when} est annulé. Reprenez-en un quand vous voulez.",
-                  "en": "Your meeting {when} is cancelled. Book another whenever you like."},
-    "no_meeting": {"fr": "Je ne trouve pas de rendez-vous à venir à votre nom.",
-                   "en": "I cannot find an upcoming meeting in your name."},
-}
+TEXTS = Texts("chat.meetings")
 
-
-def t(key: str, language: str, **values) -> str:
-    return translate(TEXTS, key, language, **values)
 
 
 def minutes() -> int:
@@ -79,10 +42,10 @@ async def offer(dispatcher, tracker, language: str, replacing: int | None = None
 
     buttons = await in_unit_of_work(work)
     if not buttons:
-        dispatcher.utter_message(text=(intro + " " if intro else "") + t(
+        dispatcher.utter_message(text=(intro + " " if intro else "") + TEXTS.t(
             "none_free", language, contact=policy_answer("book_meeting", language)))
         return
-    text = t("offer_move", language) if replacing is not None else t("offer", language, minutes=minutes())
+    text = TEXTS.t("offer_move", language) if replacing is not None else TEXTS.t("offer", language, minutes=minutes())
     dispatcher.utter_message(text=(intro + " " if intro else "") + text, buttons=buttons)
 
 
@@ -105,10 +68,10 @@ class ActionOfferMeeting(CrmAction):
             await offer(dispatcher, tracker, language)
             return []
         meeting_id, when, manager = current
-        dispatcher.utter_message(text=t("has_meeting", language, when=when, manager=manager.split()[0]), buttons=[
-            button(t("move", language), "reschedule_meeting", meeting_id=str(meeting_id)),
-            button(t("cancel", language), "cancel_meeting", meeting_id=str(meeting_id)),
-            button(t("keep", language), "affirm"),
+        dispatcher.utter_message(text=TEXTS.t("has_meeting", language, when=when, manager=manager.split()[0]), buttons=[
+            button(TEXTS.t("move", language), "reschedule_meeting", meeting_id=str(meeting_id)),
+            button(TEXTS.t("cancel", language), "cancel_meeting", meeting_id=str(meeting_id)),
+            button(TEXTS.t("keep", language), "affirm"),
         ])
         return []
 
@@ -135,7 +98,7 @@ class ActionBookMeeting(CrmAction):
             return when_text(meeting.starts_at, language), session.get(Staff, meeting.manager_id).name
 
         if starts_at is None:
-            await offer(dispatcher, tracker, language, intro=t("taken", language))
+            await offer(dispatcher, tracker, language, intro=TEXTS.t("taken", language))
             return []
         try:
             when, manager = await asyncio.to_thread(book_in_turn, run_in_unit_of_work, work)
@@ -144,13 +107,13 @@ class ActionBookMeeting(CrmAction):
             await in_unit_of_work(lambda s: self._offer_move(s, dispatcher, booked_id, starts_at, language))
             return []
         except SlotTaken:
-            await offer(dispatcher, tracker, language, replacing, intro=t("taken", language))
+            await offer(dispatcher, tracker, language, replacing, intro=TEXTS.t("taken", language))
             return []
         except MeetingError:
-            dispatcher.utter_message(text=t("no_meeting", language))
+            dispatcher.utter_message(text=TEXTS.t("no_meeting", language))
             return []
         key = "moved" if replacing is not None else "booked"
-        dispatcher.utter_message(text=t(key, language, when=when, manager=manager.split()[0], minutes=minutes()))
+        dispatcher.utter_message(text=TEXTS.t(key, language, when=when, manager=manager.split()[0], minutes=minutes()))
         return []
 
 
@@ -161,10 +124,10 @@ class ActionBookMeeting(CrmAction):
 
         meeting = session.get(Meeting, meeting_id)
         manager = session.get(Staff, meeting.manager_id).name.split()[0]
-        dispatcher.utter_message(text=t("already", language, when=when_text(meeting.starts_at, language),
+        dispatcher.utter_message(text=TEXTS.t("already", language, when=when_text(meeting.starts_at, language),
                                         manager=manager, new=when_text(starts_at, language)), buttons=[
-            {"title": t("move_there", language), "payload": slot_payload(starts_at, meeting_id)},
-            button(t("keep_current", language, when=short_text(meeting.starts_at, language)), "affirm"),
+            {"title": TEXTS.t("move_there", language), "payload": slot_payload(starts_at, meeting_id)},
+            button(TEXTS.t("keep_current", language, when=short_text(meeting.starts_at, language)), "affirm"),
         ])
 
 
@@ -178,7 +141,7 @@ class ActionRescheduleMeeting(CrmAction):
             meetings = await in_unit_of_work(lambda s: [m.id for m in upcoming(s, client_for(s, tracker))])
             meeting_id = meetings[0] if len(meetings) == 1 else None
         if meeting_id is None:
-            dispatcher.utter_message(text=t("no_meeting", language))
+            dispatcher.utter_message(text=TEXTS.t("no_meeting", language))
             return []
         await offer(dispatcher, tracker, language, replacing=meeting_id)
         return []
@@ -207,7 +170,7 @@ class ActionCancelMeeting(CrmAction):
         except MeetingError:
             when = None
         if when is None:
-            dispatcher.utter_message(text=t("no_meeting", language))
+            dispatcher.utter_message(text=TEXTS.t("no_meeting", language))
             return []
-        dispatcher.utter_message(text=t("cancelled", language, when=when))
+        dispatcher.utter_message(text=TEXTS.t("cancelled", language, when=when))
         return []

@@ -20,10 +20,10 @@ from actions.common import (
     latest_text,
 )
 from actions.parsing import asks_to_order, parse_quantity, quantity_in_request
-from crm.catalog import format_money, product_by_sku, products_in_category, search_products
+from crm.catalog import product_by_sku, products_in_category, search_products
 from crm.complaints import client_complaints, complaint_line, find_client_complaint, parse_complaint_number
 from crm.consent import consent_unknown
-from crm.i18n import translate
+from crm.i18n import Texts, format_money, translate
 from crm.models import Product
 from crm.orders import (
     MAX_QUANTITY,
@@ -47,110 +47,8 @@ from crm.text import fold
 ORDER_SLOTS = ("order_product", "order_quantity", "order_address")
 COMPLAINT_SLOTS = ("complaint_order", "complaint_category", "complaint_description")
 
-TEXTS = {
-    "ask_product": {
-        "fr": "Quel produit souhaitez-vous commander ? (nom, modèle ou référence)",
-        "en": "Which product would you like to order? (name, model or reference)",
-    },
-    "which_product": {"fr": "Plusieurs produits correspondent. Lequel voulez-vous ?",
-                      "en": "Several products match. Which one do you want?"},
-    "unknown_product": {
-        "fr": "Je ne trouve pas ce produit dans notre catalogue. Donnez-moi son nom, son modèle ou sa "
-        "référence (par exemple IMP-HP-M404).",
-        "en": "I cannot find this product in our catalogue. Give me its name, model or reference "
-        "(for example IMP-HP-M404).",
-    },
-    "out_of_stock": {
-        "fr": "{name} est en rupture de stock. Voici des produits disponibles du même rayon :",
-        "en": "{name} is out of stock. Here are available products from the same range:",
-    },
-    "chosen": {"fr": "C'est noté : {name} à {price}, {stock} en stock.",
-               "en": "Noted: {name} at {price}, {stock} in stock."},
-    "quantity_not_number": {
-        "fr": "Combien exactement ? Indiquez un nombre entier, par exemple 2.",
-        "en": "How many exactly? Please give a whole number, for example 2.",
-    },
-    "quantity_positive": {
-        "fr": "La quantité doit être un nombre entier supérieur à zéro. Combien en voulez-vous ?",
-        "en": "The quantity must be a whole number above zero. How many would you like?",
-    },
-    "quantity_stock": {
-        "fr": "Il n'en reste que {stock} en stock. Combien en voulez-vous ({stock} au plus) ?",
-        "en": "Only {stock} left in stock. How many would you like ({stock} at most)?",
-    },
-    "ask_quantity": {"fr": "Combien en voulez-vous ? (un nombre entier, par exemple 2)",
-                     "en": "How many would you like? (a whole number, for example 2)"},
-    "ask_address": {"fr": "À quelle adresse faut-il livrer ?", "en": "Which address should we deliver to?"},
-    "ask_address_last": {
-        "fr": "À quelle adresse faut-il livrer ? Votre dernière adresse : {address}",
-        "en": "Which address should we deliver to? Your last address: {address}",
-    },
-    "use_last": {"fr": "Utiliser cette adresse", "en": "Use this address"},
-    "bad_address": {
-        "fr": "Cette adresse semble incomplète. Indiquez le numéro, la rue, le code postal et la ville.",
-        "en": "This address looks incomplete. Please give the number, street, postcode and city.",
-    },
-    "summary": {
-        "fr": "Récapitulatif de votre commande :\n{quantity} × {name} ({sku}) à {unit}\nTotal : {total}\n"
-        "Livraison : {address}\n\nJe confirme la commande ?",
-        "en": "Your order:\n{quantity} × {name} ({sku}) at {unit}\nTotal: {total}\nDelivery: {address}\n\n"
-        "Shall I confirm the order?",
-    },
-    "confirm": {"fr": "Confirmer", "en": "Confirm"},
-    "cancel": {"fr": "Annuler", "en": "Cancel"},
-    "placed": {
-        "fr": "Commande {number} confirmée : {quantity} × {name}, total {total}. Livraison à {address}. "
-        "Je vous préviendrai à chaque étape ; demandez-moi « où en est ma commande ? » à tout moment.",
-        "en": "Order {number} confirmed: {quantity} × {name}, total {total}. Delivery to {address}. "
-        "I will tell you at every step; ask me \"where is my order?\" at any time.",
-    },
-    "offer_news": {
-        "fr": "Souhaitez-vous recevoir nos nouveautés et promotions ici ? Vous pourrez arrêter à tout moment (/stop).",
-        "en": "Would you like to receive our news and promotions here? You can stop at any time (/stop).",
-    },
-    "yes_news": {"fr": "Oui, je veux les recevoir", "en": "Yes, send them to me"},
-    "gone": {
-        "fr": "Désolé, entre-temps le stock a changé : il n'en reste que {stock}. Rien n'a été commandé. "
-        "Voulez-vous recommencer avec une autre quantité ?",
-        "en": "Sorry, the stock changed in the meantime: only {stock} left. Nothing was ordered. "
-        "Would you like to start again with another quantity?",
-    },
-    "discarded": {"fr": "C'est annulé : rien n'a été commandé.", "en": "Cancelled: nothing was ordered."},
-    "form_stopped": {"fr": "D'accord, j'arrête là. Rien n'a été enregistré.",
-                     "en": "All right, I stop here. Nothing was recorded."},
-    "no_orders": {"fr": "Vous n'avez pas encore passé de commande.", "en": "You have not placed any order yet."},
-    "your_orders": {"fr": "Vos dernières commandes :", "en": "Your latest orders:"},
-    "order_not_found": {
-        "fr": "Je ne trouve pas de commande {number} à votre nom. Vérifiez le numéro (par exemple CMD-000123).",
-        "en": "I cannot find an order {number} in your name. Please check the number (for example CMD-000123).",
-    },
-    "order_detail": {"fr": "Commande {number} du {date:%d/%m/%Y} : {status}.\n{lines}\nTotal : {total}\nLivraison : {address}",
-                     "en": "Order {number} of {date:%d/%m/%Y}: {status}.\n{lines}\nTotal: {total}\nDelivery: {address}"},
-    "no_complaints": {"fr": "Vous n'avez aucune réclamation enregistrée.", "en": "You have no complaint on record."},
-    "your_complaints": {"fr": "Vos réclamations :", "en": "Your complaints:"},
-    "complaint_not_found": {
-        "fr": "Je ne trouve pas de réclamation {number} à votre nom.",
-        "en": "I cannot find a complaint {number} in your name.",
-    },
-    "complaint_detail": {"fr": "Réclamation {line}{resolution}", "en": "Complaint {line}{resolution}"},
-    "cancelled": {"fr": "La commande {number} est annulée. Rien ne vous sera facturé.",
-                  "en": "Order {number} is cancelled. You will not be charged."},
-    "not_cancellable": {
-        "fr": "La commande {number} est {status} : elle ne peut plus être annulée. Vous pourrez la "
-        "retourner sous 30 jours après réception.",
-        "en": "Order {number} is {status}: it can no longer be cancelled. You can return it within 30 "
-        "days of delivery.",
-    },
-    "which_cancel": {"fr": "Quelle commande voulez-vous annuler ?", "en": "Which order do you want to cancel?"},
-    "none_cancellable": {
-        "fr": "Vous n'avez aucune commande qui puisse encore être annulée.",
-        "en": "You have no order that can still be cancelled.",
-    },
-}
+TEXTS = Texts("chat.orders")
 
-
-def t(key: str, language: str, **values) -> str:
-    return translate(TEXTS, key, language, **values)
 
 
 class ActionStartOrder(CrmAction):
@@ -221,24 +119,24 @@ class ValidateOrderForm(FormValidationAction):
 
         product, result, alternatives, promotions = await in_unit_of_work(work)
         if product is None and result is not None and result.total > 1 and result.strong:
-            dispatcher.utter_message(text=t("which_product", language),
+            dispatcher.utter_message(text=TEXTS.t("which_product", language),
                                      buttons=[button(p.name, "inform", product=p.sku) for p in result.products])
             return {"order_product": None, "choices_shown": True}
         if product is None:
-            dispatcher.utter_message(text=t("unknown_product", language))
+            dispatcher.utter_message(text=TEXTS.t("unknown_product", language))
             return {"order_product": None, "choices_shown": True}
         if product.stock <= 0:
-            dispatcher.utter_message(text=t("out_of_stock", language, name=product.name),
+            dispatcher.utter_message(text=TEXTS.t("out_of_stock", language, name=product.name),
                                      buttons=[button(p.name, "inform", product=p.sku) for p in alternatives])
             return {"order_product": None, "choices_shown": True}
-        dispatcher.utter_message(text=t("chosen", language, name=product.name, stock=product.stock,
+        dispatcher.utter_message(text=TEXTS.t("chosen", language, name=product.name, stock=product.stock,
                                         price=price_text(product, promotions, language)))
         # A count given with the request, before this product was chosen from a list, meets the
         # stock now (given in the same message, the quantity's own check does it).
         kept = None if "order_quantity" in tracker.slots_to_validate() else \
             parse_quantity(str(tracker.get_slot("order_quantity") or ""))
         if kept is not None and kept > min(product.stock, MAX_QUANTITY):
-            dispatcher.utter_message(text=t("quantity_stock", language, stock=product.stock))
+            dispatcher.utter_message(text=TEXTS.t("quantity_stock", language, stock=product.stock))
             return {"order_product": product.sku, "order_quantity": None, "choices_shown": True}
         return {"order_product": product.sku, "choices_shown": False}
 
@@ -249,16 +147,16 @@ class ValidateOrderForm(FormValidationAction):
         quantity = parse_quantity(str(value or ""))
         sku = tracker.get_slot("order_product")
         if quantity is None:
-            dispatcher.utter_message(text=t("quantity_not_number", language))
+            dispatcher.utter_message(text=TEXTS.t("quantity_not_number", language))
             return {"order_quantity": None, "choices_shown": True}
         if quantity <= 0:
-            dispatcher.utter_message(text=t("quantity_positive", language))
+            dispatcher.utter_message(text=TEXTS.t("quantity_positive", language))
             return {"order_quantity": None, "choices_shown": True}
         stock = await in_unit_of_work(lambda s: s.scalar(select(Product.stock).where(Product.sku == sku)))
         if stock is None:  # given with the request, before a product was chosen: checked once it is
             return {"order_quantity": str(quantity)}  # (the product's check speaks this turn)
         if quantity > min(stock, MAX_QUANTITY):
-            dispatcher.utter_message(text=t("quantity_stock", language, stock=stock))
+            dispatcher.utter_message(text=TEXTS.t("quantity_stock", language, stock=stock))
             return {"order_quantity": None, "choices_shown": True}
         return {"order_quantity": str(quantity), "choices_shown": False}
 
@@ -268,7 +166,7 @@ class ValidateOrderForm(FormValidationAction):
         if not address:
             return {"order_address": None}
         if address.startswith("/") or not 8 <= len(address) <= 300 or not any(c.isalpha() for c in address):
-            dispatcher.utter_message(text=t("bad_address", language))
+            dispatcher.utter_message(text=TEXTS.t("bad_address", language))
             return {"order_address": None, "choices_shown": True}
         return {"order_address": address, "choices_shown": False}
 
@@ -287,7 +185,7 @@ class ActionAskOrderProduct(AskAfterValidation):
         return "action_ask_order_product"
 
     async def answer(self, dispatcher, tracker, domain, language):
-        dispatcher.utter_message(text=t("ask_product", language))
+        dispatcher.utter_message(text=TEXTS.t("ask_product", language))
         return []
 
 
@@ -296,7 +194,7 @@ class ActionAskOrderQuantity(AskAfterValidation):
         return "action_ask_order_quantity"
 
     async def answer(self, dispatcher, tracker, domain, language):
-        dispatcher.utter_message(text=t("ask_quantity", language))
+        dispatcher.utter_message(text=TEXTS.t("ask_quantity", language))
         return []
 
 
@@ -307,10 +205,10 @@ class ActionAskOrderAddress(AskAfterValidation):
     async def answer(self, dispatcher, tracker, domain, language):
         address = await in_unit_of_work(lambda s: last_address(s, client_for(s, tracker)))
         if address:
-            dispatcher.utter_message(text=t("ask_address_last", language, address=address),
-                                     buttons=[button(t("use_last", language), "inform", address=address)])
+            dispatcher.utter_message(text=TEXTS.t("ask_address_last", language, address=address),
+                                     buttons=[button(TEXTS.t("use_last", language), "inform", address=address)])
         else:
-            dispatcher.utter_message(text=t("ask_address", language))
+            dispatcher.utter_message(text=TEXTS.t("ask_address", language))
         return []
 
 
@@ -327,11 +225,11 @@ class ActionOrderSummary(CrmAction):
     async def answer(self, dispatcher, tracker, domain, language):
         product, priced = await in_unit_of_work(lambda s: _order_quote(s, tracker, language))
         dispatcher.utter_message(
-            text=t("summary", language, quantity=priced.quantity, name=product.name, sku=product.sku,
+            text=TEXTS.t("summary", language, quantity=priced.quantity, name=product.name, sku=product.sku,
                    unit=format_money(priced.unit_price, product.currency, language),
                    total=format_money(priced.total, product.currency, language),
                    address=tracker.get_slot("order_address")),
-            buttons=[button(t("confirm", language), "affirm"), button(t("cancel", language), "deny")])
+            buttons=[button(TEXTS.t("confirm", language), "affirm"), button(TEXTS.t("cancel", language), "deny")])
         return []
 
 
@@ -342,7 +240,7 @@ class ActionPlaceOrder(CrmAction):
     async def answer(self, dispatcher, tracker, domain, language):
         sku, address = tracker.get_slot("order_product"), tracker.get_slot("order_address")
         if not (sku and tracker.get_slot("order_quantity") and address):
-            dispatcher.utter_message(text=t("form_stopped", language))
+            dispatcher.utter_message(text=TEXTS.t("form_stopped", language))
             return [SlotSet(s, None) for s in ORDER_SLOTS]
         quantity = int(tracker.get_slot("order_quantity"))
 
@@ -357,14 +255,14 @@ class ActionPlaceOrder(CrmAction):
         try:
             order, product, offer_news = await in_unit_of_work(work)
         except NotEnoughStock as exc:
-            dispatcher.utter_message(text=t("gone", language, stock=exc.available))
+            dispatcher.utter_message(text=TEXTS.t("gone", language, stock=exc.available))
             return [SlotSet(s, None) for s in ORDER_SLOTS]
-        dispatcher.utter_message(text=t(
+        dispatcher.utter_message(text=TEXTS.t(
             "placed", language, number=order.number, quantity=quantity, name=product.name,
             total=format_money(order.total, order.currency, language), address=order.delivery_address))
         if offer_news:
-            dispatcher.utter_message(text=t("offer_news", language), buttons=[
-                button(t("yes_news", language), "subscribe_promotions", consent_source="button")])
+            dispatcher.utter_message(text=TEXTS.t("offer_news", language), buttons=[
+                button(TEXTS.t("yes_news", language), "subscribe_promotions", consent_source="button")])
         return [SlotSet(s, None) for s in ORDER_SLOTS]
 
 
@@ -373,7 +271,7 @@ class ActionDiscardOrder(CrmAction):
         return "action_discard_order"
 
     async def answer(self, dispatcher, tracker, domain, language):
-        dispatcher.utter_message(text=t("discarded", language))
+        dispatcher.utter_message(text=TEXTS.t("discarded", language))
         return [SlotSet(s, None) for s in ORDER_SLOTS]
 
 
@@ -384,7 +282,7 @@ class ActionStopForm(CrmAction):
         return "action_stop_form"
 
     async def answer(self, dispatcher, tracker, domain, language):
-        dispatcher.utter_message(text=t("form_stopped", language))
+        dispatcher.utter_message(text=TEXTS.t("form_stopped", language))
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("choices_shown", False)] + [
             SlotSet(s, None) for s in ORDER_SLOTS + COMPLAINT_SLOTS]
 
@@ -394,7 +292,7 @@ COMPLAINT_WORDS = ("reclamation", "plainte", "ticket", "complaint", "rec-")
 
 def order_detail(session, order, language: str) -> str:
     lines = "\n".join(f"{line.quantity} × {product.name} ({product.sku})" for line, product in order_lines(session, order))
-    return t("order_detail", language, number=order.number, date=order.created_at,
+    return TEXTS.t("order_detail", language, number=order.number, date=order.created_at,
              status=status_label(order.status, language), lines=lines,
              total=format_money(order.total, order.currency, language), address=order.delivery_address)
 
@@ -416,27 +314,27 @@ class ActionOrderStatus(CrmAction):
             if complaint_no:
                 complaint = find_client_complaint(session, client, complaint_no)
                 if complaint is None:
-                    return t("complaint_not_found", language, number=complaint_no)
+                    return TEXTS.t("complaint_not_found", language, number=complaint_no)
                 resolution = f"\n{complaint.resolution}" if complaint.resolution else ""
-                return t("complaint_detail", language, line=complaint_line(complaint, language),
+                return TEXTS.t("complaint_detail", language, line=complaint_line(complaint, language),
                          resolution=resolution)
             if about_complaints:
                 complaints = client_complaints(session, client)
                 if not complaints:
-                    return t("no_complaints", language)
-                return "\n".join([t("your_complaints", language)] + [f"• {complaint_line(c, language)}" for c in complaints])
+                    return TEXTS.t("no_complaints", language)
+                return "\n".join([TEXTS.t("your_complaints", language)] + [f"• {complaint_line(c, language)}" for c in complaints])
             if order_no:
                 order = find_client_order(session, client, order_no)
                 if order is None:
-                    return t("order_not_found", language, number=order_no)
+                    return TEXTS.t("order_not_found", language, number=order_no)
                 return order_detail(session, order, language)
             naming = client_orders_naming(session, client, text)  # "ma commande de souris"
             if len(naming) == 1:
                 return order_detail(session, naming[0], language)
             orders = naming or client_orders(session, client)
             if not orders:
-                return t("no_orders", language)
-            return "\n".join([t("your_orders", language)] + [f"• {order_summary_line(o, language)}" for o in orders])
+                return TEXTS.t("no_orders", language)
+            return "\n".join([TEXTS.t("your_orders", language)] + [f"• {order_summary_line(o, language)}" for o in orders])
 
         dispatcher.utter_message(text=await in_unit_of_work(work))
         return []
@@ -454,16 +352,16 @@ class ActionCancelOrder(CrmAction):
             if number:
                 order = find_client_order(session, client, number)
                 if order is None:
-                    return t("order_not_found", language, number=number), []
+                    return TEXTS.t("order_not_found", language, number=number), []
                 if not cancellable(order):
-                    return t("not_cancellable", language, number=order.number,
+                    return TEXTS.t("not_cancellable", language, number=order.number,
                              status=status_label(order.status, language)), []
                 cancel_order(session, order)
-                return t("cancelled", language, number=order.number), []
+                return TEXTS.t("cancelled", language, number=order.number), []
             open_orders = [o for o in client_orders(session, client, limit=20) if cancellable(o)]
             if not open_orders:
-                return t("none_cancellable", language), []
-            return t("which_cancel", language), [
+                return TEXTS.t("none_cancellable", language), []
+            return TEXTS.t("which_cancel", language), [
                 button(order_summary_line(o, language), "cancel_order", order_number=o.number) for o in open_orders[:6]]
 
         text, buttons = await in_unit_of_work(work)

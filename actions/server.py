@@ -25,18 +25,14 @@ import hmac
 import logging
 import os
 import sys
+import threading
 import traceback
 
+from crm.i18n import normalise_language, t
 from crm.settings import SettingError, load_env, secret_setting
 
 log = logging.getLogger("actions.server")
 OPEN_PATHS = ("/health",)
-APOLOGY = {
-    "fr": "Désolé, un problème technique m'empêche de traiter cette étape. Pouvez-vous réessayer dans un "
-    "instant, ou reformuler ?",
-    "en": "Sorry, a technical problem keeps me from handling this step. Could you try again in a moment, "
-    "or rephrase?",
-}
 
 
 def _where(exception: BaseException) -> str:
@@ -48,7 +44,7 @@ def _language(action_call: dict) -> str:
     tracker = action_call.get("tracker") or {}
     language = (tracker.get("slots") or {}).get("language") or \
         ((tracker.get("latest_message") or {}).get("metadata") or {}).get("language")
-    return "en" if language == "en" else "fr"
+    return normalise_language(language)
 
 
 def safe_executor():
@@ -66,7 +62,7 @@ def safe_executor():
                 raise  # rasa-sdk's own answers (400, 404): Rasa knows what to do with them
             except Exception as exc:
                 log.error("action %s failed: %s\n%s", action_call.get("next_action"), type(exc).__name__, _where(exc))
-                return {"events": [], "responses": [{"text": APOLOGY[_language(action_call)]}]}
+                return {"events": [], "responses": [{"text": t("chat.apology", _language(action_call))}]}
 
     return SafeExecutor
 
@@ -98,6 +94,20 @@ def create_app(token: str):
     return app
 
 
+def warm_up() -> None:
+    """Load the sentence encoder and build the catalogue's search index while the server starts,
+    so the first client who asks about a product does not wait for them (about a second)."""
+    try:
+        from actions.common import run_in_unit_of_work
+        from crm.catalog import search_index
+        from crm.meaning import available
+
+        available()
+        run_in_unit_of_work(search_index)
+    except Exception as exc:  # a database not migrated yet, say: the first search builds it
+        log.warning("warm-up skipped: %s", type(exc).__name__)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m actions.server", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("ACTION_PORT") or 5055))
@@ -119,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host = os.environ.get("ACTION_SERVER_HOST", "").strip() or "127.0.0.1"
     app = create_app(token)
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     log.info("action server on http://%s:%s (shared secret required)", host, args.port)
     app.run(host=host, port=args.port, workers=1, access_log=False)
     return 0

@@ -41,7 +41,7 @@ from crm.choices import typed_choice
 from bot.settings import Settings
 from bot.shared import assistant, retry_seconds
 from bot.staff import order_command, resolve_command
-from bot.texts import COMMANDS, TEXTS
+from bot.texts import TEXTS, commands
 from crm.clients import (
     TelegramProfile,
     backlog,
@@ -59,8 +59,8 @@ from crm.consent import TEXTS as CONSENT_TEXTS
 from crm.consent import set_consent
 from crm.db import engine_for, unit_of_work
 from crm.handoffs import HANDOFF_RATE_PREFIX, LEAVE_PREFIX, TAKE_PREFIX, client_text, open_handoff_of, request_callback
-from crm.i18n import translate
-from crm.models import LANGUAGES, Client
+from crm.i18n import DEFAULT_LANGUAGE, language_name, languages, normalise_language, translate
+from crm.models import Client
 from crm.text import shorten
 from crm.settings import staff_chat
 from crm.staff import staff_role
@@ -320,8 +320,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _, language = await assistant(context).client(update.effective_user)
     markup = InlineKeyboardMarkup(
-        [[InlineKeyboardButton("Français", callback_data="lang:fr"),
-          InlineKeyboardButton("English", callback_data="lang:en")]]
+        [[InlineKeyboardButton(language_name(code), callback_data=f"lang:{code}") for code in languages()]]
     )
     await safe_send(context.bot, update.effective_chat.id,
                     translate(TEXTS, "choose_language", language), markup=markup)
@@ -332,7 +331,7 @@ async def language_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     choice = (query.data or "")[len("lang:"):]
     helper = assistant(context)
     client_id, language = await helper.client(update.effective_user)
-    if choice not in LANGUAGES:
+    if choice not in languages():
         await query.answer(translate(TEXTS, "button_expired", language), show_alert=True)
         return
 
@@ -548,19 +547,18 @@ async def tell_crm_down(bot, update: Update) -> None:
     user, chat = update.effective_user, update.effective_chat
     if update.message is None or user is None or chat is None or chat.type != "private":
         return
-    language = "en" if (user.language_code or "").startswith("en") else "fr"
-    await safe_send(bot, chat.id, translate(TEXTS, "crm_down", language))
+    await safe_send(bot, chat.id, translate(TEXTS, "crm_down", normalise_language(user.language_code)))
 
 
 # --- assembly ------------------------------------------------------------------------------------
 
 
 async def _post_init(application: Application) -> None:
-    for language, commands in COMMANDS.items():
+    for language in languages():
         try:
             await application.bot.set_my_commands(
-                [BotCommand(name, description) for name, description in commands],
-                language_code=None if language == "fr" else language,
+                [BotCommand(name, description) for name, description in commands(language)],
+                language_code=None if language == DEFAULT_LANGUAGE else language,
             )
         except TelegramError as exc:
             log.warning("could not set the command menu: %s", exc)

@@ -23,7 +23,7 @@ from crm import clock, desk_hours
 from crm.clients import TelegramProfile, register_client
 from crm.consent import set_consent
 from crm.consent import TEXTS as CONSENT_TEXTS
-from crm.i18n import translate
+from crm.i18n import Texts, translate
 from crm.models import Broadcast, Staff
 from crm.staff import active_staff
 
@@ -31,61 +31,9 @@ log = logging.getLogger(__name__)
 PREFIX = "bc:"
 ROLES = ("marketer", "admin")
 
-TEXTS = {
-    "ask_fr": {
-        "fr": "Nouvelle diffusion. Envoyez le texte en français (mise en forme permise ; {{prénom}} insère le "
-        "prénom du client). Une photo avec légende convient aussi. /broadcasts pour la liste.",
-        "en": "New broadcast. Send the French text (formatting allowed; {{first_name}} inserts the client's first "
-        "name). A photo with a caption works too. /broadcasts for the list.",
-    },
-    "ask_en": {"fr": "Maintenant la version anglaise, ou le bouton pour garder le texte français pour tous.",
-               "en": "Now the English version, or the button to keep the French text for everyone."},
-    "same": {"fr": "Texte français pour tous", "en": "French text for everyone"},
-    "ask_segment": {
-        "fr": "À qui ? Choisissez, ou écrivez un segment (conditions combinées) : {help}",
-        "en": "To whom? Choose, or write a segment (conditions combined): {help}",
-    },
-    "everyone": {"fr": "Tous les abonnés", "en": "All subscribers"},
-    "french": {"fr": "Francophones", "en": "French speakers"},
-    "english": {"fr": "Anglophones", "en": "English speakers"},
-    "vip": {"fr": "VIP", "en": "VIP"},
-    "preview": {"fr": "👆 Aperçu. {count} destinataire(s) (segment : {segment}). Quand l'envoyer ?",
-                "en": "👆 Preview. {count} recipient(s) (segment: {segment}). When should it go?"},
-    "now": {"fr": "Maintenant", "en": "Now"},
-    "later": {"fr": "Programmer", "en": "Schedule"},
-    "drop": {"fr": "Abandonner", "en": "Discard"},
-    "ask_when": {"fr": "Date et heure d'envoi (JJ/MM/AAAA HH:MM, heure {zone}) ?",
-                 "en": "Date and time to send (DD/MM/YYYY HH:MM, {zone} time)?"},
-    "confirm_now": {"fr": "Envoyer maintenant à {count} destinataire(s) ?",
-                    "en": "Send now to {count} recipient(s)?"},
-    "confirm_at": {"fr": "Envoyer le {when:%d/%m/%Y à %H:%M} à {count} destinataire(s) (compté maintenant ; "
-                         "les désabonnements d'ici là sont respectés) ?",
-                   "en": "Send on {when:%d/%m/%Y at %H:%M} to {count} recipient(s) (counted now; opt-outs until "
-                         "then are respected)?"},
-    "confirm": {"fr": "Confirmer", "en": "Confirm"},
-    "scheduled": {"fr": "✅ Diffusion n° {id} programmée. Vous recevrez l'avancement et le bilan ici.",
-                  "en": "✅ Broadcast no. {id} scheduled. You will get its progress and report here."},
-    "discarded": {"fr": "Diffusion abandonnée.", "en": "Broadcast discarded."},
-    "error": {"fr": "Impossible : {error}", "en": "Not possible: {error}"},
-    "preview_failed": {"fr": "Telegram refuse ce message : {error}. Corrigez le texte : /broadcast",
-                       "en": "Telegram refuses this message: {error}. Fix the text: /broadcast"},
-    "list_empty": {"fr": "Aucune diffusion.", "en": "No broadcast yet."},
-    "list": {"fr": "Diffusions :", "en": "Broadcasts:"},
-    "line": {"fr": "n° {id} — {state} — {when} — {sent}/{total} envoyés — {segment}",
-             "en": "no. {id} — {state} — {when} — {sent}/{total} sent — {segment}"},
-    "cancel_button": {"fr": "Annuler n° {id}", "en": "Cancel no. {id}"},
-    "cancelled": {"fr": "Diffusion n° {id} annulée.", "en": "Broadcast no. {id} cancelled."},
-    "expired": {"fr": "Ce bouton n'est plus valable.", "en": "This button is no longer valid."},
-    "needs_text": {"fr": "J'attends un texte (ou une photo avec légende).", "en": "I am waiting for a text (or a photo with a caption)."},
-}
-STATES = {
-    "scheduled": {"fr": "programmée", "en": "scheduled"}, "running": {"fr": "en cours", "en": "running"},
-    "done": {"fr": "terminée", "en": "done"}, "cancelled": {"fr": "annulée", "en": "cancelled"},
-}
+TEXTS = Texts("bot.broadcasts")
+STATES = Texts("bot.broadcasts.state")
 
-
-def t(key: str, language: str, **values) -> str:
-    return translate(TEXTS, key, language, **values)
 
 
 def buttons(*rows: list[tuple[str, str]]) -> InlineKeyboardMarkup:
@@ -110,7 +58,7 @@ async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         session.add(Broadcast(created_by=member_id, state="draft", compose_step="text_fr"))
 
     await assistant(context).db(work)
-    await update.effective_message.reply_text(t("ask_fr", language))
+    await update.effective_message.reply_text(TEXTS.t("ask_fr", language))
 
 
 async def compose_input(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -133,7 +81,7 @@ async def compose_input(update: Update, context: ContextTypes.DEFAULT_TYPE) -> b
         text = message.text_html if message.text else (message.caption_html if message.caption else None)
         photo = message.photo[-1].file_id if message.photo else None
         if not text:
-            await message.reply_text(t("needs_text", language))
+            await message.reply_text(TEXTS.t("needs_text", language))
             return True
 
         def save(session):
@@ -147,10 +95,10 @@ async def compose_input(update: Update, context: ContextTypes.DEFAULT_TYPE) -> b
         try:
             await assistant(context).db(save)
         except crm_broadcasts.BroadcastError as exc:
-            await message.reply_text(t("error", language, error=exc.text(language)))
+            await message.reply_text(TEXTS.t("error", language, error=exc.text(language)))
             return True
         if step == "text_fr":
-            await message.reply_text(t("ask_en", language), reply_markup=buttons([(t("same", language), f"{PREFIX}{draft_id}:same")]))
+            await message.reply_text(TEXTS.t("ask_en", language), reply_markup=buttons([(TEXTS.t("same", language), f"{PREFIX}{draft_id}:same")]))
         else:
             await _ask_segment(message, draft_id, language)
         return True
@@ -170,9 +118,9 @@ async def compose_input(update: Update, context: ContextTypes.DEFAULT_TYPE) -> b
 
 
 async def _ask_segment(message, draft_id: int, language: str) -> None:
-    await message.reply_text(t("ask_segment", language, help=crm_broadcasts.SEGMENT_HELP), reply_markup=buttons(
-        [(t("everyone", language), f"{PREFIX}{draft_id}:seg:all"), (t("vip", language), f"{PREFIX}{draft_id}:seg:vip")],
-        [(t("french", language), f"{PREFIX}{draft_id}:seg:fr"), (t("english", language), f"{PREFIX}{draft_id}:seg:en")]))
+    await message.reply_text(TEXTS.t("ask_segment", language, help=crm_broadcasts.SEGMENT_HELP), reply_markup=buttons(
+        [(TEXTS.t("everyone", language), f"{PREFIX}{draft_id}:seg:all"), (TEXTS.t("vip", language), f"{PREFIX}{draft_id}:seg:vip")],
+        [(TEXTS.t("french", language), f"{PREFIX}{draft_id}:seg:fr"), (TEXTS.t("english", language), f"{PREFIX}{draft_id}:seg:en")]))
 
 
 SEGMENT_BUTTONS = {"all": "all", "vip": "vip", "fr": "lang:fr", "en": "lang:en"}
@@ -194,7 +142,7 @@ async def _set_segment(update: Update, context, draft_id: int, spec: str, langua
     try:
         text, photo, count = await assistant(context).db(work)
     except crm_broadcasts.BroadcastError as exc:
-        await context.bot.send_message(chat_id, t("error", language, error=exc.text(language)))
+        await context.bot.send_message(chat_id, TEXTS.t("error", language, error=exc.text(language)))
         return
     try:
         if photo:
@@ -203,12 +151,12 @@ async def _set_segment(update: Update, context, draft_id: int, spec: str, langua
             await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
     except TelegramError as exc:
         await assistant(context).db(lambda s: setattr(s.get(Broadcast, draft_id), "compose_step", "text_fr"))
-        await context.bot.send_message(chat_id, t("preview_failed", language, error=exc))
+        await context.bot.send_message(chat_id, TEXTS.t("preview_failed", language, error=exc))
         return
-    await context.bot.send_message(chat_id, t("preview", language, count=count, segment=spec.strip() or "all"),
-                                   reply_markup=buttons([(t("now", language), f"{PREFIX}{draft_id}:now"),
-                                                         (t("later", language), f"{PREFIX}{draft_id}:later")],
-                                                        [(t("drop", language), f"{PREFIX}{draft_id}:drop")]))
+    await context.bot.send_message(chat_id, TEXTS.t("preview", language, count=count, segment=spec.strip() or "all"),
+                                   reply_markup=buttons([(TEXTS.t("now", language), f"{PREFIX}{draft_id}:now"),
+                                                         (TEXTS.t("later", language), f"{PREFIX}{draft_id}:later")],
+                                                        [(TEXTS.t("drop", language), f"{PREFIX}{draft_id}:drop")]))
 
 
 async def _confirm(update: Update, context, draft_id: int, language: str, when: datetime | None) -> None:
@@ -219,10 +167,10 @@ async def _confirm(update: Update, context, draft_id: int, language: str, when: 
         return len(crm_broadcasts.segment_client_ids(session, draft.segment))
 
     count = await assistant(context).db(work)
-    text = t("confirm_now", language, count=count) if when is None else t(
+    text = TEXTS.t("confirm_now", language, count=count) if when is None else TEXTS.t(
         "confirm_at", language, count=count, when=when.astimezone(desk_hours.zone()))
     await context.bot.send_message(update.effective_chat.id, text, reply_markup=buttons(
-        [(t("confirm", language), f"{PREFIX}{draft_id}:ok"), (t("drop", language), f"{PREFIX}{draft_id}:drop")]))
+        [(TEXTS.t("confirm", language), f"{PREFIX}{draft_id}:ok"), (TEXTS.t("drop", language), f"{PREFIX}{draft_id}:drop")]))
 
 
 async def compose_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -245,7 +193,7 @@ async def compose_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     choice = match.group(2) if match else ""
     if found is None or (choice in expected and found[2] != expected[choice]) or (
             choice.startswith("seg:") and found[2] != "segment") or (choice == "drop" and found[1] != "draft"):
-        await query.answer(t("expired", language), show_alert=True)
+        await query.answer(TEXTS.t("expired", language), show_alert=True)
         return
     draft_id = found[0]
     await query.answer()
@@ -259,24 +207,24 @@ async def compose_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await _confirm(update, context, draft_id, language, None)
     elif choice == "later":
         await assistant(context).db(lambda s: setattr(s.get(Broadcast, draft_id), "compose_step", "when"))
-        await context.bot.send_message(update.effective_chat.id, t("ask_when", language, zone=desk_hours.zone().key))
+        await context.bot.send_message(update.effective_chat.id, TEXTS.t("ask_when", language, zone=desk_hours.zone().key))
     elif choice == "ok":
         def work(session):
             draft = session.get(Broadcast, draft_id)
             crm_broadcasts.schedule(session, draft, draft.scheduled_at)
 
         await assistant(context).db(work)
-        await context.bot.send_message(update.effective_chat.id, t("scheduled", language, id=draft_id))
+        await context.bot.send_message(update.effective_chat.id, TEXTS.t("scheduled", language, id=draft_id))
     elif choice == "drop":
         await assistant(context).db(lambda s: setattr(s.get(Broadcast, draft_id), "state", "cancelled"))
-        await context.bot.send_message(update.effective_chat.id, t("discarded", language))
+        await context.bot.send_message(update.effective_chat.id, TEXTS.t("discarded", language))
     elif choice == "cancel":
         try:
             await assistant(context).db(lambda s: crm_broadcasts.cancel(s, draft_id))
         except crm_broadcasts.BroadcastError as exc:
-            await context.bot.send_message(update.effective_chat.id, t("error", language, error=exc.text(language)))
+            await context.bot.send_message(update.effective_chat.id, TEXTS.t("error", language, error=exc.text(language)))
             return
-        await context.bot.send_message(update.effective_chat.id, t("cancelled", language, id=draft_id))
+        await context.bot.send_message(update.effective_chat.id, TEXTS.t("cancelled", language, id=draft_id))
 
 
 async def broadcasts_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -294,12 +242,12 @@ async def broadcasts_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
 
     rows = await assistant(context).db(work)
     if not rows:
-        await update.effective_message.reply_text(t("list_empty", language))
+        await update.effective_message.reply_text(TEXTS.t("list_empty", language))
         return
-    lines = [t("list", language)] + [
-        t("line", language, id=i, state=translate(STATES, state, language), when=f"{when:%d/%m %H:%M}", sent=sent,
+    lines = [TEXTS.t("list", language)] + [
+        TEXTS.t("line", language, id=i, state=translate(STATES, state, language), when=f"{when:%d/%m %H:%M}", sent=sent,
           total=total, segment=segment) for i, state, when, sent, total, segment in rows]
-    cancellable = [(t("cancel_button", language, id=i), f"{PREFIX}{i}:cancel")
+    cancellable = [(TEXTS.t("cancel_button", language, id=i), f"{PREFIX}{i}:cancel")
                    for i, state, *_ in rows if state in ("scheduled", "running")]
     await update.effective_message.reply_text("\n".join(lines), reply_markup=buttons(
         *[[c] for c in cancellable]) if cancellable else None)

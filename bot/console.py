@@ -17,14 +17,10 @@ from bot.app import build_application
 from bot.emulator import BotApiEmulator, Sent, User
 from bot.settings import Settings
 from crm.clients import TelegramProfile, register_client, set_language
+from crm.i18n import t
 
 LOCAL_TOKEN = "100000000:local-chat-token-not-a-real-one"
 LOCAL_USER_ID = 100_000_001
-
-GREETING = {
-    "fr": "Chat local avec l'assistant (tapez le numéro d'un bouton pour l'utiliser, /quit pour sortir).",
-    "en": "Local chat with the assistant (type a button's number to press it, /quit to leave).",
-}
 
 
 async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.stdin,
@@ -36,8 +32,7 @@ async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.std
     choices: list[Sent] = []
 
     def show(sent: Sent) -> None:
-        prefix = "(modifié) " if sent.method.startswith("edit") and language == "fr" else (
-            "(edited) " if sent.method.startswith("edit") else "")
+        prefix = t("console.edited", language) + " " if sent.method.startswith("edit") else ""
         if sent.photo:
             stdout.write(f"\n[image] {sent.photo}\n")
         if sent.text:
@@ -63,7 +58,7 @@ async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.std
                 return
             last = len(emulator.sent)
 
-    stdout.write(GREETING.get(language, GREETING["fr"]) + "\n")
+    stdout.write(t("console.greeting", language) + "\n")
     stdout.flush()
     def remember_language(session):  # the --language asked for wins over an earlier session's choice
         client, _ = register_client(session, TelegramProfile(user.id, user.first_name, user.last_name, None, language))
@@ -78,7 +73,7 @@ async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.std
             emulator.user_says(user, "/start")
             await asyncio.to_thread(wait_for_answer, before, settings.rasa_timeout + 10)
             while True:
-                stdout.write("\nVous> " if language == "fr" else "\nYou> ")
+                stdout.write(f"\n{t('console.you', language)}> ")
                 stdout.flush()
                 line = await asyncio.to_thread(stdin.readline)
                 if not line:

@@ -51,7 +51,7 @@ from crm.handoffs import (
     topic_of,
     vip_handoff_due,
 )
-from crm.i18n import translate
+from crm.i18n import Texts, translate
 from crm.models import Client, ConversationMessage, Handoff, Staff
 from crm.outbox import failures
 from crm.settings import staff_chat
@@ -61,95 +61,8 @@ from crm.text import shorten
 log = logging.getLogger(__name__)
 REMINDER_INTERVAL = 15.0
 
-TEXTS = {
-    "taken_by": {"fr": "✅ Conversation n° {id} prise en charge par {name}.",
-                 "en": "✅ Conversation no. {id} taken by {name}."},
-    "you_took": {
-        "fr": "Vous avez la conversation n° {id} avec {client}. Vos messages lui sont transmis ; pour "
-        "répondre à un client précis, répondez à l'un de ses messages. /done pour la terminer.",
-        "en": "You have conversation no. {id} with {client}. Your messages are passed on; to answer "
-        "a given client, reply to one of their messages. /done to end it.",
-    },
-    "you_took_topic": {
-        "fr": "{name} a la conversation n° {id} avec {client}. Écrivez dans ce sujet : vos messages lui sont "
-        "transmis. /done pour la terminer.",
-        "en": "{name} has conversation no. {id} with {client}. Write in this topic: your messages are passed "
-        "on. /done to end it.",
-    },
-    "topic_not_active": {
-        "fr": "Ce client n'a pas de conversation en cours avec un conseiller : rien ne lui est transmis. "
-        "/take N pour en prendre une.",
-        "en": "This client has no conversation with a manager right now: nothing is passed on. /take N "
-        "to take one.",
-    },
-    "topic_held_by": {
-        "fr": "Cette conversation est tenue par {name} : votre message n'est pas transmis au client.",
-        "en": "This conversation is held by {name}: your message is not passed on to the client.",
-    },
-    "since": {"fr": "Messages du client depuis sa demande :", "en": "The client's messages since the request:"},
-    "already_taken": {"fr": "Déjà prise par {name}.", "en": "Already taken by {name}."},
-    "closed": {"fr": "Cette conversation est terminée.", "en": "This conversation has ended."},
-    "unknown": {"fr": "Conversation inconnue.", "en": "Unknown conversation."},
-    "queue_empty": {"fr": "Aucune conversation en attente.", "en": "No conversation waiting."},
-    "queue": {"fr": "En attente (la plus ancienne d'abord) :", "en": "Waiting (oldest first):"},
-    "undelivered": {"fr": "⚠️ Messages non remis (les plus récents) :",
-                    "en": "⚠️ Messages not delivered (latest first):"},
-    "undelivered_line": {"fr": "• à {chat} : « {text} » — {status} : {error}",
-                         "en": "• to {chat}: “{text}” — {status}: {error}"},
-    "owed": {"fr": "⏳ {count} client(s) attendent une réponse de l'assistant, indisponible pour le moment : "
-                   "ils l'auront dès son retour.",
-             "en": "⏳ {count} client(s) wait for an answer from the assistant, unavailable for now: they get "
-                   "it as soon as it is back."},
-    "queue_line": {"fr": "n° {id} — {client} — {reason} — depuis {minutes} min",
-                   "en": "no. {id} — {client} — {reason} — for {minutes} min"},
-    "which": {
-        "fr": "Vous tenez plusieurs conversations ({ids}). Répondez au message du client concerné "
-        "(ou précisez le numéro : /done N, /client N) : je ne devine jamais.",
-        "en": "You hold several conversations ({ids}). Reply to the message of the client concerned "
-        "(or give the number: /done N, /client N): I never guess.",
-    },
-    "none_held": {"fr": "Vous ne tenez aucune conversation. /queue pour voir la file.",
-                  "en": "You hold no conversation. /queue to see the queue."},
-    "already_closed": {"fr": "La conversation n° {id} est déjà terminée.",
-                       "en": "Conversation no. {id} is already closed."},
-    "done": {"fr": "Conversation n° {id} terminée ; l'assistant reprend la main.",
-             "en": "Conversation no. {id} ended; the assistant is back."},
-    "note_saved": {"fr": "Note enregistrée dans la fiche de {client}.", "en": "Note saved in {client}'s file."},
-    "note_usage": {"fr": "Usage : /note TEXTE", "en": "Usage: /note TEXT"},
-    "from_client": {"fr": "💬 {client} (n° {id}) :", "en": "💬 {client} (no. {id}):"},
-    "rated": {"fr": "Merci pour votre note : {score}/5.", "en": "Thank you for your rating: {score}/5."},
-    "expired": {"fr": "Ce bouton n'est plus valable.", "en": "This button is no longer valid."},
-    "not_passed_on": {"fr": "⚠️ Ce message n'a pas pu être transmis au client (Telegram : {error}).",
-                      "en": "⚠️ This message could not be passed on to the client (Telegram: {error})."},
-    "take_usage": {"fr": "Usage : /take N (voir /queue)", "en": "Usage: /take N (see /queue)"},
-    "withdrawn_notice": {"fr": "↩️ Conversation n° {id} : {client} a retiré sa demande.",
-                         "en": "↩️ Conversation no. {id}: {client} withdrew the request."},
-    "stale_reply": {
-        "fr": "Ce message appartient à la conversation n° {id}, qui n'est plus en cours avec vous : rien n'a "
-        "été transmis. Répondez à un message d'une conversation en cours.",
-        "en": "This message belongs to conversation no. {id}, which is no longer yours and live: nothing was "
-        "passed on. Reply to a message of a live conversation.",
-    },
-    "reply_unknown": {
-        "fr": "Ce message n'est pas un message relayé d'un client : rien n'a été transmis. Répondez à un "
-        "message « 💬 » du client, ou écrivez sans répondre si vous ne tenez qu'une conversation.",
-        "en": "That message is not one relayed from a client: nothing was passed on. Reply to one of the "
-        "client's \"💬\" messages, or write without replying if you hold only one conversation.",
-    },
-    "not_held": {"fr": "Vous ne tenez pas la conversation n° {id} : rien n'a été fait. /queue pour la file.",
-                 "en": "You do not hold conversation no. {id}: nothing was done. /queue for the queue."},
-    "already_yours": {"fr": "Vous tenez déjà la conversation n° {id}.", "en": "You already hold conversation no. {id}."},
-    "previous_told": {"fr": "{name} la tenait ; il ou elle est prévenu(e).",
-                      "en": "{name} held it and has been told."},
-    "closed_notice": {"fr": "✖️ Conversation n° {id} ({client}) close par l'équipe.",
-                      "en": "✖️ Conversation no. {id} ({client}) closed by the team."},
-    "admin_closed": {"fr": "Conversation n° {id} close ({client}) ; le client est prévenu.",
-                     "en": "Conversation no. {id} closed ({client}); the client has been told."},
-}
+TEXTS = Texts("bot.desk")
 
-
-def t(key: str, language: str, **values) -> str:
-    return translate(TEXTS, key, language, **values)
 
 
 def message_kind(message: Message) -> str:
@@ -260,7 +173,7 @@ async def _relay(context, message: Message, handoff_id: int, status: str, client
         target, header_language = manager_chat, manager_language
     else:
         return  # kept in the CRM: the manager who takes it reads it then
-    header = t("from_client", header_language, client=name, id=handoff_id)
+    header = TEXTS.t("from_client", header_language, client=name, id=handoff_id)
     sent = await _copy_with_header(context, target, client_id if group else None, message, header)
     if sent is not None:
         await assistant(context).db(lambda s: record_relay(s, handoff_id, target, sent, update_id))
@@ -276,7 +189,7 @@ async def _edit_notices(context, notes: list[tuple[int, int, str]], key: str, **
     button to press)."""
     for chat_id, message_id, notice_language in notes:
         try:
-            await context.bot.edit_message_text(t(key, notice_language, **values), chat_id=chat_id,
+            await context.bot.edit_message_text(TEXTS.t(key, notice_language, **values), chat_id=chat_id,
                                                 message_id=message_id)
         except TelegramError as exc:
             log.info("could not edit notice %s/%s: %s", chat_id, message_id, exc)
@@ -304,7 +217,7 @@ async def leave_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     async with helper.chat_lock(user.id):
         left, language, notes, name = await helper.db(work)
     if left is None:
-        await query.answer(t("expired", language), show_alert=True)
+        await query.answer(TEXTS.t("expired", language), show_alert=True)
         return
     await query.answer()
     await _edit_notices(context, notes, "withdrawn_notice", id=left, client=name)
@@ -405,7 +318,7 @@ async def take(context, manager_telegram_id: int, handoff_id: int, reassign: boo
             holder = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
             if holder is not None and holder.id == staff_id and handoff.status == "active":
                 return "yours", None
-            return str(exc), holder.name if holder else ""
+            return exc.key, holder.name if holder else ""
         client = session.get(Client, handoff.client_id)
         since = [m.text or f"[{m.kind}]" for m in session.scalars(
             select(ConversationMessage).where(ConversationMessage.client_id == client.id,
@@ -419,25 +332,25 @@ async def take(context, manager_telegram_id: int, handoff_id: int, reassign: boo
 
     outcome, data = await assistant(context).db(work)
     if outcome == "unknown":
-        return False, t("unknown", language)
+        return False, TEXTS.t("unknown", language)
     if outcome == "yours":
-        return False, t("already_yours", language, id=handoff_id)
+        return False, TEXTS.t("already_yours", language, id=handoff_id)
     if outcome == "taken":
-        return False, t("already_taken", language, name=data)
+        return False, TEXTS.t("already_taken", language, name=data)
     if outcome != "ok":
-        return False, t("closed", language)
+        return False, TEXTS.t("closed", language)
     client_chat, client_language, client_name, since, notes, previous = data
     await _edit_notices(context, notes, "taken_by", id=handoff_id, name=staff_name)
     if desk_settings().get("show_manager_name", True):
         await _send(context.bot, client_chat, client_text("taken", client_language, manager=staff_name.split()[0]))
     else:
         await _send(context.bot, client_chat, client_text("taken_anonymous", client_language))
-    told = "\n\n" + t("previous_told", language, name=previous) if previous else ""
+    told = "\n\n" + TEXTS.t("previous_told", language, name=previous) if previous else ""
     if staff_chat() is not None:
-        return True, t("you_took_topic", language, name=staff_name, id=handoff_id, client=client_name) + told
-    text = t("you_took", language, id=handoff_id, client=client_name) + told
+        return True, TEXTS.t("you_took_topic", language, name=staff_name, id=handoff_id, client=client_name) + told
+    text = TEXTS.t("you_took", language, id=handoff_id, client=client_name) + told
     if since:
-        text += "\n\n" + t("since", language) + "\n" + "\n".join(f"→ {m}" for m in since)
+        text += "\n\n" + TEXTS.t("since", language) + "\n" + "\n".join(f"→ {m}" for m in since)
     return True, text
 
 
@@ -453,7 +366,7 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     member = await _staff(context, update.effective_user.id)
     handoff_id = (query.data or "")[len(TAKE_PREFIX):]
     if member is None or member[3] not in ("manager", "admin") or not handoff_id.isdigit():
-        await query.answer(t("expired", member[1] if member else "fr"), show_alert=True)
+        await query.answer(TEXTS.t("expired", member[1] if member else "fr"), show_alert=True)
         return
     taken, text = await take(context, update.effective_user.id, int(handoff_id))
     if not taken:
@@ -511,13 +424,13 @@ async def _target(update: Update, context, staff_id: int, language: str, by_numb
     handoff, held = await assistant(context).db(work)
     if handoff is None:
         if held == "topic_not_active":
-            text = t("topic_not_active", language)
+            text = TEXTS.t("topic_not_active", language)
         elif isinstance(held, tuple):
-            text = t(held[0], language, name=held[1], id=held[1])
+            text = TEXTS.t(held[0], language, name=held[1], id=held[1])
         elif not held:
-            text = t("none_held", language)
+            text = TEXTS.t("none_held", language)
         else:
-            text = t("which", language, ids=", ".join(f"n° {h.id}" for h in held))
+            text = TEXTS.t("which", language, ids=", ".join(f"n° {h.id}" for h in held))
         await _reply(update, text)
     return handoff
 
@@ -561,7 +474,7 @@ async def _to_client(update: Update, context, handoff: Handoff) -> None:
     try:  # passed on first, recorded then: a crash in between passes it on again, never loses it
         await context.bot.copy_message(client_chat, message.chat_id, message.message_id)
     except TelegramError as exc:
-        await _reply(update, t("not_passed_on", await _language_of(context, update.effective_user.id), error=exc))
+        await _reply(update, TEXTS.t("not_passed_on", await _language_of(context, update.effective_user.id), error=exc))
         return
     await assistant(context).db(work)
 
@@ -604,14 +517,14 @@ async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return rows, failed, unanswered_count(session)
 
     rows, failed, owed = await assistant(context).db(work)
-    lines = [t("queue", language)] + [
-        t("queue_line", language, id=i, client=name, reason=translate(REASON_LABELS, reason, language), minutes=m)
-        for i, name, reason, m in rows] if rows else [t("queue_empty", language)]
+    lines = [TEXTS.t("queue", language)] + [
+        TEXTS.t("queue_line", language, id=i, client=name, reason=translate(REASON_LABELS, reason, language), minutes=m)
+        for i, name, reason, m in rows] if rows else [TEXTS.t("queue_empty", language)]
     if owed:  # clients who wrote while the assistant was down: answered as soon as it is back
-        lines += ["", t("owed", language, count=owed)]
+        lines += ["", TEXTS.t("owed", language, count=owed)]
     if failed:  # staff see what could not be delivered, with Telegram's reason
-        lines += ["", t("undelivered", language)] + [
-            t("undelivered_line", language, chat=chat, text=shorten(text, 60), status=status, error=shorten(error, 80))
+        lines += ["", TEXTS.t("undelivered", language)] + [
+            TEXTS.t("undelivered_line", language, chat=chat, text=shorten(text, 60), status=status, error=shorten(error, 80))
             for chat, text, status, error in failed]
     markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"#{i}", callback_data=f"{TAKE_PREFIX}{i}")]
                                    for i, *_ in rows[:10]]) if rows else None
@@ -625,7 +538,7 @@ async def take_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     args = context.args or []
     handoff_id = int(args[0]) if args and args[0].isdigit() else await _topic_handoff(update, context)
     if handoff_id is None:
-        await _reply(update, t("take_usage", member[1]))
+        await _reply(update, TEXTS.t("take_usage", member[1]))
         return
     member = await _staff(context, update.effective_user.id)
     _, text = await take(context, update.effective_user.id, handoff_id, reassign=member[3] == "admin")
@@ -674,10 +587,10 @@ async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     try:
         client_chat, client_language = await assistant(context).db(work)
     except HandoffError:  # a second /done, or another manager closed it meanwhile
-        await _reply(update, t("already_closed", language, id=handoff.id))
+        await _reply(update, TEXTS.t("already_closed", language, id=handoff.id))
         return
     await _send(context.bot, client_chat, client_text("closed", client_language), _rating_markup(handoff.id))
-    await _reply(update, t("done", language, id=handoff.id))
+    await _reply(update, TEXTS.t("done", language, id=handoff.id))
 
 
 async def _admin_close(update: Update, context) -> bool:
@@ -711,7 +624,7 @@ async def _admin_close(update: Update, context) -> bool:
     if found is None:
         return False
     if found[0] == "closed":
-        await _reply(update, t("already_closed", language, id=handoff_id))
+        await _reply(update, TEXTS.t("already_closed", language, id=handoff_id))
         return True
     client_chat, client_language, name, was_active, notes = found[1]
     if was_active:  # they talked with a manager: they may rate it
@@ -719,7 +632,7 @@ async def _admin_close(update: Update, context) -> bool:
     else:
         await _edit_notices(context, notes, "closed_notice", id=handoff_id, client=name)
         await _send(context.bot, client_chat, client_text("closed_by_staff", client_language))
-    await _reply(update, t("admin_closed", language, id=handoff_id, client=name))
+    await _reply(update, TEXTS.t("admin_closed", language, id=handoff_id, client=name))
     return True
 
 
@@ -742,7 +655,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if not text:
         member = await _manager(update, context)
         if member is not None:
-            await _reply(update, t("note_usage", member[1]))
+            await _reply(update, TEXTS.t("note_usage", member[1]))
         return
     held = await _held(update, context, by_number=False)  # "/note 3 cartons missing" is a note
     if held is None:
@@ -755,7 +668,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return client.display_name
 
     name = await assistant(context).db(work)
-    await _reply(update, t("note_saved", language, client=name))
+    await _reply(update, TEXTS.t("note_saved", language, client=name))
 
 
 async def handoff_rating(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -763,11 +676,11 @@ async def handoff_rating(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     handoff = await assistant(context).db(lambda s: rate_handoff(s, update.effective_user.id, query.data))
     _, language = await assistant(context).client(update.effective_user)
     if handoff is None:
-        await query.answer(t("expired", language), show_alert=True)
+        await query.answer(TEXTS.t("expired", language), show_alert=True)
         return
     await query.answer()
     try:
-        await query.edit_message_text(t("rated", language, score=handoff.satisfaction))
+        await query.edit_message_text(TEXTS.t("rated", language, score=handoff.satisfaction))
     except TelegramError as exc:
         log.info("could not edit the rating message: %s", exc)
 

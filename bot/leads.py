@@ -13,7 +13,7 @@ from telegram.ext import ContextTypes
 
 from bot.shared import assistant
 from bot.staff import staff_member
-from crm.i18n import translate
+from crm.i18n import Texts, translate
 from crm.leads import LeadError, label, lead_card, lead_line, leads_by_score, set_lead_status
 from crm.meetings import offer_slots
 from crm.models import LEAD_STATUSES, Client, Lead
@@ -24,28 +24,14 @@ MEET_PREFIX = "meet:"
 STATUS_PREFIX = "lstat:"
 MANAGER_STATUSES = ("contacted", "won", "lost")
 
-TEXTS = {
-    "none": {"fr": "Aucun prospect en cours.", "en": "No open lead."},
-    "title": {"fr": "Prospects en cours (meilleur score d'abord) :", "en": "Open leads (best score first):"},
-    "usage": {"fr": "Usage : /lead N (voir /leads), ou /lead N statut ({statuses})",
-              "en": "Usage: /lead N (see /leads), or /lead N status ({statuses})"},
-    "unknown": {"fr": "Prospect n° {id} introuvable.", "en": "Lead no. {id} not found."},
-    "status_set": {"fr": "Prospect n° {id} : {status}.", "en": "Lead no. {id}: {status}."},
-    "propose": {"fr": "📅 Proposer un RDV", "en": "📅 Propose a meeting"},
-    "proposed": {"fr": "{count} créneaux proposés à {client}.", "en": "{count} slots offered to {client}."},
-    "no_slot": {"fr": "Aucun créneau libre à proposer à {client}.", "en": "No free slot to offer {client}."},
-    "expired": {"fr": "Ce bouton n'est plus valable.", "en": "This button is no longer valid."},
-}
+TEXTS = Texts("bot.leads")
 
-
-def t(key: str, language: str, **values) -> str:
-    return translate(TEXTS, key, language, **values)
 
 
 def lead_buttons(lead: Lead, language: str) -> InlineKeyboardMarkup:
     row = [InlineKeyboardButton(label(status, language).capitalize(), callback_data=f"{STATUS_PREFIX}{lead.id}:{status}")
            for status in MANAGER_STATUSES]
-    return InlineKeyboardMarkup([row, [InlineKeyboardButton(t("propose", language),
+    return InlineKeyboardMarkup([row, [InlineKeyboardButton(TEXTS.t("propose", language),
                                                             callback_data=f"{MEET_PREFIX}{lead.client_id}")]])
 
 
@@ -54,7 +40,7 @@ async def leads_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if member_id is None:
         return
     lines = await assistant(context).db(lambda s: [lead_line(s, lead, language) for lead in leads_by_score(s)])
-    text = t("title", language) + "\n" + "\n".join(lines) if lines else t("none", language)
+    text = TEXTS.t("title", language) + "\n" + "\n".join(lines) if lines else TEXTS.t("none", language)
     await update.effective_message.reply_text(text)
 
 
@@ -65,20 +51,20 @@ async def lead_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     args = context.args or []
     status = args[1].lower() if len(args) == 2 else None
     if not args or not args[0].isdigit() or len(args) > 2 or (status is not None and status not in LEAD_STATUSES):
-        await update.effective_message.reply_text(t("usage", language, statuses=", ".join(LEAD_STATUSES)))
+        await update.effective_message.reply_text(TEXTS.t("usage", language, statuses=", ".join(LEAD_STATUSES)))
         return
     lead_id = int(args[0])
 
     def work(session):
         lead = set_lead_status(session, lead_id, status) if status else session.get(Lead, lead_id)
         if lead is None:
-            raise LeadError(f"no lead {lead_id}")
+            raise LeadError("unknown", id=lead_id)
         return lead_card(session, lead, language), lead_buttons(lead, language)
 
     try:
         card, markup = await assistant(context).db(work)
     except LeadError:
-        await update.effective_message.reply_text(t("unknown", language, id=lead_id))
+        await update.effective_message.reply_text(TEXTS.t("unknown", language, id=lead_id))
         return
     await update.effective_message.reply_text(card, reply_markup=markup)
 
@@ -97,7 +83,7 @@ async def status_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     language = await _manager_language(update, context)
     match = re.fullmatch(rf"{STATUS_PREFIX}(\d{{1,9}}):({'|'.join(MANAGER_STATUSES)})", query.data or "")
     if language is None or match is None:
-        await query.answer(t("expired", language or "fr"), show_alert=True)
+        await query.answer(TEXTS.t("expired", language or "fr"), show_alert=True)
         return
     lead_id, status = int(match.group(1)), match.group(2)
 
@@ -108,9 +94,9 @@ async def status_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     try:
         card, markup = await assistant(context).db(work)
     except LeadError:
-        await query.answer(t("unknown", language, id=lead_id), show_alert=True)
+        await query.answer(TEXTS.t("unknown", language, id=lead_id), show_alert=True)
         return
-    await query.answer(t("status_set", language, id=lead_id, status=label(status, language)))
+    await query.answer(TEXTS.t("status_set", language, id=lead_id, status=label(status, language)))
     try:
         await query.edit_message_text(card, reply_markup=markup)
     except TelegramError as exc:
@@ -123,7 +109,7 @@ async def meet_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     language = await _manager_language(update, context)
     match = re.fullmatch(rf"{MEET_PREFIX}(\d{{1,9}})", query.data or "")
     if language is None or match is None:
-        await query.answer(t("expired", language or "fr"), show_alert=True)
+        await query.answer(TEXTS.t("expired", language or "fr"), show_alert=True)
         return
 
     def work(session):
@@ -132,7 +118,7 @@ async def meet_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
     name, count = await assistant(context).db(work)
     if name is None:
-        await query.answer(t("expired", language), show_alert=True)
+        await query.answer(TEXTS.t("expired", language), show_alert=True)
         return
-    await query.answer(t("proposed", language, count=count, client=name) if count else t("no_slot", language, client=name),
+    await query.answer(TEXTS.t("proposed", language, count=count, client=name) if count else TEXTS.t("no_slot", language, client=name),
                        show_alert=True)

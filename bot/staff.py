@@ -9,37 +9,12 @@ from telegram.ext import ContextTypes
 from bot.shared import assistant
 from bot.render import split_text
 from crm.complaints import ComplaintError, parse_complaint_number, resolution_message, resolve_complaint
-from crm.i18n import translate
+from crm.i18n import Texts, translate
 from crm.models import ORDER_STATUSES, Client
 from crm.orders import OrderError, parse_order_number, set_order_status, status_label
 from crm.staff import active_staff
 
-TEXTS = {
-    "refused": {
-        "fr": "Cette commande est réservée à l'équipe de l'entreprise.",
-        "en": "This command is for the company's staff only.",
-    },
-    "order_usage": {
-        "fr": "Usage : /order CMD-000123 STATUT (statuts : {statuses})",
-        "en": "Usage: /order CMD-000123 STATUS (statuses: {statuses})",
-    },
-    "order_done": {
-        "fr": "Commande {number} : {status}. Le client en reçoit l'avis ; /queue signale tout message non remis.",
-        "en": "Order {number}: {status}. The client is being told; /queue shows any message not delivered.",
-    },
-    "resolve_usage": {
-        "fr": "Usage : /resolve REC-000045 ce qui a été fait (le client le lira)",
-        "en": "Usage: /resolve REC-000045 what was done (the client reads it)",
-    },
-    "resolved": {
-        "fr": "Réclamation {number} résolue. Le client reçoit votre réponse ({length} caractères{parts}) et "
-        "l'invitation à noter le traitement ; /queue signale tout message non remis.",
-        "en": "Complaint {number} resolved. The client is receiving your answer ({length} characters{parts}) "
-        "and the invitation to rate it; /queue shows any message not delivered.",
-    },
-    "error": {"fr": "Impossible : {error}", "en": "Not possible: {error}"},
-    "parts": {"fr": ", en {count} messages", "en": ", in {count} messages"},
-}
+TEXTS = Texts("bot.staff")
 
 
 async def staff_member(update: Update, context: ContextTypes.DEFAULT_TYPE, roles=("manager", "admin")):

@@ -11,19 +11,12 @@ from sqlalchemy.orm import Session
 from crm import clock
 from crm.company import profile_path, profile_problem
 from crm.db import insert_unless_exists
-from crm.i18n import translate
+from crm.i18n import Texts, translate
 from crm.models import Announcement, Staff
 from crm.outbox import enqueue
 from crm.staff import managers_on_duty
 
-TEXTS = {
-    "profile_refused": {
-        "fr": "⚠️ {file} a été refusé et n'est pas appliqué : {reason}\n\nL'assistant continue avec la "
-        "dernière version valide. Corrigez le fichier : il est relu dès qu'il change.",
-        "en": "⚠️ {file} was refused and is not applied: {reason}\n\nThe assistant goes on with the last "
-        "valid version. Fix the file: it is read again as soon as it changes.",
-    },
-}
+TEXTS = Texts("alerts")
 
 
 def announce(session: Session, key: str) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock, desk_hours
-from crm.i18n import Refusal, translate
+from crm.i18n import Refusal, Texts, languages, translate
 from crm.models import (
     Broadcast,
     BroadcastDelivery,
@@ -44,64 +44,10 @@ ALLOWED_ATTRIBUTES = {"a": {"href"}, "span": {"class"}, "code": {"class"}, "bloc
 ENTITIES = {"lt", "gt", "amp", "quot"}  # with numeric ones (&#38; &#x26;), all Telegram understands
 ENTITY = re.compile(r"&(#\d{1,7};|#x[0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]*;)?")
 
-TEXTS = {
-    "unsubscribe": {"fr": "Se désabonner", "en": "Unsubscribe"},
-    "report": {
-        "fr": "📣 Diffusion n° {id} terminée : {sent} envoyés, {failed} en échec, {blocked} bloqués (bot bloqué), "
-        "{unconfirmed} non confirmés (envoi interrompu), {opted_out} désabonnés depuis, sur {total}.",
-        "en": "📣 Broadcast no. {id} finished: {sent} sent, {failed} failed, {blocked} blocked (bot blocked), "
-        "{unconfirmed} unconfirmed (sending interrupted), {opted_out} opted out since, out of {total}.",
-    },
-    "progress": {"fr": "📣 Diffusion n° {id} : {done} sur {total} traités ({sent} envoyés).",
-                 "en": "📣 Broadcast no. {id}: {done} of {total} processed ({sent} sent)."},
-    "started": {"fr": "📣 Diffusion n° {id} commencée : {total} destinataires.",
-                "en": "📣 Broadcast no. {id} started: {total} recipients."},
-}
+TEXTS = Texts("broadcasts")
 
 
-ERRORS = {
-    "segment_syntax": {"fr": "segment : {error}", "en": "segment: {error}"},
-    "segment_lang": {"fr": "segment : lang vaut fr ou en (reçu {value!r})",
-                     "en": "segment: lang must be fr or en (got {value!r})"},
-    "segment_unknown": {"fr": "segment : condition inconnue {token!r} ; possibles : {help}",
-                        "en": "segment: unknown condition {token!r}; use {help}"},
-    "empty": {"fr": "le message est vide", "en": "the message is empty"},
-    "too_long": {"fr": "le message fait {length} caractères ; Telegram en accepte 4 096 au plus",
-                 "en": "the message is {length} characters long; Telegram accepts 4,096 at most"},
-    "too_long_names": {"fr": "avec les prénoms ({count} × {{first_name}}, jusqu'à {room} caractères chacun), le "
-                             "message peut atteindre {length} caractères ; Telegram en accepte {limit} au plus",
-                       "en": "with the first names ({count} × {{first_name}}, up to {room} characters each), the "
-                             "message may reach {length} characters; Telegram accepts {limit} at most"},
-    "caption_too_long": {"fr": "avec une photo, le texte est une légende : 1 024 caractères au plus",
-                         "en": "with a photo the text is a caption: 1,024 characters at most"},
-    "attribute_not_allowed": {"fr": "mise en forme : l'attribut {name!r} de <{tag}> n'est pas permis ({allowed})",
-                              "en": "formatting: attribute {name!r} of <{tag}> is not allowed ({allowed})"},
-    "span_class": {"fr": "mise en forme : <span> n'accepte que class=\"tg-spoiler\"",
-                   "en": "formatting: <span> only takes class=\"tg-spoiler\""},
-    "link_href": {"fr": "mise en forme : <a> demande href=\"https://…\" (reçu {href!r})",
-                  "en": "formatting: <a> needs href=\"https://…\" (got {href!r})"},
-    "entity_unknown": {"fr": "mise en forme : {entity} n'est pas reconnu par Telegram ; seuls &lt; &gt; &amp; &quot; "
-                             "et les codes numériques (&#8364;) le sont",
-                       "en": "formatting: Telegram does not know {entity}; only &lt; &gt; &amp; &quot; and numeric "
-                             "codes (&#8364;) work"},
-    "tag_not_allowed": {"fr": "mise en forme : <{tag}> n'est pas permis (Telegram accepte {allowed})",
-                        "en": "formatting: <{tag}> is not allowed (Telegram accepts {allowed})"},
-    "tag_not_closing": {"fr": "mise en forme : </{tag}> ne ferme pas la balise ouverte avant",
-                        "en": "formatting: </{tag}> does not close the tag opened before it"},
-    "tag_never_closed": {"fr": "mise en forme : <{tag}> n'est jamais fermé",
-                         "en": "formatting: <{tag}> is never closed"},
-    "state": {"fr": "la diffusion {id} est {state}", "en": "broadcast {id} is {state}"},
-    "unknown": {"fr": "aucune diffusion {id}", "en": "no broadcast {id}"},
-    "already": {"fr": "la diffusion {id} est déjà {state}", "en": "broadcast {id} is already {state}"},
-    "when_format": {"fr": "je n'ai pas compris la date {value!r} ; écrivez JJ/MM/AAAA HH:MM, par exemple {example}",
-                    "en": "I did not understand the date {value!r}; write DD/MM/YYYY HH:MM, for example {example}"},
-    "when_past": {"fr": "le {value} ({zone}) est déjà passé ; par exemple {example}",
-                  "en": "{value} ({zone}) is in the past; for example {example}"},
-    "when_gap": {"fr": "le {value} n'existe pas en heure de {zone} : les horloges passent de {before} à {after} "
-                       "cette nuit-là (heure d'été). Choisissez une autre heure, par exemple {after}.",
-                 "en": "{value} does not exist in {zone} time: clocks jump from {before} to {after} that night "
-                       "(daylight saving time). Choose another time, for example {after}."},
-}
+ERRORS = Texts("broadcasts.error")
 
 
 class BroadcastError(Refusal):
@@ -141,7 +87,7 @@ def parse_segment(spec: str) -> list[Condition]:
         key, sep, value = token.partition(":")
         key = key.lower()
         if sep and value and key in ("lang", "category", "product", "lead", "tag"):
-            if key == "lang" and value.lower() not in ("fr", "en"):
+            if key == "lang" and value.lower() not in languages():
                 raise BroadcastError("segment_lang", value=value)
             conditions.append(Condition(key, value))
             continue

@@ -132,6 +132,7 @@ class SearchIndex:
         another text or encoder (products added before search by meaning, or by hand) are encoded
         here, in memory."""
         self.vector_ids: list[int] = []
+        self.vector_row: dict[int, int] = {}
         self.vectors: np.ndarray | None = None
         if not products:
             return
@@ -146,28 +147,32 @@ class SearchIndex:
             for i, row in zip(stale, fresh):
                 rows[i] = row
         self.vector_ids = [p.id for p in products]
+        self.vector_row = {pid: row for row, pid in enumerate(self.vector_ids)}
         self.vectors = np.vstack(rows).astype(np.float32)
 
-    def closeness(self, text: str) -> dict[int, float] | None:
-        """Product id -> cosine between the question and the product, by meaning; None without
-        an encoder."""
+    def closeness(self, text: str) -> Closeness | None:
+        """Product id -> cosine between the question and the product, by meaning (a mapping
+        computed once per question, read per product); None without an encoder."""
         if self.vectors is None:
             return None
         query = meaning.encode([text])
         if query is None:
             return None
-        return dict(zip(self.vector_ids, (self.vectors @ query[0]).tolist()))
+        return Closeness(self, self.vectors @ query[0])
 
-    def by_meaning(self, text: str, close: dict[int, float]) -> int | None:
+    def by_meaning(self, text: str, close: Closeness) -> int | None:
         """The one product a question means when its words named nothing that is the thing
         asked for: close enough, clearly the closest, and matched by some word of the question."""
-        if len(close) < 2:
+        cosines = close.cosines
+        if len(cosines) < 2:
             return None
-        (best, first), (_, second) = sorted(close.items(), key=lambda item: -item[1])[:2]
-        if first < MEANING_CLOSE or first - second < MEANING_MARGIN:
+        two = np.argpartition(-cosines, 1)[:2]
+        best, runner_up = sorted(two, key=lambda row: -cosines[row])
+        if cosines[best] < MEANING_CLOSE or cosines[best] - cosines[runner_up] < MEANING_MARGIN:
             return None
         loose, _, _ = self.search(text, strict=False)
-        return best if best in dict(loose) else None
+        chosen = self.vector_ids[best]
+        return chosen if chosen in dict(loose) else None
 
     def matches(self, word: str) -> list[tuple[str, float]]:
         """Vocabulary words a query word may mean, with the quality of each match."""
@@ -226,6 +231,21 @@ class SearchIndex:
             ((pid, s) for pid, s in scores.items() if s >= top * 0.6), key=lambda x: -x[1]
         )
         return ranked, understood, named_category
+
+
+@dataclass(frozen=True)
+class Closeness:
+    """The cosines of one question with every product, looked up by product id."""
+
+    index: SearchIndex
+    cosines: np.ndarray
+
+    def get(self, product_id: int, default: float = 0.0) -> float:
+        row = self.index.vector_row.get(product_id)
+        return default if row is None else float(self.cosines[row])
+
+    def __bool__(self) -> bool:
+        return len(self.cosines) > 0
 
 
 # Where the thing asked for ends and its purpose or details begin: "un vidéoprojecteur | pour la
@@ -398,12 +418,6 @@ def category_label(category: str, labels: dict[str, str], language: str) -> str:
     return labels.get(category, category) if language == "en" else category
 
 
-def format_money(amount: Decimal, currency: str, language: str) -> str:
-    symbol = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF"}.get(currency, currency)
-    whole = f"{amount:,.2f}"
-    if language == "fr":
-        return whole.replace(",", "\u202f").replace(".", ",") + f" {symbol}"
-    return f"{symbol}{whole}" if symbol in "€$£" else f"{whole} {symbol}"
 
 
 # --- CSV import ---------------------------------------------------------------------------------

@@ -5,35 +5,16 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crm.catalog import format_money
 from crm.complaints import CATEGORY_LABELS
 from crm.clients import client_tags
-from crm.i18n import translate
+from crm.i18n import Texts, format_money, translate
 from crm.leads import client_leads, lead_line
 from crm.meetings import upcoming, when_text
 from crm.models import Client, ClientNote, Complaint, ConversationMessage, Handoff, Order, Staff
 from crm.orders import status_label
 from crm.text import shorten
 
-TEXTS = {
-    "profile": {"fr": "👤 {name}{username} — langue : {client_language} — client depuis le {since:%d/%m/%Y}",
-                "en": "👤 {name}{username} — language: {client_language} — client since {since:%d/%m/%Y}"},
-    "contact": {"fr": "Contact : {contact}", "en": "Contact: {contact}"},
-    "messages": {"fr": "Derniers messages :", "en": "Last messages:"},
-    "orders": {"fr": "Commandes en cours :", "en": "Open orders:"},
-    "complaints": {"fr": "Réclamations ouvertes :", "en": "Open complaints:"},
-    "notes": {"fr": "Notes :", "en": "Notes:"},
-    "more_notes": {"fr": "… et {count} note(s) plus ancienne(s)", "en": "… and {count} older note(s)"},
-    "scores": {"fr": "Satisfaction (conseillers) : {scores}", "en": "Satisfaction (managers): {scores}"},
-    "none": {"fr": "aucune", "en": "none"},
-    "lead": {"fr": "Prospect : aucun lead enregistré", "en": "Lead: none recorded"},
-    "leads": {"fr": "Prospects :", "en": "Leads:"},
-    "meetings": {"fr": "Rendez-vous à venir :", "en": "Upcoming meetings:"},
-    "meeting_line": {"fr": "• {when} avec {manager}", "en": "• {when} with {manager}"},
-    "vip": {"fr": "⭐ Client VIP", "en": "⭐ VIP client"},
-    "tags": {"fr": "Étiquettes : {tags}", "en": "Tags: {tags}"},
-    "account_manager": {"fr": "Conseiller attitré : {name}", "en": "Account manager: {name}"},
-}
+TEXTS = Texts("client_file")
 
 
 NOTES_SHOWN = 3

@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 
 from crm import clock
 from crm.db import insert_unless_exists
-from crm.models import LANGUAGES, Client, ConversationMessage
+from crm.i18n import Refusal, Texts, languages, normalise_language
+from crm.models import Client, ConversationMessage
 
 
 def language_from_code(code: str | None) -> str:
     """French by default; English when the Telegram client is set to English."""
-    return "en" if (code or "").lower().startswith("en") else "fr"
+    return normalise_language(code)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def set_reachable(session: Session, telegram_id: int, reachable: bool) -> bool:
 
 
 def set_language(session: Session, client: Client, language: str) -> None:
-    if language not in LANGUAGES:
+    if language not in languages():
         raise ValueError(f"unsupported language {language!r}")
     client.language = language
 
@@ -185,14 +186,14 @@ def unanswered_messages(session: Session, client: Client | None = None) -> list[
     return list(session.scalars(query.order_by(ConversationMessage.id)))
 
 
-class ClientError(ValueError):
-    pass
+class ClientError(Refusal):
+    texts = Texts("clients.error")
 
 
 def client_by_telegram_id(session: Session, telegram_id: int) -> Client:
     client = session.scalar(select(Client).where(Client.telegram_id == telegram_id))
     if client is None:
-        raise ClientError(f"no client with Telegram id {telegram_id} (they must have written to the bot once)")
+        raise ClientError("no_client", telegram_id=telegram_id)
     return client
 
 
@@ -209,7 +210,7 @@ def assign_account_manager(session: Session, client: Client, manager_telegram_id
         return
     member = session.scalar(select(Staff).where(Staff.telegram_id == manager_telegram_id, Staff.active.is_(True)))
     if member is None or member.role not in ("manager", "admin"):
-        raise ClientError(f"no active manager or admin with Telegram id {manager_telegram_id}")
+        raise ClientError("no_manager", telegram_id=manager_telegram_id)
     client.account_manager_id = member.id
 
 
@@ -222,7 +223,7 @@ def tag_client(session: Session, client: Client, tag: str, present: bool = True)
 
     tag = (tag or "").strip().lower()
     if not TAG_RE.match(tag):
-        raise ClientError(f"a tag is 1 to 64 characters among a-z, 0-9, - and _ (got {tag!r})")
+        raise ClientError("tag", tag=tag)
     existing = session.scalar(select(ClientTag).where(ClientTag.client_id == client.id, ClientTag.tag == tag))
     if present and existing is None:
         session.add(ClientTag(client_id=client.id, tag=tag))

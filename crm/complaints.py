@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from crm import clock
 from crm.company import company_profile
-from crm.i18n import Refusal, translate
+from crm.i18n import Refusal, Texts, languages, translate
 from crm.models import COMPLAINT_CATEGORIES, Client, Complaint, Order
 from crm.outbox import enqueue, notify_managers
 from crm.text import fold
@@ -20,13 +20,7 @@ from crm.text import fold
 COMPLAINT_NUMBER = re.compile(r"\bREC[-\s]?0*(\d{1,9})\b", re.IGNORECASE)
 RATE_PREFIX = "rate:"
 
-CATEGORY_LABELS = {
-    "product": {"fr": "produit", "en": "product"},
-    "delivery": {"fr": "livraison", "en": "delivery"},
-    "invoice": {"fr": "facture", "en": "invoice"},
-    "service": {"fr": "service", "en": "service"},
-    "other": {"fr": "autre", "en": "other"},
-}
+CATEGORY_LABELS = Texts("complaints.category")
 # Words that name each kind of problem (folded), in French and English: a category guessed from the
 # first message, or typed at the category question.
 CATEGORY_WORDS = {
@@ -41,43 +35,13 @@ CATEGORY_WORDS = {
     "other": ["autre", "other"],
 }
 
-STATUS_LABELS = {
-    "open": {"fr": "en cours de traitement", "en": "being handled"},
-    "resolved": {"fr": "résolue", "en": "resolved"},
-}
-TEXTS = {
-    "alert": {
-        "fr": "⚠️ Réclamation {severity} {number} de {client}{order}\nCatégorie : {category}\n"
-        "Raisons : {reasons}\n\n{description}",
-        "en": "⚠️ {severity} complaint {number} from {client}{order}\nCategory: {category}\n"
-        "Reasons: {reasons}\n\n{description}",
-    },
-    "resolved": {
-        "fr": "Votre réclamation {number} est résolue : {resolution}\n\nÊtes-vous satisfait(e) de "
-        "son traitement ? Notez-le de 1 (pas du tout) à 5 (tout à fait).",
-        "en": "Your complaint {number} is resolved: {resolution}\n\nAre you satisfied with how it "
-        "was handled? Rate it from 1 (not at all) to 5 (completely).",
-    },
-}
-SEVERITY_LABELS = {"high": {"fr": "urgente", "en": "Urgent"},
-                   "critical": {"fr": "critique", "en": "Critical"}}
-REASON_LABELS = {
-    "urgent_words": {"fr": "termes d'urgence", "en": "urgent wording"},
-    "critical_words": {"fr": "termes critiques (juridique, sécurité)", "en": "critical wording (legal, safety)"},
-    "repeated": {"fr": "réclamations répétées", "en": "repeated complaints"},
-    "large_order": {"fr": "commande importante", "en": "large order"},
-}
+STATUS_LABELS = Texts("complaints.status")
+TEXTS = Texts("complaints")
+SEVERITY_LABELS = Texts("complaints.severity")
+REASON_LABELS = Texts("complaints.reason")
 
 
-ERRORS = {
-    "category": {"fr": "la catégorie est l'une de {categories}", "en": "category must be one of {categories}"},
-    "foreign_order": {"fr": "la commande n'est pas celle du client", "en": "the order is not the client's"},
-    "empty": {"fr": "la description est vide", "en": "the description is empty"},
-    "unknown": {"fr": "aucune réclamation {number}", "en": "no complaint {number}"},
-    "resolved": {"fr": "la réclamation {number} est déjà résolue", "en": "complaint {number} is already resolved"},
-    "no_resolution": {"fr": "dites comment elle a été résolue : le client le lira",
-                      "en": "say how it was resolved: the client reads it"},
-}
+ERRORS = Texts("complaints.error")
 
 
 class ComplaintError(Refusal):
@@ -144,7 +108,7 @@ def open_complaint(session: Session, client: Client, category: str, description:
                 category=translate(CATEGORY_LABELS, category, lang),
                 reasons=", ".join(translate(REASON_LABELS, r, lang) for r in reasons),
                 description=description[:1500])
-            for lang in ("fr", "en")
+            for lang in languages()
         }
         notify_managers(session, texts, client.id)
     session.flush()

@@ -6,18 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.models import Client, Consent
+from crm.i18n import Texts
 
 SOURCES = ("command", "conversation", "button", "staff")
-TEXTS = {
-    "subscribed": {
-        "fr": "C'est noté : vous recevrez nos nouveautés et promotions. Pour arrêter à tout moment : /stop.",
-        "en": "Noted: you will receive our news and promotions. To stop at any time: /stop.",
-    },
-    "unsubscribed": {
-        "fr": "C'est fait : vous ne recevrez plus de messages promotionnels. Pour revenir : /subscribe.",
-        "en": "Done: you will no longer receive promotional messages. To come back: /subscribe.",
-    },
-}
+TEXTS = Texts("consent")
 
 
 def set_consent(session: Session, client: Client, granted: bool, source: str) -> bool:

@@ -13,15 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm import clock
 from crm.company import DAYS, company_profile
-
-DAY_NAMES = {"fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
-             "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")}
-SHORT_DAYS = {"fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
-              "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
-MONTHS = {"fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-                 "novembre", "décembre"),
-          "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-                 "November", "December")}
+from crm.i18n import format_when
 
 
 def desk_settings() -> dict:
@@ -98,15 +90,9 @@ def _local(instant: datetime) -> datetime:
 
 def when_text(instant: datetime, language: str) -> str:
     """"mardi 1 décembre à 10 h 00" / "Tuesday 1 December at 10:00", in the desk's time zone."""
-    local = _local(instant)
-    lang = "en" if language == "en" else "fr"
-    day, month = DAY_NAMES[lang][local.weekday()], MONTHS[lang][local.month - 1]
-    if lang == "en":
-        return f"{day} {local.day} {month} at {local:%H:%M}"
-    return f"{day} {local.day} {month} à {local.hour} h {local:%M}"
+    return format_when(_local(instant), language)
 
 
 def short_text(instant: datetime, language: str) -> str:
     """"mar. 01/12 10:00" / "Tue 01/12 10:00": a button's title."""
-    local = _local(instant)
-    return f"{SHORT_DAYS['en' if language == 'en' else 'fr'][local.weekday()]} {local:%d/%m %H:%M}"
+    return format_when(_local(instant), language, "date.short")

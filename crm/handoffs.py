@@ -13,7 +13,7 @@ from crm import clock
 from crm.clients import REPLAY_WINDOW
 from crm.db import insert_unless_exists
 from crm.desk_hours import desk_settings, next_opening, open_minutes, when_text
-from crm.i18n import translate
+from crm.i18n import Refusal, Texts, translate
 from crm.models import (
     HANDOFF_REASONS,
     Client,
@@ -38,158 +38,11 @@ LEAVE_WORDS = re.compile(r"\s*(annuler|annule|annulez|cancel)(\s+(ma|la|my|the)\
 # A request nobody took can still get a call-back this long after it was closed.
 CALLBACK_DAYS = 7
 
-REASON_LABELS = {
-    "request": {"fr": "demande un conseiller", "en": "asks for a manager"},
-    "fallback": {"fr": "l'assistant n'a pas compris", "en": "the assistant did not understand"},
-    "complaint": {"fr": "réclamation grave", "en": "severe complaint"},
-    "lead": {"fr": "prospect chaud", "en": "hot lead"},
-    "vip": {"fr": "client VIP", "en": "VIP client"},
-}
-TEXTS = {
-    "notice": {
-        "fr": "🔔 Conversation à prendre (n° {id}) : {client} — {reason}\n\n{card}",
-        "en": "🔔 Conversation to take (no. {id}): {client} — {reason}\n\n{card}",
-    },
-    "take": {"fr": "Prendre", "en": "Take"},
-    "propose_meeting": {"fr": "📅 Proposer un RDV", "en": "📅 Propose a meeting"},
-    "reminder": {
-        "fr": "⏰ La conversation n° {id} ({client}) attend un conseiller depuis {minutes} min. /take {id}",
-        "en": "⏰ Conversation no. {id} ({client}) has been waiting for a manager for {minutes} min. /take {id}",
-    },
-    "reply_reminder": {
-        "fr": "⏰ {manager}, {client} (n° {id}) attend votre réponse depuis {minutes} min.",
-        "en": "⏰ {manager}, {client} (no. {id}) has been waiting for your answer for {minutes} min.",
-    },
-    "callback": {
-        "fr": "📞 {client} (n° {id}) demande à être rappelé au {phone} dès la réouverture.",
-        "en": "📞 {client} (no. {id}) asks to be called back on {phone} when we reopen.",
-    },
-    "requeued": {
-        "fr": "↩️ De retour dans la file : {manager} ne tient plus cette conversation.",
-        "en": "↩️ Back in the queue: {manager} no longer holds this conversation.",
-    },
-    "released_you": {
-        "fr": "Vous n'êtes plus conseiller : vos conversations ({ids}) sont remises dans la file.",
-        "en": "You are no longer a manager: your conversations ({ids}) are back in the queue.",
-    },
-    "reassigned": {
-        "fr": "↪️ {admin} a repris la conversation n° {id} avec {client} : vos messages ne lui sont plus transmis.",
-        "en": "↪️ {admin} took over conversation no. {id} with {client}: your messages are no longer passed on.",
-    },
-    "closed_by_admin": {
-        "fr": "La conversation n° {id} avec {client} a été terminée par {admin}.",
-        "en": "Conversation no. {id} with {client} was ended by {admin}.",
-    },
-    "withdrawn": {
-        "fr": "↩️ {client} a retiré sa demande (n° {id}) : rien à prendre.",
-        "en": "↩️ {client} withdrew the request (no. {id}): nothing to take.",
-    },
-    "expired": {
-        "fr": "⌛ Conversation n° {id} ({client}) fermée : personne ne l'a prise en {minutes} min d'ouverture "
-        "du guichet. La demande reste dans la fiche du client ; il peut laisser son numéro pour être rappelé.",
-        "en": "⌛ Conversation no. {id} ({client}) closed: nobody took it within {minutes} min of desk time. "
-        "The request stays in the client's file; they may leave their number to be called back.",
-    },
-    "account_manager": {
-        "fr": "Vous êtes son conseiller attitré : les autres conseillers seront prévenus dans {minutes} min "
-        "si vous ne la prenez pas.",
-        "en": "You are their account manager: the other managers will be told in {minutes} min unless "
-        "you take it.",
-    },
-}
+REASON_LABELS = Texts("handoffs.reason")
+TEXTS = Texts("handoffs.desk")
 
 
-CLIENT_TEXTS = {
-    "opened": {
-        "fr": "Je transmets votre demande à un conseiller : il vous répondra ici même. Écrivez-lui "
-        "déjà votre question, elle lui sera transmise. (« annuler » pour retirer votre demande.)",
-        "en": "I am passing your request to a manager: they will answer you right here. You can write "
-        "your question now, it will be passed on. (\"cancel\" to withdraw your request.)",
-    },
-    "opened_closed_desk": {
-        "fr": "Nos conseillers sont absents pour le moment. Votre demande est enregistrée : un "
-        "conseiller vous répondra ici dès la réouverture, {when}. Vous pouvez déjà "
-        "laisser votre message. (« annuler » pour retirer votre demande.)",
-        "en": "Our managers are away right now. Your request is recorded: a manager will answer you "
-        "here when we reopen, on {when}. You can leave your message now. (\"cancel\" to withdraw "
-        "your request.)",
-    },
-    "already": {
-        "fr": "Votre demande est déjà transmise à un conseiller. Écrivez-lui ici, il vous répondra.",
-        "en": "Your request is already with a manager. Write to them here, they will answer you.",
-    },
-    "fallback": {
-        "fr": "Je n'arrive pas à vous comprendre, je préfère passer la main à un conseiller.",
-        "en": "I cannot understand you, so I would rather hand you over to a manager.",
-    },
-    "queued_ack": {
-        "fr": "Message transmis. Un conseiller va prendre votre demande en charge.",
-        "en": "Message passed on. A manager will take up your request.",
-    },
-    "taken": {"fr": "{manager} (conseiller) prend le relais. Vous pouvez lui écrire ici.",
-              "en": "{manager} (manager) is taking over. You can write to them here."},
-    "taken_anonymous": {"fr": "Un conseiller prend le relais. Vous pouvez lui écrire ici.",
-                        "en": "A manager is taking over. You can write to them here."},
-    "closed": {
-        "fr": "La conversation avec le conseiller est terminée ; je reprends la main. Comment "
-        "évaluez-vous son aide, de 1 (pas satisfait) à 5 (très satisfait) ?",
-        "en": "The conversation with the manager has ended; I am back. How would you rate their help, "
-        "from 1 (not satisfied) to 5 (very satisfied)?",
-    },
-    "callback_offer": {
-        "fr": "Vous préférez être rappelé ? Touchez le bouton ci-dessous pour nous laisser votre numéro : "
-        "un conseiller vous appellera dès la réouverture.",
-        "en": "Would you rather be called back? Tap the button below to leave us your number: a manager "
-        "will call you when we reopen.",
-    },
-    "callback_button": {"fr": "📞 Être rappelé à ce numéro", "en": "📞 Call me back on this number"},
-    "callback_noted": {
-        "fr": "C'est noté : un conseiller vous appellera au {phone} dès la réouverture, {when}.",
-        "en": "Noted: a manager will call you on {phone} when we reopen, on {when}.",
-    },
-    "callback_noted_open": {
-        "fr": "C'est noté : un conseiller vous appellera au {phone} au plus vite.",
-        "en": "Noted: a manager will call you on {phone} as soon as possible.",
-    },
-    "released": {
-        "fr": "Votre conseiller n'est plus disponible. Votre demande revient en file d'attente : un autre "
-        "conseiller va vous répondre ici.",
-        "en": "Your manager is no longer available. Your request is back in the queue: another manager "
-        "will answer you here.",
-    },
-    "closed_by_staff": {
-        "fr": "Notre équipe a clos votre demande ; je reprends la main. Que puis-je faire pour vous ?",
-        "en": "Our team has closed your request; I am back. What can I do for you?",
-    },
-    "desk_queued": {
-        "fr": "Votre demande attend un conseiller : écrivez-lui ici, il lira tout. (« annuler » pour la retirer.)",
-        "en": "Your request is waiting for a manager: write here, they will read everything. (\"cancel\" to "
-        "withdraw it.)",
-    },
-    "desk_active": {
-        "fr": "Un conseiller s'occupe de votre demande : écrivez-lui ici, il vous répond.",
-        "en": "A manager is handling your request: write to them here, they will answer you.",
-    },
-    "leave_button": {"fr": "Annuler ma demande", "en": "Cancel my request"},
-    "left": {
-        "fr": "C'est noté : votre demande est annulée et je reprends la main. Que puis-je faire pour vous ?",
-        "en": "Noted: your request is cancelled and I am back. What can I do for you?",
-    },
-    "expired": {
-        "fr": "Désolé : aucun conseiller n'a pu prendre votre demande à temps. Elle reste enregistrée dans "
-        "votre dossier, et je reprends la main en attendant. Vous préférez être rappelé ? Touchez le "
-        "bouton ci-dessous pour nous laisser votre numéro.",
-        "en": "Sorry: no manager could take your request in time. It stays recorded in your file, and I "
-        "am back in the meantime. Would you rather be called back? Tap the button below to leave us "
-        "your number.",
-    },
-    "waiting": {
-        "fr": "Nos conseillers sont tous occupés ; votre demande reste en tête de file et vous aurez "
-        "une réponse ici. Merci de votre patience.",
-        "en": "All our managers are busy; your request stays in the queue and you will get an answer "
-        "here. Thank you for your patience.",
-    },
-}
+CLIENT_TEXTS = Texts("handoffs.client")
 
 
 def client_text(key: str, language: str, **values) -> str:
@@ -211,15 +64,18 @@ def hand_over(session: Session, client: Client, reason: str, language: str, deta
     return client_text("opened", language)
 
 
-class HandoffError(ValueError):
-    pass
+class HandoffError(Refusal):
+    """A desk rule refusing something; `key` says which: unknown, taken, closed, yours,
+    already_closed, empty_note, reason."""
+
+    texts = Texts("handoffs.error")
 
 
 def open_handoff(session: Session, client: Client, reason: str, detail: str = "") -> tuple[Handoff, bool]:
     """Open (or return the already open) handoff of a client; managers get a "take" notice.
     Returns (handoff, created)."""
     if reason not in HANDOFF_REASONS:
-        raise HandoffError(f"unknown reason {reason!r}")
+        raise HandoffError("reason", reason=reason)
     current = open_handoff_of(session, client)
     if current is not None:
         return current, False
@@ -315,7 +171,7 @@ def take_handoff(session: Session, handoff_id: int, manager: Staff) -> Handoff:
     handoff = session.get(Handoff, handoff_id)
     session.refresh(handoff) if handoff is not None else None
     if handoff is None:
-        raise HandoffError(f"no conversation {handoff_id}")
+        raise HandoffError("unknown", id=handoff_id)
     if taken != 1:
         raise HandoffError("taken" if handoff.status == "active" else "closed")
     return handoff
@@ -326,7 +182,7 @@ def reassign_handoff(session: Session, handoff_id: int, admin: Staff) -> tuple[H
     holder is told through the outbox. Returns (handoff, previous holder or None)."""
     handoff = session.get(Handoff, handoff_id)
     if handoff is None:
-        raise HandoffError(f"no conversation {handoff_id}")
+        raise HandoffError("unknown", id=handoff_id)
     if admin.role != "admin":
         raise HandoffError("taken" if handoff.status == "active" else "closed")
     if handoff.status == "queued":
@@ -408,7 +264,7 @@ def end_by_admin(session: Session, handoff_id: int, admin: Staff) -> Handoff:
     """An admin ends any open conversation (queued or held by someone else); its holder is told."""
     handoff = session.get(Handoff, handoff_id)
     if handoff is None:
-        raise HandoffError(f"no conversation {handoff_id}")
+        raise HandoffError("unknown", id=handoff_id)
     holder = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
     close_handoff(session, handoff, by="admin")
     if holder is not None and holder.id != admin.id:
@@ -432,7 +288,7 @@ def close_handoff(session: Session, handoff: Handoff, by: str = "manager") -> No
                              .execution_options(synchronize_session=False)).rowcount
     session.refresh(handoff)
     if closed != 1:
-        raise HandoffError("already closed")
+        raise HandoffError("already_closed")
 
 
 def rate_handoff(session: Session, telegram_id: int, data: str) -> Handoff | None:
@@ -477,7 +333,7 @@ def handoff_for_reply(session: Session, staff_chat_id: int, replied_message_id: 
 def add_note(session: Session, client: Client, manager: Staff, text: str) -> ClientNote:
     text = text.strip()
     if not text:
-        raise HandoffError("empty note")
+        raise HandoffError("empty_note")
     note = ClientNote(client_id=client.id, staff_id=manager.id, text=text[:4000])
     session.add(note)
     session.flush()

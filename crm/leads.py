@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from crm import clock
 from crm.company import company_profile
-from crm.i18n import translate
+from crm.i18n import Refusal, Texts, translate
 from crm.models import LEAD_STATUSES, Client, Lead
 
 SIZES = ("1-9", "10-49", "50-249", "250+")
@@ -23,42 +23,8 @@ BUDGETS = {"lt1k": 0, "1k-5k": 1000, "5k-20k": 5000, "gt20k": 20000}  # button c
 SKIP = "skip"
 OPEN_STATUSES = ("new", "qualified", "hot", "contacted")
 
-LABELS = {
-    "1-9": {"fr": "1 à 9 personnes", "en": "1 to 9 people"},
-    "10-49": {"fr": "10 à 49 personnes", "en": "10 to 49 people"},
-    "50-249": {"fr": "50 à 249 personnes", "en": "50 to 249 people"},
-    "250+": {"fr": "250 personnes et plus", "en": "250 people or more"},
-    "now": {"fr": "ce mois-ci", "en": "this month"},
-    "3m": {"fr": "sous 3 mois", "en": "within 3 months"},
-    "6m": {"fr": "sous 6 mois", "en": "within 6 months"},
-    "later": {"fr": "plus tard / pas de date", "en": "later / no date"},
-    "decision_maker": {"fr": "décide", "en": "decides"},
-    "influencer": {"fr": "recommande", "en": "recommends"},
-    "researcher": {"fr": "se renseigne", "en": "is looking around"},
-    "new": {"fr": "nouveau", "en": "new"},
-    "qualified": {"fr": "qualifié", "en": "qualified"},
-    "hot": {"fr": "chaud", "en": "hot"},
-    "contacted": {"fr": "contacté", "en": "contacted"},
-    "won": {"fr": "gagné", "en": "won"},
-    "lost": {"fr": "perdu", "en": "lost"},
-}
-TEXTS = {
-    "card_title": {"fr": "🎯 Prospect n° {id} — score {score}/100 — {status}",
-                   "en": "🎯 Lead no. {id} — score {score}/100 — {status}"},
-    "client": {"fr": "Client : {value}", "en": "Client: {value}"},
-    "company": {"fr": "Entreprise : {value}", "en": "Company: {value}"},
-    "sector": {"fr": "Secteur : {value}", "en": "Sector: {value}"},
-    "size": {"fr": "Taille : {value}", "en": "Size: {value}"},
-    "need": {"fr": "Besoin : {value}", "en": "Need: {value}"},
-    "budget": {"fr": "Budget : {value}", "en": "Budget: {value}"},
-    "timeline": {"fr": "Échéance : {value}", "en": "Timeline: {value}"},
-    "role": {"fr": "Rôle dans la décision : {value}", "en": "Role in the decision: {value}"},
-    "contact": {"fr": "Contact : {value}", "en": "Contact: {value}"},
-    "details": {"fr": "Calcul du score : {value}", "en": "Score: {value}"},
-    "none": {"fr": "non renseigné", "en": "not given"},
-    "line": {"fr": "n° {id} — {score}/100 — {status} — {client}{company} — {date:%d/%m/%Y}",
-             "en": "no. {id} — {score}/100 — {status} — {client}{company} — {date:%d/%m/%Y}"},
-}
+LABELS = Texts("leads.label")
+TEXTS = Texts("leads")
 
 SKIP_EXACT = {"-", "?", "nsp", "skip", "pass", "next", "passer", "suivant", "je passe", "on passe", "skip it"}
 SKIP_WORDS = ("je ne sais pas", "sais pas", "j'sais pas", "aucune idee", "no idea", "don't know", "dont know",
@@ -69,8 +35,8 @@ EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE_RE = re.compile(r"\+?[\d][\d .\-()]{7,20}\d")
 
 
-class LeadError(ValueError):
-    pass
+class LeadError(Refusal):
+    texts = Texts("leads.error")
 
 
 def plain(text: str) -> str:
@@ -262,10 +228,10 @@ def save_lead(session: Session, client: Client, answers: dict, complete: bool) -
 
 def set_lead_status(session: Session, lead_id: int, status: str) -> Lead:
     if status not in LEAD_STATUSES:
-        raise LeadError(f"status must be one of {', '.join(LEAD_STATUSES)} (got {status!r})")
+        raise LeadError("status", statuses=", ".join(LEAD_STATUSES), status=status)
     lead = session.get(Lead, lead_id)
     if lead is None:
-        raise LeadError(f"no lead {lead_id}")
+        raise LeadError("unknown", id=lead_id)
     lead.status, lead.updated_at = status, clock.now()
     return lead
 

@@ -15,40 +15,16 @@ from crm.buttons import payload_buttons
 from crm.company import company_profile
 from crm.desk_hours import opening, short_text, when_text, zone
 from crm.handoffs import account_manager_of
-from crm.i18n import translate
+from crm.i18n import Refusal, Texts, translate
 from crm.models import Client, Lead, Meeting, Notification, Staff
 from crm.outbox import enqueue
 from crm.staff import managers_on_duty
 
-TEXTS = {
-    "invitation": {
-        "fr": "📎 Invitation pour votre agenda : rendez-vous {when}, avec {manager} ({minutes} min).",
-        "en": "📎 Invitation for your calendar: meeting {when}, with {manager} ({minutes} min).",
-    },
-    "confirmed_manager": {
-        "fr": "📅 Nouveau rendez-vous : {client}, {when} ({minutes} min).{lead}",
-        "en": "📅 New meeting: {client}, {when} ({minutes} min).{lead}",
-    },
-    "moved_manager": {"fr": "↪️ {client} a déplacé son rendez-vous du {old} au {when}.",
-                      "en": "↪️ {client} moved their meeting from {old} to {when}."},
-    "cancelled_manager": {"fr": "❌ {client} a annulé son rendez-vous du {when}.",
-                          "en": "❌ {client} cancelled their meeting of {when}."},
-    "reminder_client": {"fr": "⏰ Rappel : rendez-vous {when}, avec {manager}.",
-                        "en": "⏰ Reminder: meeting {when}, with {manager}."},
-    "reminder_manager": {"fr": "⏰ Rappel : rendez-vous avec {client} {when}.",
-                         "en": "⏰ Reminder: meeting with {client} {when}."},
-    "move": {"fr": "Déplacer", "en": "Move"},
-    "cancel": {"fr": "Annuler", "en": "Cancel"},
-    "lead": {"fr": " Prospect n° {id} ({score}/100).", "en": " Lead no. {id} ({score}/100)."},
-    "offer": {"fr": "Voici les prochains créneaux libres de nos conseillers ({minutes} min) : choisissez celui qui "
-                    "vous convient.",
-              "en": "Here are our managers' next free slots ({minutes} min): choose the one that suits you."},
-    "summary": {"fr": "Meeting {company} — {client}", "en": "Meeting {company} — {client}"},
-}
+TEXTS = Texts("meetings")
 
 
-class MeetingError(ValueError):
-    pass
+class MeetingError(Refusal):
+    texts = Texts("meetings.error")
 
 
 class SlotTaken(MeetingError):
@@ -59,7 +35,7 @@ class AlreadyBooked(MeetingError):
     """The client has an upcoming meeting: one at a time (the new slot may replace it)."""
 
     def __init__(self, meeting: Meeting):
-        super().__init__(f"meeting {meeting.id} is already booked")
+        super().__init__("already_booked", id=meeting.id)
         self.meeting_id = meeting.id  # an id: the unit of work that raised it is rolled back
 
 
@@ -156,7 +132,7 @@ def book(session: Session, client: Client, starts_at: datetime, *, replacing: in
     the other, whose unit of work is then rolled back; `book_in_turn` retries it afresh."""
     starts_at = clock.aware(starts_at).astimezone(timezone.utc)
     if starts_at not in grid(now):
-        raise SlotTaken("slot not offered")
+        raise SlotTaken("not_offered")
     # One booking of a client at a time: this write takes the client's row (PostgreSQL) or the
     # database (SQLite) before the check below, so two bookings at once cannot both pass it.
     session.execute(update(Client).where(Client.id == client.id).values(last_seen=Client.last_seen))
@@ -180,7 +156,7 @@ def book(session: Session, client: Client, starts_at: datetime, *, replacing: in
             _release(session, old, "moved")
         _announce(session, client, manager, meeting, old, clock.aware(now or clock.now()))
         return meeting
-    raise SlotTaken("slot taken")
+    raise SlotTaken("slot_taken")
 
 
 def book_in_turn(run, work, attempts: int = 3):
@@ -191,7 +167,7 @@ def book_in_turn(run, work, attempts: int = 3):
             return run(work)
         except IntegrityError:
             continue
-    raise SlotTaken("slot taken")
+    raise SlotTaken("slot_taken")
 
 
 def _open_lead_id(session: Session, client: Client) -> int | None:
@@ -202,7 +178,7 @@ def _open_lead_id(session: Session, client: Client) -> int | None:
 def _own_meeting(session: Session, client: Client, meeting_id: int) -> Meeting:
     meeting = session.get(Meeting, int(meeting_id))
     if meeting is None or meeting.client_id != client.id or meeting.status != "booked":
-        raise MeetingError("no such meeting")
+        raise MeetingError("unknown")
     return meeting
 
 

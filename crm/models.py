@@ -29,7 +29,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from crm import clock
 
 ROLES = ("manager", "marketer", "admin")
-LANGUAGES = ("fr", "en")
 
 
 class Base(DeclarativeBase):

@@ -10,9 +10,8 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from crm.catalog import format_money
 from crm.company import company_profile
-from crm.i18n import Refusal, translate
+from crm.i18n import Refusal, Texts, format_money, translate
 from crm.models import ORDER_STATUSES, Client, Order, OrderLine, Product
 from crm.outbox import enqueue
 from crm.promotions import price_of, running_promotions
@@ -20,31 +19,11 @@ from crm.promotions import price_of, running_promotions
 ORDER_NUMBER = re.compile(r"\bCMD[-\s]?0*(\d{1,9})\b", re.IGNORECASE)
 MAX_QUANTITY = 100_000
 
-STATUS_LABELS = {
-    "confirmed": {"fr": "confirmée", "en": "confirmed"},
-    "preparing": {"fr": "en préparation", "en": "being prepared"},
-    "shipped": {"fr": "expédiée", "en": "shipped"},
-    "delivered": {"fr": "livrée", "en": "delivered"},
-    "cancelled": {"fr": "annulée", "en": "cancelled"},
-}
-TEXTS = {
-    "status_changed": {
-        "fr": "Votre commande {number} est maintenant {status}.",
-        "en": "Your order {number} is now {status}.",
-    },
-}
+STATUS_LABELS = Texts("orders.status")
+TEXTS = Texts("orders")
 
 
-ERRORS = {
-    "quantity": {"fr": "quantité hors limites", "en": "quantity out of range"},
-    "unavailable": {"fr": "produit indisponible", "en": "product not available"},
-    "not_cancellable": {"fr": "la commande {number} est {status}", "en": "order {number} is {status}"},
-    "status": {"fr": "le statut est l'un de {statuses} (reçu {status!r})",
-               "en": "status must be one of {statuses} (got {status!r})"},
-    "unknown": {"fr": "aucune commande {number}", "en": "no order {number}"},
-    "cancelled": {"fr": "la commande {number} est annulée", "en": "order {number} is cancelled"},
-    "stock": {"fr": "il n'en reste que {available}", "en": "only {available} left"},
-}
+ERRORS = Texts("orders.error")
 
 
 class OrderError(Refusal):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from crm.i18n import languages
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 
@@ -72,6 +74,6 @@ def staff_chat() -> tuple[int, str] | None:
     if not value.startswith("-100") or not value[1:].isdigit():
         raise SettingError(f"STAFF_CHAT_ID must be a supergroup id such as -1001234567890 (got {value!r})")
     language = os.environ.get("STAFF_CHAT_LANGUAGE", "fr").strip() or "fr"
-    if language not in ("fr", "en"):
-        raise SettingError(f"STAFF_CHAT_LANGUAGE must be fr or en (got {language!r})")
+    if language not in languages():
+        raise SettingError(f"STAFF_CHAT_LANGUAGE must be one of {', '.join(languages())} (got {language!r})")
     return int(value), language

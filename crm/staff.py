@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm.i18n import Refusal, Texts
 from crm.models import ROLES, Staff
 
 
-class StaffError(ValueError):
-    pass
+class StaffError(Refusal):
+    texts = Texts("staff.error")
 
 
 DESK_ROLES = ("manager", "admin")
@@ -19,9 +20,9 @@ def add_staff(session: Session, telegram_id: int, role: str, name: str) -> Staff
     """Add a staff member, or update the role and name of an existing one (and reactivate). A
     manager given a role off the desk (marketer) hands their conversations back to the queue."""
     if role not in ROLES:
-        raise StaffError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
+        raise StaffError("role", roles=", ".join(ROLES), role=role)
     if not name.strip():
-        raise StaffError("name must not be empty")
+        raise StaffError("name")
     member = session.scalar(select(Staff).where(Staff.telegram_id == telegram_id))
     if member is None:
         member = Staff(telegram_id=telegram_id)
@@ -49,7 +50,7 @@ def remove_staff(session: Session, telegram_id: int) -> Staff:
     held go back to the queue: the other managers and the clients are told."""
     member = session.scalar(select(Staff).where(Staff.telegram_id == telegram_id))
     if member is None or not member.active:
-        raise StaffError(f"no active staff member with Telegram id {telegram_id}")
+        raise StaffError("unknown", telegram_id=telegram_id)
     member.active = False
     session.flush()
     _release(session, member)

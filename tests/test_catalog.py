@@ -9,12 +9,12 @@ from crm.catalog import (
     category_label,
     category_labels,
     categories,
-    format_money,
     import_catalog,
     search_products,
 )
 from crm.demo import load_demo_if_empty
 from crm.models import Product
+from crm.i18n import format_money
 
 
 @pytest.fixture
