@@ -17,7 +17,7 @@ from telegram.ext import ContextTypes
 
 from bot.broadcaster import UNSUBSCRIBE_PREFIX
 from bot.shared import assistant
-from bot.staff import staff_member
+from bot.staff import Member, staff_only
 from crm import broadcasts as crm_broadcasts
 from crm import clock, desk_hours
 from crm.clients import TelegramProfile, register_client
@@ -46,10 +46,9 @@ def _draft_of(session, staff_id: int) -> Broadcast | None:
                           .order_by(Broadcast.id.desc()).limit(1))
 
 
-async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    member_id, language = await staff_member(update, context, roles=ROLES)
-    if member_id is None:
-        return
+@staff_only(ROLES)
+async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE, member: Member) -> None:
+    member_id, language = member.id, member.language
 
     def work(session):
         for old in session.scalars(select(Broadcast).where(Broadcast.created_by == member_id,
@@ -227,10 +226,9 @@ async def compose_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await context.bot.send_message(update.effective_chat.id, TEXTS.t("cancelled", language, id=draft_id))
 
 
-async def broadcasts_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    member_id, language = await staff_member(update, context, roles=ROLES)
-    if member_id is None:
-        return
+@staff_only(ROLES)
+async def broadcasts_command(update: Update, context: ContextTypes.DEFAULT_TYPE, member: Member) -> None:
+    language = member.language
 
     def work(session):
         rows = []

@@ -12,7 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.shared import assistant
-from bot.staff import staff_member
+from bot.staff import Member, staff_only
 from crm.i18n import Texts, translate
 from crm.leads import LeadError, label, lead_card, lead_line, leads_by_score, set_lead_status
 from crm.meetings import offer_slots
@@ -35,19 +35,17 @@ def lead_buttons(lead: Lead, language: str) -> InlineKeyboardMarkup:
                                                             callback_data=f"{MEET_PREFIX}{lead.client_id}")]])
 
 
-async def leads_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    member_id, language = await staff_member(update, context)
-    if member_id is None:
-        return
+@staff_only()
+async def leads_command(update: Update, context: ContextTypes.DEFAULT_TYPE, member: Member) -> None:
+    language = member.language
     lines = await assistant(context).db(lambda s: [lead_line(s, lead, language) for lead in leads_by_score(s)])
     text = TEXTS.t("title", language) + "\n" + "\n".join(lines) if lines else TEXTS.t("none", language)
     await update.effective_message.reply_text(text)
 
 
-async def lead_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    member_id, language = await staff_member(update, context)
-    if member_id is None:
-        return
+@staff_only()
+async def lead_command(update: Update, context: ContextTypes.DEFAULT_TYPE, member: Member) -> None:
+    language = member.language
     args = context.args or []
     status = args[1].lower() if len(args) == 2 else None
     if not args or not args[0].isdigit() or len(args) > 2 or (status is not None and status not in LEAD_STATUSES):

@@ -3,13 +3,17 @@ admins only; anyone else gets a polite refusal and changes nothing."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.shared import assistant
 from bot.render import split_text
 from crm.complaints import ComplaintError, parse_complaint_number, resolution_message, resolve_complaint
-from crm.i18n import Texts, translate
+from crm.i18n import Texts, normalise_language, translate
 from crm.models import ORDER_STATUSES, Client
 from crm.orders import OrderError, parse_order_number, set_order_status, status_label
 from crm.staff import active_staff
@@ -28,7 +32,7 @@ async def staff_member(update: Update, context: ContextTypes.DEFAULT_TYPE, roles
         if member is not None:
             return (member.id, member.language) if member.role in roles else (None, member.language)
         client = session.scalar(select(Client.language).where(Client.telegram_id == user.id))
-        return None, client or ("en" if (user.language_code or "").startswith("en") else "fr")
+        return None, client or normalise_language(user.language_code)
 
     member_id, language = await assistant(context).db(work)
     if member_id is None:
@@ -36,10 +40,30 @@ async def staff_member(update: Update, context: ContextTypes.DEFAULT_TYPE, roles
     return member_id, language
 
 
-async def order_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    member_id, language = await staff_member(update, context)
-    if member_id is None:
-        return
+@dataclass(frozen=True)
+class Member:
+    """The staff member a command came from."""
+
+    id: int
+    language: str
+
+
+def staff_only(roles=("manager", "admin")):
+    """A command for staff with one of `roles`: the handler gets the Member as a third argument;
+    anyone else gets the polite refusal in their language, and the handler does not run."""
+    def wrap(handler: Callable[..., Awaitable[None]]):
+        @functools.wraps(handler)
+        async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            member_id, language = await staff_member(update, context, roles)
+            if member_id is not None:
+                await handler(update, context, Member(member_id, language))
+        return run
+    return wrap
+
+
+@staff_only()
+async def order_command(update: Update, context: ContextTypes.DEFAULT_TYPE, member: Member) -> None:
+    language = member.language
     args = context.args or []
     number = parse_order_number(args[0]) if args else None
     status = args[1].lower() if len(args) == 2 else None
@@ -56,10 +80,9 @@ async def order_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         translate(TEXTS, "order_done", language, number=number, status=status_label(status, language)))
 
 
-async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    member_id, language = await staff_member(update, context)
-    if member_id is None:
-        return
+@staff_only()
+async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE, member: Member) -> None:
+    language = member.language
     args = context.args or []
     number = parse_complaint_number(args[0]) if args else None
     resolution = " ".join(args[1:]).strip()
