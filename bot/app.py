@@ -31,7 +31,6 @@ from telegram.ext import (
 from bot import broadcasts, desk, leads
 from bot.broadcaster import UNSUBSCRIBE_PREFIX, run_sender
 from bot.outbox import INTERVAL, deliver_outbox
-from bot.poller import ALLOWED_UPDATES
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, split_text
 from crm import inbox
@@ -39,7 +38,7 @@ from crm.alerts import alert_profile_refused
 from crm.buttons import new_batch, payload_for, purge_buttons, store_buttons
 from crm.choices import typed_choice
 from bot.settings import Settings
-from bot.shared import assistant, retry_seconds
+from bot.shared import ALLOWED_UPDATES, assistant, retry_seconds
 from bot.staff import order_command, resolve_command
 from bot.texts import TEXTS, commands
 from crm.clients import (

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from crm.i18n import DEFAULT_LANGUAGE, languages
 from crm.settings import SettingError
 
 
@@ -154,15 +155,11 @@ def cmd_import_catalog(args) -> None:
 
 def cmd_staff(args) -> None:
     from crm.db import engine_for, unit_of_work
-    from crm.handoffs import active_handoffs_of
-    from crm.staff import DESK_ROLES, StaffError, active_staff, add_staff, list_staff, remove_staff
+    from crm.handoffs import dismiss_staff, update_staff
+    from crm.staff import StaffError, list_staff
 
     settings = _settings()
     prepare_database(settings.database_url)
-
-    def held(session) -> int:
-        member = active_staff(session, args.telegram_id)
-        return len(active_handoffs_of(session, member)) if member is not None else 0
 
     def released(count: int) -> str:
         return f" {count} conversation(s) they held went back to the queue." if count else ""
@@ -170,14 +167,11 @@ def cmd_staff(args) -> None:
     try:
         with unit_of_work(engine_for(settings.database_url)) as session:
             if args.staff_command == "add":
-                before = held(session)
-                member = add_staff(session, args.telegram_id, args.role, args.name)
-                moved = before if member.role not in DESK_ROLES else 0
-                print(f"{member.name} ({member.telegram_id}) is now {member.role}.{released(moved)}")
+                member, moved = update_staff(session, args.telegram_id, args.role, args.name)
+                print(f"{member.name} ({member.telegram_id}) is now {member.role}.{released(len(moved))}")
             elif args.staff_command == "remove":
-                before = held(session)
-                member = remove_staff(session, args.telegram_id)
-                print(f"{member.name} ({member.telegram_id}) no longer has staff access.{released(before)}")
+                member, moved = dismiss_staff(session, args.telegram_id)
+                print(f"{member.name} ({member.telegram_id}) no longer has staff access.{released(len(moved))}")
             else:
                 members = list_staff(session)
                 if not members:
@@ -387,14 +381,14 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="migrate, train if needed, start Rasa, the action server and the bot "
                                      "(the local chat when there is no TELEGRAM_BOT_TOKEN)")
-    run.add_argument("--language", choices=["fr", "en"], default="fr", help="local chat client's language")
+    run.add_argument("--language", choices=languages(), default=DEFAULT_LANGUAGE, help="local chat client's language")
     run.add_argument("--endpoints", default="endpoints.yml", help="Rasa endpoints file (default endpoints.yml)")
     run.set_defaults(func=cmd_run)
 
     sub.add_parser("serve", help="the Telegram bot alone, with Rasa and the action server running elsewhere "
                    "(RASA_URL): another host, or a second bot process").set_defaults(func=cmd_serve)
     console = sub.add_parser("console", help="the local chat, against Rasa already running at RASA_URL")
-    console.add_argument("--language", choices=["fr", "en"], default="fr")
+    console.add_argument("--language", choices=languages(), default=DEFAULT_LANGUAGE)
     console.set_defaults(func=cmd_console)
 
     sub.add_parser("train", help="train the model unless it is up to date").set_defaults(func=cmd_train)
@@ -455,7 +449,7 @@ def parser() -> argparse.ArgumentParser:
     client_sub = client.add_subparsers(dest="client_command", required=True, metavar="ACTION")
     show = client_sub.add_parser("show", help="print the client card managers see")
     show.add_argument("telegram_id", type=int)
-    show.add_argument("--language", choices=["fr", "en"], default="fr")
+    show.add_argument("--language", choices=languages(), default=DEFAULT_LANGUAGE)
     vip = client_sub.add_parser("vip", help="mark or unmark a client as VIP")
     vip.add_argument("telegram_id", type=int)
     vip.add_argument("state", choices=["on", "off"])

@@ -15,11 +15,11 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 
-from bot.shared import retry_seconds
+from bot.app import tell_crm_down
+from bot.shared import ALLOWED_UPDATES, retry_seconds
 from crm import inbox
 
 log = logging.getLogger(__name__)
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 POLL_TIMEOUT = 10
 
 
@@ -50,8 +50,6 @@ async def replay(application: Application) -> int:
 async def poll(application: Application, stop: asyncio.Event, timeout: int = POLL_TIMEOUT) -> None:
     """Fetch, write down, then confirm (the next call's offset) and hand over to the handlers.
     With the CRM unreachable nothing is confirmed: Telegram keeps the updates until it is back."""
-    from bot.app import tell_crm_down
-
     helper = application.bot_data["assistant"]
     offset, pause = None, 1.0
     apologised: set[int] = set()

@@ -7,6 +7,10 @@ from telegram.error import RetryAfter
 from telegram.ext import ContextTypes
 
 
+# The updates the bot asks Telegram for, by polling (bot/poller.py) and by webhook (bot/app.py).
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+
+
 def assistant(context: ContextTypes.DEFAULT_TYPE):
     """The Assistant of bot/app.py."""
     return context.application.bot_data["assistant"]

@@ -26,7 +26,7 @@ from crm.models import (
 )
 from crm.outbox import enqueue
 from crm.settings import staff_chat
-from crm.staff import managers_on_duty
+from crm.staff import DESK_ROLES, account_manager_of, add_staff, managers_on_duty, remove_staff
 
 OPEN = ("queued", "active")
 TAKE_PREFIX = "take:"
@@ -135,14 +135,6 @@ def desk_recipients(session: Session, client: Client, exclude: tuple[int, ...] =
     return [(m.telegram_id, m.language, None) for m in managers_on_duty(session) if m.id not in exclude]
 
 
-def account_manager_of(session: Session, client: Client) -> Staff | None:
-    """The client's assigned account manager, while they are an active manager or admin."""
-    if client.account_manager_id is None:
-        return None
-    member = session.get(Staff, client.account_manager_id)
-    return member if member is not None and member.active and member.role in ("manager", "admin") else None
-
-
 def holder_recipient(session: Session, handoff: Handoff) -> tuple[int, str, int | None] | None:
     """Where to reach the manager holding a conversation: the client's topic, or their chat."""
     manager = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
@@ -208,6 +200,23 @@ def _tell_holder(session: Session, handoff: Handoff, holder: Staff, key: str, **
     client = session.get(Client, handoff.client_id)
     enqueue(session, holder.telegram_id, translate(TEXTS, key, holder.language, id=handoff.id,
                                                    client=client.display_name, **values))
+
+
+def update_staff(session: Session, telegram_id: int, role: str, name: str) -> tuple[Staff, list[int]]:
+    """Add a staff member, or change their role and name (crm.staff.add_staff); a manager given a
+    role off the desk (marketer) hands their conversations back to the queue. Returns (member,
+    the ids of the conversations handed back)."""
+    before = session.scalar(select(Staff).where(Staff.telegram_id == telegram_id))
+    on_desk = before is not None and before.active and before.role in DESK_ROLES
+    member = add_staff(session, telegram_id, role, name)
+    return member, release_held(session, member) if on_desk and member.role not in DESK_ROLES else []
+
+
+def dismiss_staff(session: Session, telegram_id: int) -> tuple[Staff, list[int]]:
+    """Deactivate a staff member (crm.staff.remove_staff); the conversations they held go back to
+    the queue, the other managers and the clients are told. Returns (member, those ids)."""
+    member = remove_staff(session, telegram_id)
+    return member, release_held(session, member)
 
 
 def release_held(session: Session, member: Staff) -> list[int]:

@@ -14,11 +14,10 @@ from crm import clock
 from crm.buttons import payload_buttons
 from crm.company import company_profile
 from crm.desk_hours import opening, short_text, when_text, zone
-from crm.handoffs import account_manager_of
 from crm.i18n import Refusal, Texts, translate
 from crm.models import Client, Lead, Meeting, Notification, Staff
 from crm.outbox import enqueue
-from crm.staff import managers_on_duty
+from crm.staff import account_manager_of, managers_on_duty
 
 TEXTS = Texts("meetings")
 

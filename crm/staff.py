@@ -17,8 +17,8 @@ DESK_ROLES = ("manager", "admin")
 
 
 def add_staff(session: Session, telegram_id: int, role: str, name: str) -> Staff:
-    """Add a staff member, or update the role and name of an existing one (and reactivate). A
-    manager given a role off the desk (marketer) hands their conversations back to the queue."""
+    """Add a staff member, or update the role and name of an existing one (and reactivate).
+    What that changes at the desk (a manager leaving it) is crm.handoffs.update_staff's."""
     if role not in ROLES:
         raise StaffError("role", roles=", ".join(ROLES), role=role)
     if not name.strip():
@@ -27,18 +27,9 @@ def add_staff(session: Session, telegram_id: int, role: str, name: str) -> Staff
     if member is None:
         member = Staff(telegram_id=telegram_id)
         session.add(member)
-    leaves_desk = member.active and member.role in DESK_ROLES and role not in DESK_ROLES
     member.role, member.name, member.active = role, name.strip(), True
     session.flush()
-    if leaves_desk:
-        _release(session, member)
     return member
-
-
-def _release(session: Session, member: Staff) -> list[int]:
-    from crm.handoffs import release_held  # the desk needs staff; staff changes move the desk
-
-    return release_held(session, member)
 
 
 def list_staff(session: Session) -> list[Staff]:
@@ -47,13 +38,12 @@ def list_staff(session: Session) -> list[Staff]:
 
 def remove_staff(session: Session, telegram_id: int) -> Staff:
     """Deactivate (the history of what they did stays attached to them). The conversations they
-    held go back to the queue: the other managers and the clients are told."""
+    held going back to the queue is crm.handoffs.dismiss_staff's."""
     member = session.scalar(select(Staff).where(Staff.telegram_id == telegram_id))
     if member is None or not member.active:
         raise StaffError("unknown", telegram_id=telegram_id)
     member.active = False
     session.flush()
-    _release(session, member)
     return member
 
 
@@ -70,3 +60,11 @@ def managers_on_duty(session: Session) -> list[Staff]:
     """Active managers and admins: the people the desk notifies."""
     return list(session.scalars(
         select(Staff).where(Staff.active.is_(True), Staff.role.in_(DESK_ROLES)).order_by(Staff.id)))
+
+
+def account_manager_of(session: Session, client) -> Staff | None:
+    """The client's assigned account manager, while they are an active manager or admin."""
+    if client.account_manager_id is None:
+        return None
+    member = session.get(Staff, client.account_manager_id)
+    return member if member is not None and member.active and member.role in DESK_ROLES else None

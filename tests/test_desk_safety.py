@@ -10,9 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from crm.handoffs import expire_queued
+from crm.handoffs import dismiss_staff, expire_queued, update_staff
 from crm.models import Client, Handoff, Staff
-from crm.staff import add_staff, remove_staff
 from tests.test_desk import CLAIRE, CLIENT, JOHN, OTHER, desk, first, notices, request  # noqa: F401
 from tests.test_telegram_edge import crm, database_url, stub  # noqa: F401  (fixtures)
 
@@ -71,7 +70,7 @@ async def test_a_manager_who_leaves_the_desk_gives_the_conversation_back(desk, s
     await first(desk, CLIENT, "Claire (conseiller) prend le relais.")
     seen_by_john = len(desk.emulator.messages_to(JOHN.id))
     with crm(desk) as s:  # what `python -m bot staff remove` / `staff add --role marketer` do
-        remove_staff(s, CLAIRE.id) if leave == "removed" else add_staff(s, CLAIRE.id, "marketer", "Claire Dubois")
+        dismiss_staff(s, CLAIRE.id) if leave == "removed" else update_staff(s, CLAIRE.id, "marketer", "Claire Dubois")
 
     told = await first(desk, CLIENT, "Votre conseiller n'est plus disponible.")
     assert "un autre conseiller va vous répondre ici" in told.text

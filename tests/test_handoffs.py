@@ -354,7 +354,7 @@ def test_queue_timeout_zero_never_closes(desk, monkeypatch):
 
 def test_a_manager_leaving_the_desk_puts_back_what_they_held_and_what_only_they_heard_of(desk):
     from crm.clients import assign_account_manager
-    from crm.staff import remove_staff
+    from crm.handoffs import dismiss_staff
 
     session, client, other, claire, john = desk
     held, _ = open_handoff(session, client, "request")
@@ -363,7 +363,7 @@ def test_a_manager_leaving_the_desk_puts_back_what_they_held_and_what_only_they_
     waiting, _ = open_handoff(session, other, "request")
     assert not waiting.notified_all, "only Claire, Bob's account manager, heard of it"
     john_before = len(sent_to(session, 9002))
-    remove_staff(session, 9001)
+    dismiss_staff(session, 9001)
     session.refresh(held)
     assert (held.status, held.manager_id) == ("queued", None)
     assert sent_to(session, 1001)[-1].startswith("Votre conseiller n'est plus disponible.")
