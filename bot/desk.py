@@ -5,6 +5,7 @@ through crm/handoffs.py first, so a restart of the bot loses nothing and the rel
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timezone
 
 from sqlalchemy import func, select
@@ -13,6 +14,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.shared import assistant
+from bot.staff import Member, staff_member, staff_only
 from crm import clock
 from crm.client_file import client_card
 from crm.clients import record_message, recorded, unanswered_count
@@ -51,11 +53,11 @@ from crm.handoffs import (
     topic_of,
     vip_handoff_due,
 )
-from crm.i18n import Texts, translate
+from crm.i18n import DEFAULT_LANGUAGE, Texts, translate
 from crm.models import Client, ConversationMessage, Handoff, Staff
 from crm.outbox import failures
 from crm.settings import staff_chat
-from crm.staff import active_staff
+from crm.staff import DESK_ROLES, active_staff
 from crm.text import shorten
 
 log = logging.getLogger(__name__)
@@ -73,16 +75,30 @@ def message_kind(message: Message) -> str:
     return "text" if message.text else "other"
 
 
+@dataclass(frozen=True)
+class DeskMember:
+    """An active staff member, as the desk's handlers need them."""
+
+    id: int
+    language: str
+    name: str
+    role: str
+
+    @property
+    def on_desk(self) -> bool:
+        return self.role in DESK_ROLES
+
+
 async def _language_of(context, telegram_id: int) -> str:
     member = await _staff(context, telegram_id)
-    return member[1] if member else "fr"
+    return member.language if member else DEFAULT_LANGUAGE
 
 
-async def _staff(context, telegram_id: int) -> tuple[int, str, str, str] | None:
-    """(staff id, language, name, role) of an active staff member, or None."""
+async def _staff(context, telegram_id: int) -> DeskMember | None:
+    """The active staff member with this Telegram id, or None."""
     def work(session):
         member = active_staff(session, telegram_id)
-        return (member.id, member.language, member.name, member.role) if member else None
+        return DeskMember(member.id, member.language, member.name, member.role) if member else None
 
     return await assistant(context).db(work)
 
@@ -301,7 +317,7 @@ async def take(context, manager_telegram_id: int, handoff_id: int, reassign: boo
     """Take a queued conversation; returns (taken, what to tell the manager). With `reassign`
     (an admin's /take N), an active conversation too: its holder is told."""
     member = await _staff(context, manager_telegram_id)
-    staff_id, language, staff_name = member[0], member[1], member[2]
+    staff_id, language, staff_name = member.id, member.language, member.name
 
     def work(session):
         manager = session.get(Staff, staff_id)
@@ -365,8 +381,8 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     query = update.callback_query
     member = await _staff(context, update.effective_user.id)
     handoff_id = (query.data or "")[len(TAKE_PREFIX):]
-    if member is None or member[3] not in ("manager", "admin") or not handoff_id.isdigit():
-        await query.answer(TEXTS.t("expired", member[1] if member else "fr"), show_alert=True)
+    if member is None or not member.on_desk or not handoff_id.isdigit():
+        await query.answer(TEXTS.t("expired", member.language if member else DEFAULT_LANGUAGE), show_alert=True)
         return
     taken, text = await take(context, update.effective_user.id, int(handoff_id))
     if not taken:
@@ -382,11 +398,10 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         log.warning("could not answer the take button in %s: %s", chat, exc)
 
 
-async def _manager(update: Update, context) -> tuple[int, str] | None:
-    from bot.staff import staff_member
-
+async def _manager(update: Update, context) -> Member | None:
+    """The manager or admin who sent a command; anyone else is refused politely (None)."""
     member_id, language = await staff_member(update, context)
-    return (member_id, language) if member_id else None
+    return Member(member_id, language) if member_id else None
 
 
 async def _target(update: Update, context, staff_id: int, language: str, by_number: bool = True) -> Handoff | None:
@@ -440,9 +455,9 @@ async def relay_from_manager(update: Update, context: ContextTypes.DEFAULT_TYPE)
     is about. True when handled; False when the sender holds no conversation (then they talk to
     the assistant like anyone)."""
     member = await _staff(context, update.effective_user.id)
-    if member is None or member[3] not in ("manager", "admin"):
+    if member is None or not member.on_desk:
         return False
-    staff_id, language = member[0], member[1]
+    staff_id, language = member.id, member.language
     held = await assistant(context).db(lambda s: len(active_handoffs_of(s, s.get(Staff, staff_id))))
     if not held:
         return False
@@ -487,21 +502,19 @@ async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if not message.is_topic_message or update.effective_user is None:
         return
     member = await _staff(context, update.effective_user.id)
-    if member is None or member[3] not in ("manager", "admin"):
+    if member is None or not member.on_desk:
         return
     known = await assistant(context).db(lambda s: client_of_topic(s, message.chat_id, message.message_thread_id) is not None)
     if not known:
         return  # a topic the team made for itself
-    handoff = await _target(update, context, member[0], member[1])
+    handoff = await _target(update, context, member.id, member.language)
     if handoff is not None:
         await _to_client(update, context, handoff)
 
 
-async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    member = await _manager(update, context)
-    if member is None:
-        return
-    _, language = member
+@staff_only()
+async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE, member: Member) -> None:
+    language = member.language
 
     def work(session):
         rows = []
@@ -531,17 +544,15 @@ async def queue_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await _reply(update, "\n".join(lines), markup)
 
 
-async def take_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    member = await _manager(update, context)
-    if member is None:
-        return
+@staff_only()
+async def take_command(update: Update, context: ContextTypes.DEFAULT_TYPE, member: Member) -> None:
     args = context.args or []
     handoff_id = int(args[0]) if args and args[0].isdigit() else await _topic_handoff(update, context)
     if handoff_id is None:
-        await _reply(update, TEXTS.t("take_usage", member[1]))
+        await _reply(update, TEXTS.t("take_usage", member.language))
         return
-    member = await _staff(context, update.effective_user.id)
-    _, text = await take(context, update.effective_user.id, handoff_id, reassign=member[3] == "admin")
+    desk_member = await _staff(context, update.effective_user.id)
+    _, text = await take(context, update.effective_user.id, handoff_id, reassign=desk_member.role == "admin")
     await _reply(update, text)
 
 
@@ -566,8 +577,8 @@ async def _held(update: Update, context, by_number: bool = True) -> tuple[int, s
     member = await _manager(update, context)
     if member is None:
         return None
-    handoff = await _target(update, context, *member, by_number=by_number)
-    return (*member, handoff) if handoff is not None else None
+    handoff = await _target(update, context, member.id, member.language, by_number=by_number)
+    return (member.id, member.language, handoff) if handoff is not None else None
 
 
 async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -600,9 +611,9 @@ async def _admin_close(update: Update, context) -> bool:
     if not args or not args[0].isdigit():
         return False
     member = await _staff(context, update.effective_user.id)
-    if member is None or member[3] != "admin":
+    if member is None or member.role != "admin":
         return False
-    staff_id, language = member[0], member[1]
+    staff_id, language = member.id, member.language
     handoff_id = int(args[0])
 
     def work(session):
@@ -655,7 +666,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if not text:
         member = await _manager(update, context)
         if member is not None:
-            await _reply(update, TEXTS.t("note_usage", member[1]))
+            await _reply(update, TEXTS.t("note_usage", member.language))
         return
     held = await _held(update, context, by_number=False)  # "/note 3 cartons missing" is a note
     if held is None:
