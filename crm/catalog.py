@@ -331,7 +331,8 @@ def search_products(session: Session, text: str, limit: int = MAX_RESULTS, stric
             return SearchResult(exact[:limit], len(exact), None, [p.sku for p in exact], FIELD_WEIGHTS["sku"])
     index = search_index(session)
     ranked, understood, named_category = index.search(text, strict)
-    close = index.closeness(text) if strict else None
+    # Meaning is needed to order several products, or to find one the words missed; not for one.
+    close = index.closeness(text) if strict and len(ranked) != 1 else None
     if not ranked and close:
         chosen = index.by_meaning(text, close)
         ranked = [(chosen, STRONG_MATCH)] if chosen is not None else []
