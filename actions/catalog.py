@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy import func, select
 
 from actions.common import CrmAction, button, entity, in_unit_of_work, latest_text
 from crm.catalog import (
@@ -15,11 +14,12 @@ from crm.catalog import (
     category_labels,
     product_by_sku,
     products_in_category,
+    related_products,
     search_products,
 )
-from crm.i18n import Texts, format_money, translate
+from crm.i18n import Texts, format_money
 from crm.text import query_words
-from crm.models import OrderLine, Product, Promotion
+from crm.models import Product, Promotion
 from crm.promotions import price_of, running_promotions
 
 TEXTS = Texts("chat.catalog")
@@ -31,15 +31,15 @@ def price_text(product: Product, promotions: list[Promotion], language: str) -> 
     if price.promotion is None:
         return unit
     title = price.promotion.title_en if language == "en" else price.promotion.title_fr
-    return translate(TEXTS, "promo_price", language, price=unit, title=title,
+    return TEXTS.t("promo_price", language, price=unit, title=title,
                      list_price=format_money(price.list_price, product.currency, language),
                      discount=f"{price.promotion.discount_percent.normalize():f}")
 
 
 def stock_text(product: Product, language: str) -> str:
     if product.stock > 0:
-        return translate(TEXTS, "in_stock", language, stock=product.stock)
-    return translate(TEXTS, "out_of_stock", language)
+        return TEXTS.t("in_stock", language, stock=product.stock)
+    return TEXTS.t("out_of_stock", language)
 
 
 def product_line(product: Product, promotions: list[Promotion], language: str) -> str:
@@ -50,11 +50,11 @@ def product_line(product: Product, promotions: list[Promotion], language: str) -
 def condition_text(filters: Filters, language: str) -> str:
     parts = []
     if filters.max_price is not None:
-        parts.append(translate(TEXTS, "at_most", language, price=format_money(filters.max_price, "EUR", language)))
+        parts.append(TEXTS.t("at_most", language, price=format_money(filters.max_price, "EUR", language)))
     if filters.min_price is not None:
-        parts.append(translate(TEXTS, "at_least", language, price=format_money(filters.min_price, "EUR", language)))
+        parts.append(TEXTS.t("at_least", language, price=format_money(filters.min_price, "EUR", language)))
     if filters.in_stock:
-        parts.append(translate(TEXTS, "in_stock_now", language))
+        parts.append(TEXTS.t("in_stock_now", language))
     return ", ".join(parts)
 
 
@@ -67,41 +67,20 @@ def product_buttons(products: list[Product]) -> list[dict]:
     return [button(p.name, "ask_product_info", product=p.sku) for p in products]
 
 
-def related_products(session, product: Product, limit: int = 3) -> list[Product]:
-    """Bought together in past orders first, then the same range; in stock only."""
-    orders_with_it = select(OrderLine.order_id).where(OrderLine.product_id == product.id)
-    together = session.execute(
-        select(Product, func.count(OrderLine.id).label("n"))
-        .join(OrderLine, OrderLine.product_id == Product.id)
-        .where(OrderLine.order_id.in_(orders_with_it), Product.id != product.id,
-               Product.active.is_(True), Product.stock > 0)
-        .group_by(Product.id).order_by(func.count(OrderLine.id).desc()).limit(limit)
-    ).scalars().all()
-    related = list(together)
-    if len(related) < limit:
-        same_range = session.scalars(
-            select(Product).where(Product.category == product.category, Product.id != product.id,
-                                  Product.active.is_(True), Product.stock > 0)
-            .order_by(Product.name)
-        ).all()
-        related += [p for p in same_range if p not in related][: limit - len(related)]
-    return related
-
-
 def product_card(product: Product, related: list[Product], out_of_stock: bool,
                  promotions: list[Promotion], language: str) -> tuple[str, list[dict]]:
     """One product in full: price (with any promotion), stock, warranty, characteristics, and
     related products (alternatives when it is out of stock)."""
-    card = translate(TEXTS, "card", language, name=product.name, sku=product.sku,
+    card = TEXTS.t("card", language, name=product.name, sku=product.sku,
                      price=price_text(product, promotions, language),
                      stock=stock_text(product, language), warranty=product.warranty_months,
                      description=product.description)
     buttons = []
     if product.stock > 0:
-        buttons.append(button(translate(TEXTS, "order_it", language), "place_order", product=product.sku))
+        buttons.append(button(TEXTS.t("order_it", language), "place_order", product=product.sku))
     if related:
         key = "alternatives" if out_of_stock else "related"
-        card += "\n\n" + translate(TEXTS, key, language) + "\n" + "\n".join(
+        card += "\n\n" + TEXTS.t(key, language) + "\n" + "\n".join(
             product_line(p, promotions, language) for p in related)
         buttons += product_buttons(related)
     return card, buttons
@@ -109,8 +88,8 @@ def product_card(product: Product, related: list[Product], out_of_stock: bool,
 
 def not_sold(dispatcher: CollectingDispatcher, query: str, ranges: list[str], labels: dict[str, str],
              language: str) -> None:
-    buttons = category_buttons(ranges, labels, language) + [button(translate(TEXTS, "talk_to_manager", language), "request_human")]
-    dispatcher.utter_message(text=translate(TEXTS, "not_sold", language, query=query[:80]), buttons=buttons)
+    buttons = category_buttons(ranges, labels, language) + [button(TEXTS.t("talk_to_manager", language), "request_human")]
+    dispatcher.utter_message(text=TEXTS.t("not_sold", language, query=query[:80]), buttons=buttons)
 
 
 def names_products(result: SearchResult, text: str) -> bool:
@@ -127,9 +106,10 @@ async def catalogue_first(dispatcher, tracker, domain, language) -> bool:
     text = latest_text(tracker)
     if not text or text.startswith("/"):
         return False
-    if not await in_unit_of_work(lambda s: names_products(search_products(s, text), text)):
+    result = await in_unit_of_work(lambda s: search_products(s, text))
+    if not names_products(result, text):
         return False
-    await ActionSearchCatalog().answer(dispatcher, tracker, domain, language)
+    await ActionSearchCatalog().answer(dispatcher, tracker, domain, language, searched=result)
     return True
 
 
@@ -150,7 +130,9 @@ class ActionSearchCatalog(CrmAction):
     def name(self) -> str:
         return "action_search_catalog"
 
-    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain, language):
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain, language,
+                     searched: SearchResult | None = None):
+        """`searched`: the search of the client's message, when another action made it already."""
         category = entity(tracker, "category")
         text = entity(tracker, "product") or latest_text(tracker)
         if text.startswith("/"):  # a button without a product: the question is "what do you sell?"
@@ -159,6 +141,8 @@ class ActionSearchCatalog(CrmAction):
         def work(session):
             if category:
                 result = products_in_category(session, category)
+            elif searched is not None and text == latest_text(tracker):
+                result = searched
             elif text:
                 result = search_products(session, text)
             else:
@@ -174,7 +158,7 @@ class ActionSearchCatalog(CrmAction):
         result, alternatives, ranges, labels, promotions = await in_unit_of_work(work)
         if result.total == 0 and result.nearest is not None:  # "laptops under 300 euros": none
             dispatcher.utter_message(
-                text=translate(TEXTS, "none_within", language, condition=condition_text(result.filters, language))
+                text=TEXTS.t("none_within", language, condition=condition_text(result.filters, language))
                 + "\n" + product_line(result.nearest, promotions, language),
                 buttons=product_buttons([result.nearest]))
         elif result.total == 1:
@@ -184,29 +168,29 @@ class ActionSearchCatalog(CrmAction):
         elif result.products:
             self._list(dispatcher, result, alternatives, promotions, labels, language)
         elif not ranges:
-            dispatcher.utter_message(text=translate(TEXTS, "empty_catalogue", language))
+            dispatcher.utter_message(text=TEXTS.t("empty_catalogue", language))
         elif text and not category:
             not_sold(dispatcher, text, ranges, labels, language)
         else:
-            dispatcher.utter_message(text=translate(TEXTS, "ranges", language),
+            dispatcher.utter_message(text=TEXTS.t("ranges", language),
                                      buttons=category_buttons(ranges, labels, language))
         return []
 
     @staticmethod
     def _list(dispatcher, result: SearchResult, alternatives, promotions, labels: dict[str, str], language: str) -> None:
         if result.category:
-            lines = [translate(TEXTS, "found_category", language,
+            lines = [TEXTS.t("found_category", language,
                                category=category_label(result.category, labels, language))]
         else:
-            lines = [translate(TEXTS, "found", language)]
+            lines = [TEXTS.t("found", language)]
         lines += [product_line(p, promotions, language) for p in result.products]
         hidden = result.total - len(result.products)
         if hidden > 0:
-            lines.append(translate(TEXTS, "more", language, count=hidden))
+            lines.append(TEXTS.t("more", language, count=hidden))
         if alternatives:
-            lines += ["", translate(TEXTS, "alternatives", language)]
+            lines += ["", TEXTS.t("alternatives", language)]
             lines += [product_line(p, promotions, language) for p in alternatives]
-        lines += ["", translate(TEXTS, "pick", language)]
+        lines += ["", TEXTS.t("pick", language)]
         dispatcher.utter_message(text="\n".join(lines),
                                  buttons=product_buttons(result.products + alternatives))
 
@@ -235,7 +219,7 @@ class ActionProductInfo(CrmAction):
         if result.total == 0:
             not_sold(dispatcher, text, ranges, labels, language)
         elif result.total > 1:
-            dispatcher.utter_message(text=translate(TEXTS, "several", language),
+            dispatcher.utter_message(text=TEXTS.t("several", language),
                                      buttons=product_buttons(result.products))
         else:
             card, buttons = product_card(result.products[0], related, bool(alternatives), promotions, language)
@@ -255,19 +239,19 @@ class ActionPromotions(CrmAction):
 
         promotions, product_names, labels = await in_unit_of_work(work)
         if not promotions:
-            dispatcher.utter_message(text=translate(TEXTS, "no_promotions", language))
+            dispatcher.utter_message(text=TEXTS.t("no_promotions", language))
             return []
-        lines = [translate(TEXTS, "promotions", language)]
+        lines = [TEXTS.t("promotions", language)]
         for p in promotions:
             if p.product_id:
                 scope = product_names[p.id]
             elif p.category:
-                scope = translate(TEXTS, "scope_category", language,
+                scope = TEXTS.t("scope_category", language,
                                   category=category_label(p.category, labels, language))
             else:
-                scope = translate(TEXTS, "scope_all", language)
-            lines.append(translate(
-                TEXTS, "promotion_line", language, title=p.title_en if language == "en" else p.title_fr,
+                scope = TEXTS.t("scope_all", language)
+            lines.append(TEXTS.t(
+                "promotion_line", language, title=p.title_en if language == "en" else p.title_fr,
                 discount=f"{p.discount_percent.normalize():f}", scope=scope, ends=p.ends_on,
                 text=(p.text_en if language == "en" else p.text_fr) or "").rstrip())
         buttons = category_buttons([p.category for p in promotions if p.category], labels, language)

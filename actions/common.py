@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from crm.db import unit_of_work
-from crm.i18n import Texts, normalise_language, translate
+from crm.i18n import Texts, normalise_language
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,7 +60,7 @@ class CrmAction(Action, ABC):
             return await self.answer(dispatcher, tracker, domain, language)
         except Exception:
             log.exception("%s failed", self.name())
-            dispatcher.utter_message(text=translate(self.TEXTS, "crm_down", language))
+            dispatcher.utter_message(text=self.TEXTS.t("crm_down", language))
             return []
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from actions.common import CrmAction, client_for, entity, in_unit_of_work
 from crm.company import POLICY_TOPICS, policy_answer
 from crm.consent import TEXTS, set_consent
-from crm.i18n import translate
+
 
 class ActionPolicyAnswer(CrmAction):
     def name(self) -> str:
@@ -26,7 +26,7 @@ class ConsentAction(CrmAction):
     async def answer(self, dispatcher, tracker, domain, language):
         source = "button" if entity(tracker, "consent_source") == "button" else "conversation"
         await in_unit_of_work(lambda s: set_consent(s, client_for(s, tracker), self.granted, source))
-        dispatcher.utter_message(text=translate(TEXTS, "subscribed" if self.granted else "unsubscribed", language))
+        dispatcher.utter_message(text=TEXTS.t("subscribed" if self.granted else "unsubscribed", language))
         return []
 
 

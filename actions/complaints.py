@@ -6,18 +6,20 @@ from rasa_sdk import FormValidationAction
 from rasa_sdk.events import SlotSet
 
 from actions.common import CrmAction, button, client_for, in_unit_of_work, language_of, latest_text
-from actions.orders import COMPLAINT_SLOTS, AskAfterValidation
+from actions.orders import AskAfterValidation, AskForSlot
 from actions.parsing import describes_a_problem, guess_category, means_none
 from crm.complaints import CATEGORY_LABELS, open_complaint
 from crm.desk_hours import desk_settings
 from crm.handoffs import hand_over
-from crm.i18n import Texts, translate
+from crm.i18n import Texts
 from crm.models import COMPLAINT_CATEGORIES
 from crm.orders import client_orders, client_orders_naming, find_client_order, order_summary_line, parse_order_number
 
 NO_ORDER = "none"
 TEXTS = Texts("chat.complaints")
 
+# complaint_form's slots (domain.yml), emptied when a complaint is filed or dropped.
+COMPLAINT_SLOTS = ("complaint_order", "complaint_category", "complaint_description")
 
 
 class ActionStartComplaint(CrmAction):
@@ -98,13 +100,9 @@ class ActionAskComplaintOrder(AskAfterValidation):
         return []
 
 
-class ActionAskComplaintDescription(AskAfterValidation):
-    def name(self) -> str:
-        return "action_ask_complaint_description"
-
-    async def answer(self, dispatcher, tracker, domain, language):
-        dispatcher.utter_message(text=TEXTS.t("ask_description", language))
-        return []
+class ActionAskComplaintDescription(AskForSlot):
+    slot = "complaint_description"
+    texts = TEXTS
 
 
 class ActionSubmitComplaint(CrmAction):
@@ -131,7 +129,7 @@ class ActionSubmitComplaint(CrmAction):
 
         complaint, handed_over = await in_unit_of_work(record)
         text = TEXTS.t("recorded", language, number=complaint.number,
-                 category=translate(CATEGORY_LABELS, complaint.category, language))
+                 category=CATEGORY_LABELS.t(complaint.category, language))
         if complaint.severity != "normal":
             text += " " + TEXTS.t("urgent", language)
         dispatcher.utter_message(text=text)

@@ -7,7 +7,7 @@ from actions.catalog import catalogue_first
 from actions.common import CrmAction, client_for, in_unit_of_work, latest_text
 from crm.desk_hours import desk_settings
 from crm.handoffs import client_text, hand_over
-from crm.i18n import Texts, translate
+from crm.i18n import Texts
 
 TEXTS = Texts("chat.desk")
 
@@ -46,7 +46,7 @@ class ActionRephraseOrHandOver(CrmAction):
             return []
         limit = int(desk_settings().get("fallbacks_before_handoff", 2))
         if misunderstood_in_a_row(tracker) < limit:
-            dispatcher.utter_message(text=translate(TEXTS, "rephrase", language))
+            dispatcher.utter_message(text=TEXTS.t("rephrase", language))
             return []
         text = await in_unit_of_work(
             lambda s: hand_over(s, client_for(s, tracker), "fallback", language, latest_text(tracker)))

@@ -5,15 +5,13 @@ crm/leads.py (company.yml's rules); a hot lead goes to the managers' desk at onc
 
 from __future__ import annotations
 
-from abc import abstractmethod
-
 from rasa_sdk import FormValidationAction
 from rasa_sdk.events import ActiveLoop, SlotSet
 
 from actions.common import CrmAction, button, client_for, entity, in_unit_of_work, language_of, latest_text
-from actions.orders import AskAfterValidation
+from actions.orders import AskForSlot
 from crm.handoffs import hand_over
-from crm.i18n import Texts, translate
+from crm.i18n import Texts
 from crm.leads import (
     BUDGETS,
     SKIP,
@@ -168,16 +166,8 @@ class ValidateLeadForm(FormValidationAction):
         return self._parsed("lead_contact", value, dispatcher, tracker, parse, "bad_contact")
 
 
-class AskLead(AskAfterValidation):
+class AskLead(AskForSlot):
     """Asks one question of the lead form, with its buttons (always a "skip" one)."""
-
-    @property
-    @abstractmethod
-    def slot(self) -> str:
-        """The slot it asks for (a class attribute in each subclass)."""
-
-    def name(self) -> str:
-        return f"action_ask_{self.slot}"
 
     def choices(self, language: str) -> list[dict]:
         return []

@@ -8,7 +8,7 @@ import asyncio
 
 from actions.common import CrmAction, button, client_for, entity, in_unit_of_work, run_in_unit_of_work
 from crm.company import policy_answer
-from crm.i18n import Texts, translate
+from crm.i18n import Texts
 from crm.meetings import (
     AlreadyBooked,
     MeetingError,

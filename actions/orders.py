@@ -1,8 +1,9 @@
 """Orders: the order form (product, quantity, address), the summary and confirmation, following
-and cancelling one's own orders. Stopping a form is here too (it serves both forms)."""
+and cancelling one's own orders. Stopping a form is here too (it serves every form)."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from rasa_sdk import FormValidationAction
@@ -23,7 +24,7 @@ from actions.parsing import asks_to_order, parse_quantity, quantity_in_request
 from crm.catalog import product_by_sku, products_in_category, search_products
 from crm.complaints import client_complaints, complaint_line, find_client_complaint, parse_complaint_number
 from crm.consent import consent_unknown
-from crm.i18n import Texts, format_money, translate
+from crm.i18n import Texts, format_money
 from crm.models import Product
 from crm.orders import (
     MAX_QUANTITY,
@@ -45,7 +46,6 @@ from crm.promotions import running_promotions
 from crm.text import fold
 
 ORDER_SLOTS = ("order_product", "order_quantity", "order_address")
-COMPLAINT_SLOTS = ("complaint_order", "complaint_category", "complaint_description")
 
 TEXTS = Texts("chat.orders")
 
@@ -71,17 +71,17 @@ class ActionStartOrder(CrmAction):
         def work(session):
             if sku:
                 product = product_by_sku(session, sku)
-                return (product.sku if product and product.stock > 0 else None), False, False
+                return (product.sku if product and product.stock > 0 else None), False, None
             result = search_products(session, text)
             if not asks_to_order(text) and names_products(result, text):
-                return None, False, True
+                return None, False, result
             if result.total == 1 and result.strong and result.products[0].stock > 0:
-                return result.products[0].sku, False, False
-            return None, result.total > 1 and result.strong, False
+                return result.products[0].sku, False, None
+            return None, result.total > 1 and result.strong, None
 
-        found, several, only_named = await in_unit_of_work(work) if (sku or typed) else (None, False, False)
-        if only_named:
-            await ActionSearchCatalog().answer(dispatcher, tracker, domain, language)
+        found, several, only_named = await in_unit_of_work(work) if (sku or typed) else (None, False, None)
+        if only_named is not None:  # the search that found them is the answer's
+            await ActionSearchCatalog().answer(dispatcher, tracker, domain, language, searched=only_named)
             return [FollowupAction("action_listen")]  # the rule's order form does not start
         # Only slots left over from an earlier order are emptied: a reset counts as "set", and the
         # form would validate (and complain about) empty values.
@@ -180,22 +180,31 @@ class AskAfterValidation(CrmAction):
         return await super().run(dispatcher, tracker, domain)
 
 
-class ActionAskOrderProduct(AskAfterValidation):
+class AskForSlot(AskAfterValidation):
+    """`action_ask_<slot>`: asks for one slot of a form with the text `ask_<slot without the
+    form's prefix>` of `texts` ("order_quantity" -> chat.orders.ask_quantity)."""
+
+    texts = TEXTS
+
+    @property
+    @abstractmethod
+    def slot(self) -> str:
+        """The slot it asks for (a class attribute in each subclass)."""
+
     def name(self) -> str:
-        return "action_ask_order_product"
+        return f"action_ask_{self.slot}"
 
     async def answer(self, dispatcher, tracker, domain, language):
-        dispatcher.utter_message(text=TEXTS.t("ask_product", language))
+        dispatcher.utter_message(text=self.texts.t("ask_" + self.slot.split("_", 1)[1], language))
         return []
 
 
-class ActionAskOrderQuantity(AskAfterValidation):
-    def name(self) -> str:
-        return "action_ask_order_quantity"
+class ActionAskOrderProduct(AskForSlot):
+    slot = "order_product"
 
-    async def answer(self, dispatcher, tracker, domain, language):
-        dispatcher.utter_message(text=TEXTS.t("ask_quantity", language))
-        return []
+
+class ActionAskOrderQuantity(AskForSlot):
+    slot = "order_quantity"
 
 
 class ActionAskOrderAddress(AskAfterValidation):
@@ -284,7 +293,13 @@ class ActionStopForm(CrmAction):
     async def answer(self, dispatcher, tracker, domain, language):
         dispatcher.utter_message(text=TEXTS.t("form_stopped", language))
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("choices_shown", False)] + [
-            SlotSet(s, None) for s in ORDER_SLOTS + COMPLAINT_SLOTS]
+            SlotSet(s, None) for s in form_slots(domain, tracker.active_loop_name)]
+
+
+def form_slots(domain: dict, form: str | None) -> list[str]:
+    """The slots a form asks for, as the domain declares them (domain.yml `forms:`)."""
+    declared = (domain.get("forms") or {}).get(form) or {}
+    return list(declared.get("required_slots") or [])
 
 
 COMPLAINT_WORDS = ("reclamation", "plainte", "ticket", "complaint", "rec-")

@@ -29,7 +29,7 @@ import threading
 import traceback
 
 from crm.i18n import normalise_language, t
-from crm.settings import SettingError, load_env, secret_setting
+from crm.settings import SettingError, install, read
 
 log = logging.getLogger("actions.server")
 OPEN_PATHS = ("/health",)
@@ -110,13 +110,12 @@ def warm_up() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m actions.server", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("ACTION_PORT") or 5055))
+    parser.add_argument("--port", type=int, help="default: ACTION_PORT, else 5055")
     args = parser.parse_args(argv)
     os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    load_env()
     try:
-        token = secret_setting("ACTION_SERVER_TOKEN", "action_token")
+        settings = install(read())  # read once; the actions and crm/ use these
     except SettingError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
@@ -127,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as exc:
         print(f"Error in the company profile: {exc}", file=sys.stderr)
         return 2
-    host = os.environ.get("ACTION_SERVER_HOST", "").strip() or "127.0.0.1"
-    app = create_app(token)
+    port = args.port or settings.action_port
+    app = create_app(settings.action_token)
     threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
-    log.info("action server on http://%s:%s (shared secret required)", host, args.port)
-    app.run(host=host, port=args.port, workers=1, access_log=False)
+    log.info("action server on http://%s:%s (shared secret required)", settings.action_host, port)
+    app.run(host=settings.action_host, port=port, workers=1, access_log=False)
     return 0
 
 

@@ -29,7 +29,8 @@ from telegram.ext import (
 )
 
 from bot import broadcasts, desk, leads
-from bot.broadcaster import UNSUBSCRIBE_PREFIX, run_sender
+from bot.broadcaster import run_sender
+from bot.callbacks import callback_data, handler_pattern, parse
 from bot.outbox import INTERVAL, deliver_outbox
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, split_text
@@ -38,7 +39,7 @@ from crm.alerts import alert_profile_refused
 from crm.buttons import new_batch, payload_for, purge_buttons, store_buttons
 from crm.choices import typed_choice
 from bot.settings import Settings
-from bot.shared import ALLOWED_UPDATES, assistant, retry_seconds
+from bot.shared import ALLOWED_UPDATES, Context, retry_seconds, score_button
 from bot.staff import order_command, resolve_command
 from bot.texts import TEXTS, commands
 from crm.clients import (
@@ -53,15 +54,15 @@ from crm.clients import (
     set_reachable,
     settle,
 )
-from crm.complaints import RATE_PREFIX, rate_complaint
+from crm.complaints import rate_complaint
 from crm.consent import TEXTS as CONSENT_TEXTS
 from crm.consent import set_consent
 from crm.db import engine_for, unit_of_work
-from crm.handoffs import HANDOFF_RATE_PREFIX, LEAVE_PREFIX, TAKE_PREFIX, client_text, open_handoff_of, request_callback
-from crm.i18n import DEFAULT_LANGUAGE, language_name, languages, normalise_language, translate
+from crm.handoffs import client_text, open_handoff_of, request_callback
+from crm.i18n import DEFAULT_LANGUAGE, language_name, languages, normalise_language
 from crm.models import Client
 from crm.text import shorten
-from crm.settings import staff_chat
+from crm.settings import install
 from crm.staff import staff_role
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class Assistant:
         except RasaUnavailable:
             # Kept unanswered: answer_backlog answers it once Rasa is back.
             await self.db(lambda s: settle(s, message_id, answered=False))
-            await safe_send(bot, chat_id, translate(TEXTS, "rasa_down", language))
+            await safe_send(bot, chat_id, TEXTS.t("rasa_down", language))
             return
         await self._answer(bot, chat_id, client_id, language, answers, message_id)
 
@@ -171,10 +172,10 @@ class Assistant:
                       message_id: int) -> None:
         if not answers and await self.actions_down():  # owed an answer once the actions are back
             await self.db(lambda s: settle(s, message_id, answered=False))
-            await safe_send(bot, chat_id, translate(TEXTS, "rasa_down", language))
+            await safe_send(bot, chat_id, TEXTS.t("rasa_down", language))
             return
         if not answers:  # Rasa answered nothing (an action failed): never leave silence
-            await safe_send(bot, chat_id, translate(TEXTS, "no_answer", language))
+            await safe_send(bot, chat_id, TEXTS.t("no_answer", language))
             await self.db(lambda s: mark_answered(s, message_id))
             return
         await self.deliver(bot, chat_id, client_id, answers, message_id)
@@ -204,7 +205,7 @@ class Assistant:
                     await self.db(lambda s: settle(s, waiting.message_id, answered=False))
                     return answered
                 quoted = waiting.text if waiting.kind == "text" else ""
-                await safe_send(bot, chat_id, translate(TEXTS, "back" if quoted else "back_no_quote",
+                await safe_send(bot, chat_id, TEXTS.t("back" if quoted else "back_no_quote",
                                                         waiting.language, text=shorten(quoted, 120)))
                 client_id = await self.db(lambda s: s.scalar(select(Client.id).where(Client.telegram_id == chat_id)))
                 await self._answer(bot, chat_id, client_id, waiting.language, answers, waiting.message_id)
@@ -219,7 +220,7 @@ class Assistant:
         for i, answer in enumerate(answers):
             mine = batch if i == len(answers) - 1 else None
             pairs = await self.db(lambda s: store_buttons(s, chat_id, answer.buttons, mine)) if answer.buttons else []
-            markup = keyboard(pairs)
+            markup = keyboard([(title, callback_data("choice", token)) for title, token in pairs])
             if answer.image:
                 caption = answer.text if len(answer.text) <= CAPTION_LIMIT else None
                 await safe_send(bot, chat_id, caption, photo=answer.image,
@@ -292,9 +293,9 @@ SEND_ATTEMPTS = 5
 # --- handlers ----------------------------------------------------------------------------------
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def start(update: Update, context: Context) -> None:
     user, chat = update.effective_user, update.effective_chat
-    helper = assistant(context)
+    helper = context.assistant
     async with helper.chat_lock(chat.id):
         held = await helper.desk_holds(user.id)
         if held is not None:  # the desk has the conversation: /start must not restart the assistant
@@ -304,34 +305,34 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await helper.converse(context.bot, user, chat.id, "/greet", kind="command")
 
 
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    helper = assistant(context)
+async def help_command(update: Update, context: Context) -> None:
+    helper = context.assistant
     _, language = await helper.client(update.effective_user)
-    text = translate(TEXTS, "help", language)
+    text = TEXTS.t("help", language)
     role = await helper.db(lambda s: staff_role(s, update.effective_user.id))
     if role in ("manager", "admin"):
-        text += translate(TEXTS, "staff_help", language)
+        text += TEXTS.t("staff_help", language)
     if role in ("marketer", "admin"):
-        text += translate(TEXTS, "marketer_help", language)
+        text += TEXTS.t("marketer_help", language)
     await safe_send(context.bot, update.effective_chat.id, text)
 
 
-async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    _, language = await assistant(context).client(update.effective_user)
+async def language_command(update: Update, context: Context) -> None:
+    _, language = await context.assistant.client(update.effective_user)
     markup = InlineKeyboardMarkup(
-        [[InlineKeyboardButton(language_name(code), callback_data=f"lang:{code}") for code in languages()]]
+        [[InlineKeyboardButton(language_name(code), callback_data=callback_data("language", code)) for code in languages()]]
     )
     await safe_send(context.bot, update.effective_chat.id,
-                    translate(TEXTS, "choose_language", language), markup=markup)
+                    TEXTS.t("choose_language", language), markup=markup)
 
 
-async def language_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def language_chosen(update: Update, context: Context) -> None:
     query = update.callback_query
-    choice = (query.data or "")[len("lang:"):]
-    helper = assistant(context)
+    [choice] = parse("language", query.data) or [""]
+    helper = context.assistant
     client_id, language = await helper.client(update.effective_user)
     if choice not in languages():
-        await query.answer(translate(TEXTS, "button_expired", language), show_alert=True)
+        await query.answer(TEXTS.t("button_expired", language), show_alert=True)
         return
 
     def work(session):
@@ -340,19 +341,19 @@ async def language_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await helper.db(work)
     await query.answer()
     try:
-        await query.edit_message_text(translate(TEXTS, "language_set", choice))
+        await query.edit_message_text(TEXTS.t("language_set", choice))
     except TelegramError as exc:
         log.info("could not edit the language message: %s", exc)
 
 
-async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def text_message(update: Update, context: Context) -> None:
     message = update.effective_message
     text = (message.text or "").strip()[:MAX_TEXT]
     if not text:
-        _, language = await assistant(context).client(update.effective_user)
-        await safe_send(context.bot, message.chat_id, translate(TEXTS, "empty", language))
+        _, language = await context.assistant.client(update.effective_user)
+        await safe_send(context.bot, message.chat_id, TEXTS.t("empty", language))
         return
-    helper = assistant(context)
+    helper = context.assistant
     async with helper.chat_lock(message.chat_id):
         if (await broadcasts.compose_input(update, context) or await desk.relay_from_manager(update, context)
                 or await desk.relay_from_client(update, context)):
@@ -360,10 +361,10 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await helper.converse(context.bot, update.effective_user, message.chat_id, text, update_id=update.update_id)
 
 
-async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def button(update: Update, context: Context) -> None:
     """A button of a Rasa answer: its payload goes to Rasa as if the client had typed it."""
     query = update.callback_query
-    helper = assistant(context)
+    helper = context.assistant
     # Buttons live in the client's private chat, whose id is the client's own id: a button is
     # honoured only for the client it was sent to.
     chat_id = update.effective_user.id
@@ -372,7 +373,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         # While the desk has the conversation, only buttons it sent since (a manager's proposal
         # of meeting slots) work: an old "Confirm" must not place an order behind its back.
         held = desk_hold(session, chat_id)
-        return held, payload_for(session, chat_id, query.data, sent_after=held[2] if held else None)
+        [token] = parse("choice", query.data) or [None]
+        return held, payload_for(session, chat_id, token, sent_after=held[2] if held else None)
 
     held, payload = await helper.db(work)
     if payload is None and held is not None:
@@ -381,7 +383,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if payload is None:
         _, language = await helper.client(update.effective_user)
-        await query.answer(translate(TEXTS, "button_expired", language), show_alert=True)
+        await query.answer(TEXTS.t("button_expired", language), show_alert=True)
         return
     await query.answer()
     async with helper.chat_lock(chat_id):
@@ -389,10 +391,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                               update_id=update.update_id)
 
 
-async def consent_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def consent_command(update: Update, context: Context) -> None:
     """/subscribe and /stop: promotional consent, effective at once, recorded with its source."""
     granted = update.effective_message.text.split()[0].split("@")[0].lower() == "/subscribe"
-    helper = assistant(context)
+    helper = context.assistant
 
     def work(session):
         client, _ = register_client(session, profile(update.effective_user))
@@ -401,35 +403,23 @@ async def consent_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
     language = await helper.db(work)
     await safe_send(context.bot, update.effective_chat.id,
-                    translate(CONSENT_TEXTS, "subscribed" if granted else "unsubscribed", language))
+                    CONSENT_TEXTS.t("subscribed" if granted else "unsubscribed", language))
 
 
-async def rating(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A satisfaction score (1-5) on a resolved complaint; only its client can give it."""
-    query = update.callback_query
-    helper = assistant(context)
-    complaint = await helper.db(lambda s: rate_complaint(s, update.effective_user.id, query.data))
-    _, language = await helper.client(update.effective_user)
-    if complaint is None:
-        await query.answer(translate(TEXTS, "button_expired", language), show_alert=True)
-        return
-    await query.answer()
-    try:
-        await query.edit_message_text(translate(TEXTS, "rated", language, score=complaint.satisfaction))
-    except TelegramError as exc:
-        log.info("could not edit the rating message: %s", exc)
+# A satisfaction score (1-5) on a resolved complaint; only its client can give it.
+rating = score_button("rate_complaint", rate_complaint, TEXTS, "button_expired", "rated")
 
 
-async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    _, language = await assistant(context).client(update.effective_user)
+async def unknown_command(update: Update, context: Context) -> None:
+    _, language = await context.assistant.client(update.effective_user)
     command = (update.effective_message.text or "").split()[0][:64]
     await safe_send(context.bot, update.effective_chat.id,
-                    translate(TEXTS, "unknown_command", language, command=command))
+                    TEXTS.t("unknown_command", language, command=command))
 
 
-async def non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def non_text(update: Update, context: Context) -> None:
     message = update.effective_message
-    helper = assistant(context)
+    helper = context.assistant
 
     async with helper.chat_lock(message.chat_id):
         if (await broadcasts.compose_input(update, context) or await desk.relay_from_manager(update, context)
@@ -455,36 +445,36 @@ async def non_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if callback is not None:
             await safe_send(context.bot, message.chat_id, callback, markup=ReplyKeyboardRemove())
             return
-        await safe_send(context.bot, message.chat_id, translate(TEXTS, "non_text", language))
+        await safe_send(context.bot, message.chat_id, TEXTS.t("non_text", language))
 
 
-async def seen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def seen(update: Update, context: Context) -> None:
     """Any update from a client in their private chat means Telegram delivers to them again: a
     client who had blocked the bot and came back gets messages and broadcasts again."""
     chat, user = update.effective_chat, update.effective_user
     if update.my_chat_member is None and chat is not None and user is not None and chat.type == "private":
         # Beside the handling, not before it: awaiting here would let a client's next message
         # overtake this one on its way to the chat's lock (and to Rasa).
-        context.application.create_task(assistant(context).db(lambda s: set_reachable(s, user.id, True)),
+        context.application.create_task(context.assistant.db(lambda s: set_reachable(s, user.id, True)),
                                         update=update)
 
 
-async def chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def chat_member(update: Update, context: Context) -> None:
     """The client blocked the bot ("kicked") or unblocked it: broadcasts skip or include them."""
     change = update.my_chat_member
     if change.chat.type != "private":
         return
     reachable = change.new_chat_member.status not in ("kicked", "left")
-    await assistant(context).db(lambda s: set_reachable(s, change.from_user.id, reachable))
+    await context.assistant.db(lambda s: set_reachable(s, change.from_user.id, reachable))
 
 
 BACKLOG_INTERVAL = 15.0  # longer than a Rasa timeout: one round at a time
 
 
-async def answer_backlog(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def answer_backlog(context: Context) -> None:
     """The messages that arrived while Rasa was down, answered once it is back."""
     try:
-        await assistant(context).answer_backlog(context.bot)
+        await context.assistant.answer_backlog(context.bot)
     except Exception:  # the CRM unreachable for a moment, say: next round
         log.exception("could not answer the messages owed")
 
@@ -492,10 +482,10 @@ async def answer_backlog(context: ContextTypes.DEFAULT_TYPE) -> None:
 PROFILE_INTERVAL = 20.0
 
 
-async def watch_profile(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def watch_profile(context: Context) -> None:
     """company.yml is read again when it changes; a version refused is told to the admins once."""
     try:
-        await assistant(context).db(alert_profile_refused)
+        await context.assistant.db(alert_profile_refused)
     except Exception:  # the file vanished, or the CRM is unreachable for a moment: next round
         log.exception("could not check the company profile")
 
@@ -503,11 +493,11 @@ async def watch_profile(context: ContextTypes.DEFAULT_TYPE) -> None:
 PURGE_INTERVAL = 3600.0
 
 
-async def purge(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def purge(context: Context) -> None:
     """Button payloads past their lifetime, and updates handled over a day ago, are deleted."""
     try:
-        await assistant(context).db(purge_buttons)
-        await assistant(context).db(inbox.purge)
+        await context.assistant.db(purge_buttons)
+        await context.assistant.db(inbox.purge)
     except Exception:
         log.exception("could not purge expired buttons and handled updates")
 
@@ -515,13 +505,13 @@ async def purge(context: ContextTypes.DEFAULT_TYPE) -> None:
 DB_RETRY_DELAY, DB_RETRIES = 2.0, 30
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: Context) -> None:
     """Log and go on: an error in one update never stops the bot. A message whose handling
     failed because the CRM was unreachable is handled again a little later (up to a minute), the
     client told once that the answer is coming; its handlers skip what they had recorded."""
     error = context.error
     if isinstance(error, DBAPIError) and isinstance(update, Update):
-        retries = context.application.bot_data.setdefault("db_retries", {})
+        retries = context.application.db_retries
         attempt = retries.get(update.update_id, 0)
         if attempt < DB_RETRIES:
             retries[update.update_id] = attempt + 1
@@ -529,7 +519,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
                         type(error).__name__, DB_RETRY_DELAY)
             if attempt == 0:
                 await tell_crm_down(context.bot, update)
-            context.application.bot_data.setdefault("handle_again", set()).add(update.update_id)
+            context.application.handle_again.add(update.update_id)
             context.application.create_task(_again(context.application, update))
             return
         retries.pop(update.update_id, None)
@@ -546,7 +536,7 @@ async def tell_crm_down(bot, update: Update) -> None:
     user, chat = update.effective_user, update.effective_chat
     if update.message is None or user is None or chat is None or chat.type != "private":
         return
-    await safe_send(bot, chat.id, translate(TEXTS, "crm_down", normalise_language(user.language_code)))
+    await safe_send(bot, chat.id, TEXTS.t("crm_down", normalise_language(user.language_code)))
 
 
 # --- assembly ------------------------------------------------------------------------------------
@@ -564,20 +554,32 @@ async def _post_init(application: Application) -> None:
 
 
 async def _post_shutdown(application: Application) -> None:
-    await application.bot_data["assistant"].rasa.close()
+    await application.assistant.rasa.close()
 
 
 class AssistantApplication(Application):
-    """The Application, plus the broadcast sender running beside the handlers (unless
-    BROADCAST_SENDER=separate: then `python -m bot sender` runs it)."""
+    """The Application, with the Assistant and the settings it was built with (handlers reach them
+    as `context.assistant` and `context.settings`, bot/shared.py), plus the broadcast sender
+    running beside the handlers (unless BROADCAST_SENDER=separate: then `python -m bot sender`)."""
+
+    assistant: Assistant
+    settings: Settings
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.handle_again: set[int] = set()   # updates queued again by on_error: not done yet
+        self.db_retries: dict[int, int] = {}  # update id -> attempts while the CRM was unreachable
+        self.sender_stop = asyncio.Event()
+        self.sender_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         await super().start()
-        settings: Settings | None = self.bot_data.get("settings")
-        if settings is not None and settings.run_sender:
-            stop = self.bot_data["sender_stop"] = asyncio.Event()
-            self.bot_data["sender_task"] = asyncio.create_task(run_sender(
-                settings.database_url, self.bot.token, settings.telegram_base_url, settings.broadcast_rate, stop))
+        settings = self.settings
+        if settings.run_sender:
+            self.sender_stop.clear()
+            self.sender_task = asyncio.create_task(run_sender(
+                settings.database_url, self.bot.token, settings.telegram_base_url, settings.broadcast_rate,
+                self.sender_stop))
 
     async def process_update(self, update: object) -> None:
         """Handle it, then mark it done in the inbox (bot/poller.py): a crash before this line
@@ -585,22 +587,21 @@ class AssistantApplication(Application):
         try:
             await super().process_update(update)
         finally:
-            again = self.bot_data.setdefault("handle_again", set())
-            retrying = isinstance(update, Update) and update.update_id in again
+            retrying = isinstance(update, Update) and update.update_id in self.handle_again
             if retrying:
-                again.discard(update.update_id)  # queued again by on_error: not done yet
+                self.handle_again.discard(update.update_id)
             elif isinstance(update, Update):
-                self.bot_data.get("db_retries", {}).pop(update.update_id, None)
-            if isinstance(update, Update) and "assistant" in self.bot_data and not retrying:
+                self.db_retries.pop(update.update_id, None)
+            if isinstance(update, Update) and not retrying:
                 try:
-                    await self.bot_data["assistant"].db(lambda s: inbox.done(s, update.update_id))
+                    await self.assistant.db(lambda s: inbox.done(s, update.update_id))
                 except Exception as exc:  # replayed later; its handlers skip what they recorded
                     log.warning("could not mark update %s done: %s", update.update_id, type(exc).__name__)
 
     async def stop(self) -> None:
-        task = self.bot_data.pop("sender_task", None)
+        task, self.sender_task = self.sender_task, None
         if task is not None:
-            self.bot_data["sender_stop"].set()
+            self.sender_stop.set()
             try:
                 await asyncio.wait_for(task, 15)
             except (asyncio.TimeoutError, Exception) as exc:  # a stuck send: cancelled, the row is recovered
@@ -631,6 +632,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application = (
         ApplicationBuilder()
         .application_class(AssistantApplication)
+        .context_types(ContextTypes(context=Context))
         .token(token or settings.telegram_token)
         .base_url(settings.telegram_base_url)
         .rate_limiter(AIORateLimiter(max_retries=3))
@@ -639,10 +641,11 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
         .post_shutdown(_post_shutdown)
         .build()
     )
-    application.bot_data["assistant"] = Assistant(engine, rasa, f"{settings.action_url.rstrip('/')}/health")
-    application.bot_data["settings"] = settings
+    application.assistant = Assistant(engine, rasa, f"{settings.action_url.rstrip('/')}/health")
+    application.settings = settings
+    install(settings)  # what crm/ reads (the staff group, claim timeouts, the company profile)
     private = filters.ChatType.PRIVATE
-    group = staff_chat()
+    group = settings.staff_chat
     # The desk's commands also work in the staff forum group (STAFF_CHAT_ID), in a client's topic.
     desk_chats = private | filters.Chat(group[0]) if group else private
     application.add_handler(TypeHandler(Update, seen), group=-1)
@@ -662,15 +665,15 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler("broadcasts", broadcasts.broadcasts_command, filters=private))
     application.add_handler(CommandHandler("leads", leads.leads_command, filters=private))
     application.add_handler(CommandHandler("lead", leads.lead_command, filters=private))
-    application.add_handler(CallbackQueryHandler(desk.take_button, pattern=f"^{TAKE_PREFIX}"))
-    application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=f"^{HANDOFF_RATE_PREFIX}"))
-    application.add_handler(CallbackQueryHandler(desk.leave_button, pattern=f"^{LEAVE_PREFIX}"))
-    application.add_handler(CallbackQueryHandler(leads.meet_button, pattern=f"^{leads.MEET_PREFIX}"))
-    application.add_handler(CallbackQueryHandler(broadcasts.compose_button, pattern=f"^{broadcasts.PREFIX}"))
-    application.add_handler(CallbackQueryHandler(broadcasts.unsubscribe_button, pattern=f"^{UNSUBSCRIBE_PREFIX}"))
-    application.add_handler(CallbackQueryHandler(leads.status_button, pattern=f"^{leads.STATUS_PREFIX}"))
-    application.add_handler(CallbackQueryHandler(language_chosen, pattern=r"^lang:"))
-    application.add_handler(CallbackQueryHandler(rating, pattern=f"^{RATE_PREFIX}"))
+    application.add_handler(CallbackQueryHandler(desk.take_button, pattern=handler_pattern("take")))
+    application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=handler_pattern("rate_handoff")))
+    application.add_handler(CallbackQueryHandler(desk.leave_button, pattern=handler_pattern("leave")))
+    application.add_handler(CallbackQueryHandler(leads.meet_button, pattern=handler_pattern("meet")))
+    application.add_handler(CallbackQueryHandler(broadcasts.compose_button, pattern=handler_pattern("compose")))
+    application.add_handler(CallbackQueryHandler(broadcasts.unsubscribe_button, pattern=handler_pattern("unsubscribe")))
+    application.add_handler(CallbackQueryHandler(leads.status_button, pattern=handler_pattern("lead_status")))
+    application.add_handler(CallbackQueryHandler(language_chosen, pattern=handler_pattern("language")))
+    application.add_handler(CallbackQueryHandler(rating, pattern=handler_pattern("rate_complaint")))
     application.add_handler(CallbackQueryHandler(button))
     if group:
         application.add_handler(MessageHandler(filters.Chat(group[0]) & ~filters.COMMAND & ~filters.StatusUpdate.ALL,

@@ -20,14 +20,14 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError, TimedOut
 
+from bot.callbacks import callback_data
 from bot.shared import retry_seconds
 from crm import broadcasts
 from crm.db import unit_of_work
-from crm.i18n import translate
+
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-UNSUBSCRIBE_PREFIX = "unsub:"
 IDLE = 1.0
 
 
@@ -94,8 +94,8 @@ class Sender:
 
     async def send(self, job: broadcasts.Job) -> None:
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(
-            translate(broadcasts.TEXTS, "unsubscribe", job.language),
-            callback_data=f"{UNSUBSCRIBE_PREFIX}{job.broadcast_id}")]])
+            broadcasts.TEXTS.t("unsubscribe", job.language),
+            callback_data=callback_data("unsubscribe", job.broadcast_id))]])
         try:
             if job.photo:
                 await self.bot.send_photo(job.chat_id, job.photo, caption=job.text, parse_mode=ParseMode.HTML,

@@ -13,14 +13,21 @@ from crm.i18n import DEFAULT_LANGUAGE, languages
 from crm.settings import SettingError
 
 
+_loaded = None  # this process's settings, read once
+
+
 def _settings():
+    """The settings of this command, read and checked once, and installed for crm/."""
     from bot.settings import load_settings
     from crm.company import ProfileError, company_profile
+    from crm.settings import install
 
+    global _loaded
     try:
-        settings = load_settings()
+        if _loaded is None:
+            _loaded = install(load_settings())
         company_profile()  # the whole company.yml, checked before anything starts
-        return settings
+        return _loaded
     except SettingError as exc:
         sys.exit(f"Configuration error: {exc}")
     except ProfileError as exc:
@@ -33,10 +40,11 @@ def prepare_database(url: str, demo: bool = True) -> None:
     from crm.db import engine_for, unit_of_work
     from crm.demo import load_demo_if_empty
     from crm.migrate import upgrade
+    from crm.settings import current
 
     engine = engine_for(url)
     upgrade(engine)
-    if not demo or os.environ.get("DEMO_DATA", "on").strip().lower() in ("off", "0", "false", "no"):
+    if not demo or not current().demo_data:
         return
     with unit_of_work(engine) as session:
         if load_demo_if_empty(session):
@@ -197,32 +205,28 @@ def _crm_command(work, error_types) -> None:
     print(message)
 
 
+def _number(text: str, parse, example: str) -> int:
+    """The number in an order's or complaint's reference as typed, or exit saying what one is."""
+    number = parse(text)
+    if number is None:
+        sys.exit(f"Error: {text!r} is not {example}")
+    return number
+
+
 def cmd_order(args) -> None:
     from crm.orders import OrderError, parse_order_number, set_order_status
 
-    number = parse_order_number(args.number)
-    if number is None:
-        sys.exit(f"Error: {args.number!r} is not an order number (CMD-000123)")
-
-    def work(session):
-        order = set_order_status(session, number, args.status)
-        return f"{order.number} is now {order.status}; the client will be told."
-
-    _crm_command(work, OrderError)
+    number = _number(args.number, parse_order_number, "an order number (CMD-000123)")
+    _crm_command(lambda session: "{0.number} is now {0.status}; the client will be told.".format(
+        set_order_status(session, number, args.status)), OrderError)
 
 
 def cmd_complaint(args) -> None:
     from crm.complaints import ComplaintError, parse_complaint_number, resolve_complaint
 
-    number = parse_complaint_number(args.number)
-    if number is None:
-        sys.exit(f"Error: {args.number!r} is not a complaint number (REC-000045)")
-
-    def work(session):
-        complaint = resolve_complaint(session, number, args.resolution)
-        return f"{complaint.number} resolved; the client will be told and asked for a score."
-
-    _crm_command(work, ComplaintError)
+    number = _number(args.number, parse_complaint_number, "a complaint number (REC-000045)")
+    _crm_command(lambda session: "{0.number} resolved; the client will be told and asked for a score.".format(
+        resolve_complaint(session, number, args.resolution)), ComplaintError)
 
 
 def cmd_promotion(args) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from dataclasses import replace
 from typing import TextIO
 
 from bot.app import build_application
@@ -26,7 +25,7 @@ LOCAL_USER_ID = 100_000_001
 async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.stdin,
                stdout: TextIO = sys.stdout) -> None:
     emulator = BotApiEmulator().start()
-    application = build_application(replace(settings, telegram_base_url=emulator.base_url),
+    application = build_application(settings.model_copy(update={"telegram_base_url": emulator.base_url}),
                                     token=LOCAL_TOKEN)
     user = User(id=LOCAL_USER_ID, first_name="Client", last_name="Local", language_code=language)
     choices: list[Sent] = []
@@ -65,7 +64,7 @@ async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.std
         set_language(session, client, language)
 
     async with application:
-        await application.bot_data["assistant"].db(remember_language)
+        await application.assistant.db(remember_language)
         await application.start()
         await application.updater.start_polling(poll_interval=0, timeout=5)
         try:

@@ -10,18 +10,21 @@ is not sent twice); back to pending (RetryAfter). Texts are split under Telegram
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
+from sqlalchemy.orm import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, KeyboardButton, ReplyKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
-from telegram.ext import ContextTypes
 
+from bot.callbacks import render
 from bot.render import CAPTION_LIMIT, keyboard, split_text
-from bot.shared import assistant
+from bot.shared import Context
 from crm.handoffs import record_notice
 from crm.meetings import ics
 from crm.models import Meeting
 from crm.outbox import (
-    claim_due,
+    Outgoing,
+    claim_next,
     mark_blocked,
     mark_failed,
     mark_part_sent,
@@ -42,61 +45,68 @@ def markup(buttons: list[dict] | None) -> InlineKeyboardMarkup | ReplyKeyboardMa
     if any(b.get("request_contact") for b in buttons):
         return ReplyKeyboardMarkup([[KeyboardButton(b["title"], request_contact=True) for b in buttons]],
                                    resize_keyboard=True, one_time_keyboard=True)
-    pairs = [(b["title"], b["data"]) for b in buttons]
+    pairs = [render(b) for b in buttons]
     if len(pairs) <= 5 and sum(len(title) for title, _ in pairs) <= 30:  # a score 1-5, Take / Propose...
         return InlineKeyboardMarkup([[InlineKeyboardButton(title, callback_data=data) for title, data in pairs]])
     return keyboard(pairs)  # a longer choice (meeting slots): readable rows
 
 
-async def _send(context, notification_id: int, chat_id: int, text: str, buttons, meeting_id: int | None,
-                attachment: str | None, thread: int | None, parts_sent: int):
+def _meeting_invitation(session: Session, row: Outgoing) -> tuple[str, bytes] | None:
+    meeting = session.get(Meeting, row.meeting_id) if row.meeting_id is not None else None
+    return ("rendez-vous.ics", ics(session, meeting).encode()) if meeting is not None else None
+
+
+# What an outbox row may carry besides its text (its `attachment`): the kind, and how its file is
+# made from the CRM at send time, as (file name, content). A new kind is one more entry here.
+ATTACHMENTS: dict[str, Callable[[Session, Outgoing], tuple[str, bytes] | None]] = {
+    "ics": _meeting_invitation,
+}
+
+
+async def _send(context, row: Outgoing, thread: int | None):
     """Send one outbox row; returns the message that carries its buttons (the last one). Parts of
     a long text are recorded as they go: a retry starts at the part that failed."""
-    helper = assistant(context)
-    parts = split_text(text) or ["…"]
+    helper = context.assistant
+    parts = split_text(row.text) or ["…"]
 
     async def send_parts(upto: int) -> None:
-        for i in range(parts_sent, upto):
-            await context.bot.send_message(chat_id, parts[i], message_thread_id=thread)
-            await helper.db(lambda s: mark_part_sent(s, notification_id, i + 1), persist=True)
+        for i in range(row.parts_sent, upto):
+            await context.bot.send_message(row.chat_id, parts[i], message_thread_id=thread)
+            await helper.db(lambda s: mark_part_sent(s, row.id, i + 1), persist=True)
 
-    if attachment == "ics" and meeting_id is not None:
-        invitation = await helper.db(lambda s: ics(s, s.get(Meeting, meeting_id)))
-        caption = text.strip() if len(text.strip()) <= CAPTION_LIMIT else None
-        if caption is None:  # too long for a caption: the text first, then the invitation
+    render_file = ATTACHMENTS.get(row.attachment or "")
+    attached = await helper.db(lambda s: render_file(s, row)) if render_file else None
+    if attached is not None:
+        filename, content = attached
+        caption = row.text.strip() if len(row.text.strip()) <= CAPTION_LIMIT else None
+        if caption is None:  # too long for a caption: the text first, then the file
             await send_parts(len(parts))
         return await context.bot.send_document(
-            chat_id, InputFile(invitation.encode(), filename="rendez-vous.ics"), caption=caption,
-            reply_markup=markup(buttons), message_thread_id=thread)
+            row.chat_id, InputFile(content, filename=filename), caption=caption,
+            reply_markup=markup(row.buttons), message_thread_id=thread)
     await send_parts(len(parts) - 1)
-    return await context.bot.send_message(chat_id, parts[-1], reply_markup=markup(buttons), message_thread_id=thread)
+    return await context.bot.send_message(row.chat_id, parts[-1], reply_markup=markup(row.buttons),
+                                          message_thread_id=thread)
 
 
-async def deliver_outbox(context: ContextTypes.DEFAULT_TYPE) -> int:
+async def deliver_outbox(context: Context) -> int:
     """Claim what is due, send it, record each outcome; returns how many were sent."""
     from bot.desk import to_desk
 
-    helper = assistant(context)
+    helper = context.assistant
     await helper.db(recover)
-
-    def claim_one(session):
-        # One row at a time, claimed just before its send: a crash loses no row it never sent.
-        return [(n.id, n.chat_id, n.text, n.buttons, n.handoff_id, n.topic_client_id, n.meeting_id, n.attachment,
-                 n.parts_sent or 0) for n in claim_due(session, limit=1)]
 
     sent = 0
     for _ in range(BATCH):
-        claimed = await helper.db(claim_one)
-        if not claimed:
+        row = await helper.db(claim_next)
+        if row is None:
             break
-        notification_id, chat_id, text, buttons, handoff_id, topic_client_id, meeting_id, attachment, done_parts = \
-            claimed[0]
+        notification_id, chat_id, handoff_id = row.id, row.chat_id, row.handoff_id
         try:
             # A notice made while the client's message is being answered (a meeting's invitation)
             # waits for that answer: "C'est réservé… je vous envoie l'invitation", then the file.
             async with helper.chat_lock(chat_id):
-                message = await to_desk(context, chat_id, topic_client_id, lambda thread: _send(
-                    context, notification_id, chat_id, text, buttons, meeting_id, attachment, thread, done_parts))
+                message = await to_desk(context, chat_id, row.topic_client_id, lambda thread: _send(context, row, thread))
         except RetryAfter:  # Telegram asks us to slow down: the row goes back for the next round
             await helper.db(lambda s: release(s, notification_id))
             return sent

@@ -31,7 +31,7 @@ async def replay(application: Application) -> int:
     """Queue again the messages a previous run received and did not finish (handlers skip what
     they had already recorded). A button press is not replayed: Telegram lets a bot answer one
     for a few seconds only, and the client presses it again. Returns how many were queued."""
-    helper = application.bot_data["assistant"]
+    helper = application.assistant
     queued = 0
     for payload in await helper.db(inbox.unfinished):
         update = Update.de_json(payload, application.bot)
@@ -50,7 +50,7 @@ async def replay(application: Application) -> int:
 async def poll(application: Application, stop: asyncio.Event, timeout: int = POLL_TIMEOUT) -> None:
     """Fetch, write down, then confirm (the next call's offset) and hand over to the handlers.
     With the CRM unreachable nothing is confirmed: Telegram keeps the updates until it is back."""
-    helper = application.bot_data["assistant"]
+    helper = application.assistant
     offset, pause = None, 1.0
     apologised: set[int] = set()
     while not stop.is_set():
@@ -109,7 +109,7 @@ async def run(application: Application, stop: asyncio.Event) -> None:
     await application.bot.delete_webhook()
     await application.start()
     try:
-        await application.bot_data["assistant"].actions_down()  # learns whether it can reach them
+        await application.assistant.actions_down()  # learns whether it can reach them
         await replay(application)
         await poll(application, stop)
     finally:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 
 from bot.rasa_model import rasa_environment
 from bot.settings import Settings
@@ -30,7 +31,10 @@ class Services:
         self.settings = settings
         self.model = model
         self.endpoints = endpoints
-        self.env = {**os.environ, **(env or {})}
+        # Rasa reads its stores from the environment (endpoints*.yml: RASA_DB_HOST, REDIS_HOST...):
+        # what `.env` sets reaches it too, the real environment winning, as for our settings.
+        dotenv = {k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}
+        self.env = {**dotenv, **os.environ, **(env or {})}
         self.log_dir = log_dir or VAR / "logs"
         self.processes: dict[str, subprocess.Popen] = {}
 

@@ -1,114 +1,106 @@
-"""Settings of the bot process, from the environment or `.env`. A wrong value stops start-up with
-a message that names the setting."""
+"""Settings of the bot process: the shared ones (crm/settings.py) plus Telegram, Rasa and the
+webhook. Read once by `python -m bot` and handed to the application; a wrong value stops start-up
+with a message that names the setting."""
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from crm.settings import MIN_SECRET_LENGTH, SettingError, database_url, load_env, secret_setting, staff_chat
+from pydantic import Field, field_validator, model_validator
+
+from crm.settings import MIN_SECRET_LENGTH, Port, env, installation_secret, long_secret, read
+from crm.settings import Settings as SharedSettings
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
-@dataclass(frozen=True)
-class Settings:
-    telegram_token: str | None
-    telegram_base_url: str
-    database_url: str
-    rasa_url: str
-    rasa_port: int
-    action_port: int
-    action_url: str
-    rasa_token: str
-    action_token: str
-    rasa_timeout: float
-    webhook_url: str | None
-    webhook_secret: str | None
-    webhook_listen: str
-    webhook_port: int
-    broadcast_rate: float = 30.0
-    run_sender: bool = True
-    rasa_host: str = "127.0.0.1"  # the interface `python -m bot run` starts Rasa on
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"must be an http(s) URL (got {value!r})")
+    return value.rstrip("/")
+
+
+class Settings(SharedSettings):
+    telegram_token: str | None = Field(None, repr=False, validation_alias=env("TELEGRAM_BOT_TOKEN", "telegram_token"))
+    telegram_base_url: str = Field(DEFAULT_BASE_URL, validation_alias=env("TELEGRAM_BASE_URL", "telegram_base_url"))
+    rasa_port: Port = Field(5005, validation_alias=env("RASA_PORT", "rasa_port"))
+    rasa_host: str = Field("127.0.0.1", validation_alias=env("RASA_HOST", "rasa_host"))  # where `run` starts Rasa
+    rasa_url: str = Field("", validation_alias=env("RASA_URL", "rasa_url"))
+    action_url: str = Field("", validation_alias=env("ACTION_SERVER_URL", "action_url"))
+    rasa_token: str = Field("", repr=False, validation_alias=env("RASA_TOKEN", "rasa_token"))
+    rasa_timeout: Annotated[float, Field(gt=0, le=600)] = Field(15.0, validation_alias=env("RASA_TIMEOUT", "rasa_timeout"))
+    webhook_url: str | None = Field(None, validation_alias=env("WEBHOOK_URL", "webhook_url"))
+    webhook_secret: str | None = Field(None, repr=False, validation_alias=env("WEBHOOK_SECRET", "webhook_secret"))
+    webhook_listen: str = Field("0.0.0.0", validation_alias=env("WEBHOOK_LISTEN", "webhook_listen"))
+    webhook_port: Port = Field(8443, validation_alias=env("WEBHOOK_PORT", "webhook_port"))
+    broadcast_rate: Annotated[float, Field(gt=0, le=1000)] = Field(30.0, validation_alias=env("BROADCAST_RATE", "broadcast_rate"))
+    broadcast_sender: Literal["bot", "separate"] = Field("bot", validation_alias=env("BROADCAST_SENDER", "broadcast_sender"))
+
+    @field_validator("telegram_token")
+    @classmethod
+    def _token(cls, token: str | None) -> str | None:
+        if token is not None and not TOKEN_RE.match(token):
+            raise ValueError("does not look like a token from @BotFather (123456:ABC...)")
+        return token
+
+    @field_validator("telegram_base_url", "rasa_url", "action_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value) if value else value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        value = _http_url(value)
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL (Telegram only calls https)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, secret: str | None) -> str | None:
+        if secret is not None and not SECRET_RE.match(secret):
+            raise ValueError("may only hold A-Z, a-z, 0-9, _ and -, 1 to 256 characters")
+        if secret is not None and len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters long (got {len(secret)}): "
+                             "anyone could guess a short one")
+        return secret
+
+    @field_validator("rasa_token")
+    @classmethod
+    def _rasa_token(cls, value: str) -> str:
+        return long_secret(value)
+
+    @model_validator(mode="after")
+    def _bot_defaults(self):
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("WEBHOOK_SECRET is required with WEBHOOK_URL (Telegram's secret token)")
+        if not self.rasa_url:
+            self.rasa_url = f"http://127.0.0.1:{self.rasa_port}"
+        if not self.action_url:
+            self.action_url = f"http://127.0.0.1:{self.action_port}"
+        if not self.rasa_token:
+            self.rasa_token = installation_secret("rasa_token")
+        return self
 
     @property
     def local_chat(self) -> bool:
         """No Telegram token: the assistant runs with a local Bot API emulator and a terminal chat."""
         return self.telegram_token is None
 
-
-def _url(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip() or default
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise SettingError(f"{name} must be an http(s) URL (got {value!r})")
-    return value.rstrip("/")
+    @property
+    def run_sender(self) -> bool:
+        """The bot sends broadcasts itself, unless BROADCAST_SENDER=separate runs `python -m bot sender`."""
+        return self.broadcast_sender == "bot"
 
 
-def _port(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise SettingError(f"{name} must be a port number between 1 and 65535 (got {value!r})")
-    return int(value)
-
-
-def _number(name: str, default: float, highest: float, unit: str) -> float:
-    """A number in (0, highest] from the environment, or the default."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1
-    if not 0 < number <= highest:
-        raise SettingError(f"{name} must be a number of {unit} between 0 and {highest:g} (got {value!r})")
-    return number
-
-
-def load_settings() -> Settings:
-    load_env()
-    token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip() or None
-    if token is not None and not TOKEN_RE.match(token):
-        raise SettingError("TELEGRAM_BOT_TOKEN does not look like a token from @BotFather (123456:ABC...)")
-    rasa_port = _port("RASA_PORT", 5005)
-    action_port = _port("ACTION_PORT", 5055)
-    webhook_url = os.environ.get("WEBHOOK_URL", "").strip() or None
-    if webhook_url is not None:
-        webhook_url = _url("WEBHOOK_URL", webhook_url)
-        if not webhook_url.startswith("https://"):
-            raise SettingError("WEBHOOK_URL must be an https:// URL (Telegram only calls https)")
-    secret = os.environ.get("WEBHOOK_SECRET", "").strip() or None
-    if secret is not None and not SECRET_RE.match(secret):
-        raise SettingError("WEBHOOK_SECRET may only hold A-Z, a-z, 0-9, _ and -, 1 to 256 characters")
-    if secret is not None and len(secret) < MIN_SECRET_LENGTH:
-        raise SettingError(f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters long "
-                           f"(got {len(secret)}): anyone could guess a short one")
-    if webhook_url and not secret:
-        raise SettingError("WEBHOOK_SECRET is required with WEBHOOK_URL (Telegram's secret token)")
-    staff_chat()  # checked now, so that a wrong STAFF_CHAT_ID stops start-up with its name
-    return Settings(
-        telegram_token=token,
-        telegram_base_url=_url("TELEGRAM_BASE_URL", DEFAULT_BASE_URL),
-        database_url=database_url(),
-        rasa_url=_url("RASA_URL", f"http://127.0.0.1:{rasa_port}"),
-        rasa_port=rasa_port,
-        action_port=action_port,
-        action_url=_url("ACTION_SERVER_URL", f"http://127.0.0.1:{action_port}"),
-        rasa_token=secret_setting("RASA_TOKEN", "rasa_token"),
-        action_token=secret_setting("ACTION_SERVER_TOKEN", "action_token"),
-        rasa_timeout=_number("RASA_TIMEOUT", 15.0, 600, "seconds"),
-        webhook_url=webhook_url,
-        webhook_secret=secret,
-        webhook_listen=os.environ.get("WEBHOOK_LISTEN", "0.0.0.0").strip() or "0.0.0.0",
-        webhook_port=_port("WEBHOOK_PORT", 8443),
-        broadcast_rate=_number("BROADCAST_RATE", 30.0, 1000, "messages a second"),
-        run_sender=os.environ.get("BROADCAST_SENDER", "bot").strip().lower() != "separate",
-        rasa_host=os.environ.get("RASA_HOST", "").strip() or "127.0.0.1",
-    )
+def load_settings(**values) -> Settings:
+    """The bot's settings, read and checked whole (see crm.settings.read)."""
+    return read(Settings, **values)

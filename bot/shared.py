@@ -1,19 +1,63 @@
-"""What every handler module reaches through the context: the Assistant (CRM, Rasa, chat locks)
-that bot/app.py stores in the application's bot_data."""
+"""What every handler module reaches through the context: python-telegram-bot's CallbackContext
+typed for this application (`Context`), which carries the Assistant (CRM, Rasa, chat locks) and
+the settings that bot/app.py gives the application once, at assembly."""
 
 from __future__ import annotations
 
-from telegram.error import RetryAfter
-from telegram.ext import ContextTypes
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from telegram import Update
+from telegram.error import RetryAfter, TelegramError
+from telegram.ext import CallbackContext, ExtBot
+
+from bot.callbacks import parse
+
+if TYPE_CHECKING:
+    from bot.app import Assistant, AssistantApplication
+    from bot.settings import Settings
+
+
+log = logging.getLogger(__name__)
 
 # The updates the bot asks Telegram for, by polling (bot/poller.py) and by webhook (bot/app.py).
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 
 
-def assistant(context: ContextTypes.DEFAULT_TYPE):
-    """The Assistant of bot/app.py."""
-    return context.application.bot_data["assistant"]
+class Context(CallbackContext[ExtBot, dict, dict, dict]):
+    """The context of every handler and job (ContextTypes(context=Context) in bot/app.py)."""
+
+    application: AssistantApplication
+
+    @property
+    def assistant(self) -> Assistant:
+        return self.application.assistant
+
+    @property
+    def settings(self) -> Settings:
+        return self.application.settings
+
+
+def score_button(action: str, rate: Callable, texts, expired: str, rated: str):
+    """The handler of a satisfaction button (1-5) of `action` (bot/callbacks.py): `rate(session,
+    telegram id, row id, score)` records it for the client who pressed, or returns None (a forged,
+    foreign or stale button: an alert says it is no longer valid); the message then thanks them."""
+    async def handler(update: Update, context: Context) -> None:
+        query = update.callback_query
+        pressed = parse(action, query.data)
+        row = await context.assistant.db(lambda s: rate(s, update.effective_user.id, *pressed)) if pressed else None
+        _, language = await context.assistant.client(update.effective_user)
+        if row is None:
+            await query.answer(texts.t(expired, language), show_alert=True)
+            return
+        await query.answer()
+        try:
+            await query.edit_message_text(texts.t(rated, language, score=row.satisfaction))
+        except TelegramError as exc:
+            log.info("could not edit the rating message: %s", exc)
+
+    return handler
 
 
 def retry_seconds(exc: RetryAfter) -> float:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from crm import clock
 from crm.company import profile_path, profile_problem
 from crm.db import insert_unless_exists
-from crm.i18n import Texts, translate
+from crm.i18n import Texts
 from crm.models import Announcement, Staff
 from crm.outbox import enqueue
 from crm.staff import managers_on_duty
@@ -37,6 +37,6 @@ def alert_profile_refused(session: Session) -> int:
     admins = list(session.scalars(select(Staff).where(Staff.active.is_(True), Staff.role == "admin")))
     recipients = admins or managers_on_duty(session)
     for member in recipients:
-        enqueue(session, member.telegram_id, translate(TEXTS, "profile_refused", member.language,
+        enqueue(session, member.telegram_id, TEXTS.t("profile_refused", member.language,
                                                         file=profile_path().name, reason=reason[:3000]))
     return len(recipients)

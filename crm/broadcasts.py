@@ -6,7 +6,6 @@ recorded. A row is claimed (`sending`) before its request to Telegram: a crash l
 from __future__ import annotations
 
 import html
-import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock, desk_hours
-from crm.i18n import Refusal, Texts, languages, translate
+from crm.settings import current as settings
+from crm.i18n import Refusal, Texts, languages
 from crm.models import (
     Broadcast,
     BroadcastDelivery,
@@ -299,6 +299,102 @@ def cancel(session: Session, broadcast_id: int) -> Broadcast:
     return broadcast
 
 
+# --- the composer: a marketer writes a broadcast step by step, in Telegram -----------------------
+# A draft's `compose_step`: text_fr -> text_en -> segment -> when_choice (-> when) -> confirm. The
+# typed steps take a message; each button is accepted at one step only (CHOICES), by the draft's
+# author; "drop" at any step of a draft; "cancel" (from /broadcasts) on any scheduled or running
+# broadcast, by any marketer.
+TYPED_STEPS = ("text_fr", "text_en", "segment", "when")
+CHOICES = {"same": "text_en", "seg:all": "segment", "seg:vip": "segment", "seg:fr": "segment",
+           "seg:en": "segment", "now": "when_choice", "later": "when_choice", "ok": "confirm"}
+SEGMENT_CHOICES = {"seg:all": "all", "seg:vip": "vip", "seg:fr": "lang:fr", "seg:en": "lang:en"}
+
+
+@dataclass(frozen=True)
+class Draft:
+    id: int
+    step: str | None
+
+
+def start_draft(session: Session, staff_id: int) -> Draft:
+    """A new draft (one at a time: an older one of the same author is cancelled)."""
+    for old in session.scalars(select(Broadcast).where(Broadcast.created_by == staff_id, Broadcast.state == "draft")):
+        old.state = "cancelled"
+    draft = Broadcast(created_by=staff_id, state="draft", compose_step="text_fr")
+    session.add(draft)
+    session.flush()
+    return Draft(draft.id, draft.compose_step)
+
+
+def waiting_draft(session: Session, staff_id: int) -> Draft | None:
+    """The author's draft waiting for a typed answer (a text, a segment, a date), if any."""
+    draft = session.scalar(select(Broadcast).where(Broadcast.created_by == staff_id, Broadcast.state == "draft")
+                           .order_by(Broadcast.id.desc()).limit(1))
+    return Draft(draft.id, draft.compose_step) if draft and draft.compose_step in TYPED_STEPS else None
+
+
+def accepts(session: Session, broadcast_id: int, staff_id: int, choice: str) -> bool:
+    """Whether the button `choice` of broadcast `broadcast_id` may be pressed by this marketer now."""
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        return False
+    if choice == "cancel":
+        return True  # crm.broadcasts.cancel says whether it still can be
+    if broadcast.created_by != staff_id or broadcast.state != "draft":
+        return False
+    return choice == "drop" or CHOICES.get(choice) == broadcast.compose_step
+
+
+def save_text(session: Session, draft_id: int, step: str, text: str, photo: str | None = None) -> str:
+    """The French (with its photo) or English text of a draft, checked; returns the next step."""
+    draft = session.get(Broadcast, draft_id)
+    checked = check_text(text)
+    if step == "text_fr":
+        draft.text_fr, draft.photo, draft.compose_step = checked, photo, "text_en"
+    else:
+        draft.text_en, draft.compose_step = checked, "segment"
+    return draft.compose_step
+
+
+def set_step(session: Session, draft_id: int, step: str) -> None:
+    session.get(Broadcast, draft_id).compose_step = step
+
+
+def drop(session: Session, draft_id: int) -> None:
+    session.get(Broadcast, draft_id).state = "cancelled"
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The draft as its author's first client would see it, and how many clients it would reach."""
+
+    text: str
+    photo: str | None
+    count: int
+
+
+def choose_segment(session: Session, draft_id: int, spec: str, language: str) -> Preview:
+    """The segment of a draft (BroadcastError when it does not parse); then it asks when to send."""
+    parse_segment(spec)
+    draft = session.get(Broadcast, draft_id)
+    draft.segment, draft.compose_step = spec.strip(), "when_choice"
+    first_name = session.get(Staff, draft.created_by).name.split()[0]
+    return Preview(render(draft, language, first_name), draft.photo, len(segment_client_ids(session, spec)))
+
+
+def choose_time(session: Session, draft_id: int, when: datetime | None) -> int:
+    """When to send (None: at once), kept until confirmed; returns how many clients it reaches."""
+    draft = session.get(Broadcast, draft_id)
+    draft.scheduled_at = when.astimezone(timezone.utc) if when else None
+    draft.compose_step = "confirm"
+    return len(segment_client_ids(session, draft.segment))
+
+
+def confirm(session: Session, draft_id: int) -> Broadcast:
+    draft = session.get(Broadcast, draft_id)
+    return schedule(session, draft, draft.scheduled_at)
+
+
 def listing(session: Session, limit: int = 10) -> list[Broadcast]:
     return list(session.scalars(select(Broadcast).where(Broadcast.state != "draft")
                                 .order_by(Broadcast.id.desc()).limit(limit)))
@@ -412,10 +508,7 @@ def release(session: Session, delivery_id: int) -> None:
 def stale_claim() -> timedelta:
     """A send never takes this long (BROADCAST_CLAIM_TIMEOUT, 60 s): an older claim died with its
     sender. Time-based, so that two senders running at once never recover each other's rows."""
-    try:
-        return timedelta(seconds=max(1.0, float(os.environ.get("BROADCAST_CLAIM_TIMEOUT", "60"))))
-    except ValueError:
-        return timedelta(seconds=60)
+    return settings().claim_timeout("broadcast")
 
 
 def recover(session: Session, now: datetime | None = None) -> int:
@@ -465,7 +558,7 @@ def follow_up(session: Session, now: datetime | None = None) -> list[int]:
 def _tell_creator(session: Session, broadcast: Broadcast, key: str, **values) -> None:
     creator = session.get(Staff, broadcast.created_by) if broadcast.created_by else None
     if creator is not None and creator.active:
-        enqueue(session, creator.telegram_id, translate(TEXTS, key, creator.language, id=broadcast.id, **values))
+        enqueue(session, creator.telegram_id, TEXTS.t(key, creator.language, id=broadcast.id, **values))
 
 
 def pending_work(session: Session, now: datetime | None = None) -> bool:

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from crm import clock
 from crm.models import ButtonPayload, Client
+from crm.outbox import button
 
-BUTTON_PREFIX = "b:"
 # A button older than this is answered "no longer valid", and its payload is purged.
 BUTTON_LIFETIME = timedelta(days=30)
 
@@ -24,25 +24,23 @@ def new_batch() -> str:
 
 def store_buttons(session: Session, chat_id: int, buttons: list[dict], batch: str | None = None) -> list[tuple[str, str]]:
     """Keep each payload in the CRM, the buttons of one message under one batch; return (title,
-    callback data) pairs."""
+    token) pairs: the token is what the button sends back."""
     out = []
-    for button in buttons:
+    for choice in buttons:
         token = secrets.token_urlsafe(12)
-        session.add(ButtonPayload(token=token, chat_id=chat_id, title=button["title"][:255],
-                                  payload=button["payload"], batch=batch))
-        out.append((button["title"], BUTTON_PREFIX + token))
+        session.add(ButtonPayload(token=token, chat_id=chat_id, title=choice["title"][:255],
+                                  payload=choice["payload"], batch=batch))
+        out.append((choice["title"], token))
     session.flush()
     return out
 
 
-def payload_for(session: Session, chat_id: int, data: str | None, sent_after: datetime | None = None) -> str | None:
-    """The payload behind a pressed button, or None when it is forged, foreign, unknown, past
-    its lifetime, or (with `sent_after`) sent before that instant."""
-    if not data or not data.startswith(BUTTON_PREFIX) or len(data) > 64:
+def payload_for(session: Session, chat_id: int, token: str | None, sent_after: datetime | None = None) -> str | None:
+    """The payload behind a pressed button's token, or None when it is forged, foreign, unknown,
+    past its lifetime, or (with `sent_after`) sent before that instant."""
+    if not token or len(token) > 64:
         return None
-    row = session.scalar(
-        select(ButtonPayload).where(ButtonPayload.token == data[len(BUTTON_PREFIX):])
-    )
+    row = session.scalar(select(ButtonPayload).where(ButtonPayload.token == token))
     if row is None or row.chat_id != chat_id or clock.aware(row.created_at) < clock.now() - BUTTON_LIFETIME:
         return None
     if sent_after is not None and clock.aware(row.created_at) < clock.aware(sent_after):
@@ -60,10 +58,10 @@ def purge_buttons(session: Session, now: datetime | None = None, batch: int = 50
 
 
 def payload_buttons(session: Session, chat_id: int, buttons: list[dict]) -> list[dict]:
-    """[{"title", "payload"}] as outbox buttons [{"title", "data"}]: pressing one sends its payload
+    """[{"title", "payload"}] as outbox buttons (crm.outbox.button): pressing one sends its payload
     to Rasa, as a button of a Rasa answer does. They become the client's choices on screen, so
     typing one ("mardi 10h" for a manager's proposal of slots) works too."""
     batch = new_batch()
     pairs = store_buttons(session, chat_id, buttons, batch)
     session.execute(update(Client).where(Client.telegram_id == chat_id).values(choices_batch=batch))
-    return [{"title": title, "data": data} for title, data in pairs]
+    return [button(title, "choice", token) for title, token in pairs]

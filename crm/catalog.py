@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm import meaning
-from crm.models import Product
+from crm.models import OrderLine, Product
 from crm.text import NUMBER_WORDS, fold, model_codes, query_words, typo_budget, within_edits, words
 
 CSV_HEADER = ["sku", "name", "category", "description", "price", "stock"]
@@ -567,3 +567,24 @@ def _withdraw_missing(session: Session, kept: set[str]) -> int:
             promotion.active = False
     session.flush()
     return len(gone)
+
+
+def related_products(session: Session, product: Product, limit: int = 3) -> list[Product]:
+    """Bought together in past orders first, then the same range; in stock only."""
+    orders_with_it = select(OrderLine.order_id).where(OrderLine.product_id == product.id)
+    together = session.execute(
+        select(Product, func.count(OrderLine.id).label("n"))
+        .join(OrderLine, OrderLine.product_id == Product.id)
+        .where(OrderLine.order_id.in_(orders_with_it), Product.id != product.id,
+               Product.active.is_(True), Product.stock > 0)
+        .group_by(Product.id).order_by(func.count(OrderLine.id).desc()).limit(limit)
+    ).scalars().all()
+    related = list(together)
+    if len(related) < limit:
+        same_range = session.scalars(
+            select(Product).where(Product.category == product.category, Product.id != product.id,
+                                  Product.active.is_(True), Product.stock > 0)
+            .order_by(Product.name)
+        ).all()
+        related += [p for p in same_range if p not in related][: limit - len(related)]
+    return related

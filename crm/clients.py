@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
+from crm.settings import current as settings
 from crm.db import insert_unless_exists
 from crm.i18n import Refusal, Texts, languages, normalise_language
 from crm.models import Client, ConversationMessage
@@ -110,10 +110,7 @@ def mark_answered(session: Session, message_id: int) -> None:
 def answer_claim_timeout() -> timedelta:
     """An answer never takes this long (ANSWER_CLAIM_TIMEOUT, 60 s): an older claim died with
     the bot process that held it, and the message is owed an answer again."""
-    try:
-        return timedelta(seconds=max(1.0, float(os.environ.get("ANSWER_CLAIM_TIMEOUT", "60"))))
-    except ValueError:
-        return timedelta(seconds=60)
+    return settings().claim_timeout("answer")
 
 
 def _owed(now: datetime):
@@ -188,6 +185,19 @@ def unanswered_messages(session: Session, client: Client | None = None) -> list[
 
 class ClientError(Refusal):
     texts = Texts("clients.error")
+
+
+def rate_as_client(session: Session, model, row_id: int, status: str, telegram_id: int, score: int):
+    """A client's satisfaction score (1-5) of one of their rows (a handoff, a complaint) in
+    `status`: the row, or None when the score is out of range, the row another client's, or not
+    in that status (a tampered or stale button)."""
+    row = session.get(model, row_id)
+    if row is None or row.status != status or not 1 <= score <= 5:
+        return None
+    if session.get(Client, row.client_id).telegram_id != telegram_id:
+        return None
+    row.satisfaction = score
+    return row
 
 
 def client_by_telegram_id(session: Session, telegram_id: int) -> Client:

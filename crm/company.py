@@ -10,7 +10,6 @@ never silences the assistant. With no good version yet (start-up), the error sto
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crm.models import ORDER_STATUSES, SEVERITIES
-from crm.settings import ROOT
+from crm.settings import current as settings
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ class ProfileError(ValueError):
 
 
 def profile_path() -> Path:
-    return Path(os.environ.get("COMPANY_PROFILE") or ROOT / "company.yml")
+    return settings().company_profile
 
 
 def _line(node, loc: tuple) -> int | None:

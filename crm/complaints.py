@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm import clock
+from crm.clients import rate_as_client
 from crm.company import company_profile
-from crm.i18n import Refusal, Texts, languages, translate
+from crm.i18n import Refusal, Texts, languages
 from crm.models import COMPLAINT_CATEGORIES, Client, Complaint, Order
-from crm.outbox import enqueue, notify_managers
+from crm.outbox import button, enqueue, notify_managers
 from crm.text import fold
 
 COMPLAINT_NUMBER = re.compile(r"\bREC[-\s]?0*(\d{1,9})\b", re.IGNORECASE)
-RATE_PREFIX = "rate:"
 
 CATEGORY_LABELS = Texts("complaints.category")
 # Words that name each kind of problem (folded), in French and English: a category guessed from the
@@ -101,12 +101,12 @@ def open_complaint(session: Session, client: Client, category: str, description:
     complaint.number = complaint_number(complaint.id)
     if severity != "normal":
         texts = {
-            lang: translate(
-                TEXTS, "alert", lang, severity=translate(SEVERITY_LABELS, severity, lang),
+            lang: TEXTS.t(
+                "alert", lang, severity=SEVERITY_LABELS.t(severity, lang),
                 number=complaint.number, client=client.display_name,
                 order=f" ({order.number})" if order else "",
-                category=translate(CATEGORY_LABELS, category, lang),
-                reasons=", ".join(translate(REASON_LABELS, r, lang) for r in reasons),
+                category=CATEGORY_LABELS.t(category, lang),
+                reasons=", ".join(REASON_LABELS.t(r, lang) for r in reasons),
                 description=description[:1500])
             for lang in languages()
         }
@@ -136,7 +136,7 @@ def resolve_complaint(session: Session, number: str, resolution: str) -> Complai
         raise ComplaintError("no_resolution")
     complaint.status, complaint.resolution, complaint.resolved_at = "resolved", resolution, clock.now()
     client = session.get(Client, complaint.client_id)
-    buttons = [{"title": str(n), "data": f"{RATE_PREFIX}{complaint.id}:{n}"} for n in range(1, 6)]
+    buttons = [button(str(n), "rate_complaint", complaint.id, n) for n in range(1, 6)]
     # The outbox splits a long resolution below Telegram's limit; the rating buttons come last.
     enqueue(session, client.telegram_id, resolution_message(complaint, client.language), buttons)
     session.flush()
@@ -144,25 +144,15 @@ def resolve_complaint(session: Session, number: str, resolution: str) -> Complai
 
 
 def resolution_message(complaint: Complaint, language: str) -> str:
-    return translate(TEXTS, "resolved", language, number=complaint.number, resolution=complaint.resolution)
+    return TEXTS.t("resolved", language, number=complaint.number, resolution=complaint.resolution)
 
 
-def rate_complaint(session: Session, telegram_id: int, data: str) -> Complaint | None:
-    """A satisfaction button: 'rate:<complaint id>:<1-5>'. None when forged, foreign or unresolved."""
-    match = re.fullmatch(rf"{RATE_PREFIX}(\d{{1,9}}):([1-5])", data or "")
-    if not match:
-        return None
-    complaint = session.get(Complaint, int(match.group(1)))
-    if complaint is None or complaint.status != "resolved":
-        return None
-    client = session.get(Client, complaint.client_id)
-    if client.telegram_id != telegram_id:
-        return None
-    complaint.satisfaction = int(match.group(2))
-    return complaint
+def rate_complaint(session: Session, telegram_id: int, complaint_id: int, score: int) -> Complaint | None:
+    """The client's score (1-5) of how a complaint was resolved; None when not theirs, or unresolved."""
+    return rate_as_client(session, Complaint, complaint_id, "resolved", telegram_id, score)
 
 
 def complaint_line(complaint: Complaint, language: str) -> str:
     return (f"{complaint.number} — {complaint.created_at:%d/%m/%Y} — "
-            f"{translate(CATEGORY_LABELS, complaint.category, language)} — "
-            f"{translate(STATUS_LABELS, complaint.status, language)}")
+            f"{CATEGORY_LABELS.t(complaint.category, language)} — "
+            f"{STATUS_LABELS.t(complaint.status, language)}")

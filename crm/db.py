@@ -10,7 +10,7 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm.settings import database_url
+from crm.settings import current as settings
 
 
 def make_engine(url: str) -> Engine:
@@ -64,7 +64,7 @@ def engine_for(url: str) -> Engine:
 
 
 def default_engine() -> Engine:
-    return engine_for(database_url())
+    return engine_for(settings().database_url)
 
 
 @contextmanager

@@ -4,34 +4,33 @@ All state lives here, so restarting the bot loses nothing and the relay continue
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
-from crm.clients import REPLAY_WINDOW
+from crm.clients import REPLAY_WINDOW, rate_as_client, record_message, recorded
 from crm.db import insert_unless_exists
 from crm.desk_hours import desk_settings, next_opening, open_minutes, when_text
-from crm.i18n import Refusal, Texts, translate
+from crm.i18n import Refusal, Texts
 from crm.models import (
     HANDOFF_REASONS,
     Client,
     ClientNote,
+    ConversationMessage,
     Handoff,
     HandoffNotice,
     RelayedMessage,
     Staff,
     StaffTopic,
 )
-from crm.outbox import enqueue
-from crm.settings import staff_chat
+from crm.outbox import button, enqueue
+from crm.settings import current as current_settings
 from crm.staff import DESK_ROLES, account_manager_of, add_staff, managers_on_duty, remove_staff
 
 OPEN = ("queued", "active")
-TAKE_PREFIX = "take:"
-HANDOFF_RATE_PREFIX = "hrate:"
-LEAVE_PREFIX = "hleave:"
 # What a queued client writes to leave the queue ("annuler", "cancel my request").
 LEAVE_WORDS = re.compile(r"\s*(annuler|annule|annulez|cancel)(\s+(ma|la|my|the)\s+(demande|request))?\s*[.!]*\s*",
                          re.IGNORECASE)
@@ -46,7 +45,7 @@ CLIENT_TEXTS = Texts("handoffs.client")
 
 
 def client_text(key: str, language: str, **values) -> str:
-    return translate(CLIENT_TEXTS, key, language, **values)
+    return CLIENT_TEXTS.t(key, language, **values)
 
 
 def hand_over(session: Session, client: Client, reason: str, language: str, detail: str = "") -> str:
@@ -93,7 +92,7 @@ def open_handoff(session: Session, client: Client, reason: str, detail: str = ""
         # The client's own manager first; everybody else after `first_minutes` (remind_overdue).
         handoff.notified_all = False
         _notice(session, handoff, client, (owner.telegram_id, owner.language, None),
-                extra=translate(TEXTS, "account_manager", owner.language, minutes=first_minutes))
+                extra=TEXTS.t("account_manager", owner.language, minutes=first_minutes))
     else:
         notify_desk(session, handoff, client)
     return handoff, True
@@ -105,7 +104,7 @@ def notify_desk(session: Session, handoff: Handoff, client: Client, exclude: tup
     every manager on duty (but those in `exclude`, staff ids) in their private chat. `extra`, a
     key of TEXTS, adds a line in each recipient's language."""
     for recipient in desk_recipients(session, client, exclude):
-        line = translate(TEXTS, extra, recipient[1], **(extra_values or {})) if extra else ""
+        line = TEXTS.t(extra, recipient[1], **(extra_values or {})) if extra else ""
         _notice(session, handoff, client, recipient, extra=line)
     handoff.notified_all = True
 
@@ -115,21 +114,21 @@ def _notice(session: Session, handoff: Handoff, client: Client, recipient: tuple
     from crm.client_file import client_card
 
     chat_id, lang, topic_client_id = recipient
-    text = translate(TEXTS, "notice", lang, id=handoff.id, client=client.display_name,
-                     reason=translate(REASON_LABELS, handoff.reason, lang),
+    text = TEXTS.t("notice", lang, id=handoff.id, client=client.display_name,
+                     reason=REASON_LABELS.t(handoff.reason, lang),
                      card=client_card(session, client, lang))
     if extra:
         text += "\n\n" + extra
-    buttons = [{"title": translate(TEXTS, "take", lang), "data": f"{TAKE_PREFIX}{handoff.id}"}]
+    buttons = [button(TEXTS.t("take", lang), "take", handoff.id)]
     if handoff.reason == "lead":  # a hot lead: a manager may also just propose a meeting
-        buttons.append({"title": translate(TEXTS, "propose_meeting", lang), "data": f"meet:{client.id}"})
+        buttons.append(button(TEXTS.t("propose_meeting", lang), "meet", client.id))
     enqueue(session, chat_id, text, buttons, handoff_id=handoff.id, topic_client_id=topic_client_id)
 
 
 def desk_recipients(session: Session, client: Client, exclude: tuple[int, ...] = ()) -> list[tuple[int, str, int | None]]:
     """(chat id, language, topic client id) of where the desk hears about a client: their topic in
     the staff forum group when STAFF_CHAT_ID is set, else each manager's private chat."""
-    group = staff_chat()
+    group = current_settings().staff_chat
     if group is not None:
         return [(group[0], group[1], client.id)]
     return [(m.telegram_id, m.language, None) for m in managers_on_duty(session) if m.id not in exclude]
@@ -140,7 +139,7 @@ def holder_recipient(session: Session, handoff: Handoff) -> tuple[int, str, int 
     manager = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
     if manager is None:
         return None
-    group = staff_chat()
+    group = current_settings().staff_chat
     return (group[0], group[1], handoff.client_id) if group else (manager.telegram_id, manager.language, None)
 
 
@@ -198,7 +197,7 @@ def _tell_holder(session: Session, handoff: Handoff, holder: Staff, key: str, **
     if not holder.active:
         return
     client = session.get(Client, handoff.client_id)
-    enqueue(session, holder.telegram_id, translate(TEXTS, key, holder.language, id=handoff.id,
+    enqueue(session, holder.telegram_id, TEXTS.t(key, holder.language, id=handoff.id,
                                                    client=client.display_name, **values))
 
 
@@ -242,7 +241,7 @@ def release_held(session: Session, member: Staff) -> list[int]:
             Handoff.status == "queued", Handoff.notified_all.is_(False), Client.account_manager_id == member.id)).all():
         notify_desk(session, handoff, session.get(Client, handoff.client_id), exclude=(member.id,))
     if released and member.active:
-        enqueue(session, member.telegram_id, translate(TEXTS, "released_you", member.language,
+        enqueue(session, member.telegram_id, TEXTS.t("released_you", member.language,
                                                        ids=", ".join(f"{i}" for i in released)))
     return released
 
@@ -264,7 +263,7 @@ def leave_queue(session: Session, client: Client) -> Handoff | None:
     told = desk_recipients(session, client) if handoff.notified_all else (
         [(owner.telegram_id, owner.language, None)] if owner else [])
     for chat_id, lang, topic in told:
-        enqueue(session, chat_id, translate(TEXTS, "withdrawn", lang, client=client.display_name, id=handoff.id),
+        enqueue(session, chat_id, TEXTS.t("withdrawn", lang, client=client.display_name, id=handoff.id),
                 topic_client_id=topic)
     return handoff
 
@@ -282,7 +281,7 @@ def end_by_admin(session: Session, handoff_id: int, admin: Staff) -> Handoff:
 
 
 def leave_button(handoff: Handoff, language: str) -> dict:
-    return {"title": client_text("leave_button", language), "data": f"{LEAVE_PREFIX}{handoff.id}"}
+    return button(client_text("leave_button", language), "leave", handoff.id)
 
 
 def active_handoffs_of(session: Session, manager: Staff) -> list[Handoff]:
@@ -300,17 +299,9 @@ def close_handoff(session: Session, handoff: Handoff, by: str = "manager") -> No
         raise HandoffError("already_closed")
 
 
-def rate_handoff(session: Session, telegram_id: int, data: str) -> Handoff | None:
-    match = re.fullmatch(rf"{HANDOFF_RATE_PREFIX}(\d{{1,9}}):([1-5])", data or "")
-    if not match:
-        return None
-    handoff = session.get(Handoff, int(match.group(1)))
-    if handoff is None or handoff.status != "closed":
-        return None
-    if session.get(Client, handoff.client_id).telegram_id != telegram_id:
-        return None
-    handoff.satisfaction = int(match.group(2))
-    return handoff
+def rate_handoff(session: Session, telegram_id: int, handoff_id: int, score: int) -> Handoff | None:
+    """The client's score (1-5) of a closed conversation; None when it is not theirs, or open."""
+    return rate_as_client(session, Handoff, handoff_id, "closed", telegram_id, score)
 
 
 def record_notice(session: Session, handoff_id: int, chat_id: int, message_id: int) -> None:
@@ -319,6 +310,70 @@ def record_notice(session: Session, handoff_id: int, chat_id: int, message_id: i
 
 def notices(session: Session, handoff_id: int) -> list[HandoffNotice]:
     return list(session.scalars(select(HandoffNotice).where(HandoffNotice.handoff_id == handoff_id)))
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A "take" notice sent to the desk, to be edited into what became of the conversation."""
+
+    chat_id: int
+    message_id: int
+    language: str  # of its reader: the staff group's, or the manager's
+
+
+def notices_to_edit(session: Session, handoff_id: int) -> tuple[Notice, ...]:
+    group = current_settings().staff_chat
+
+    def language(chat_id: int) -> str:
+        if group is not None and group[0] == chat_id:
+            return group[1]
+        return session.scalar(select(Staff.language).where(Staff.telegram_id == chat_id)) or "fr"
+
+    return tuple(Notice(n.chat_id, n.message_id, language(n.chat_id)) for n in notices(session, handoff_id))
+
+
+@dataclass(frozen=True)
+class Taking:
+    """What came of a manager's attempt to take a conversation. `outcome`: "ok", or why not:
+    "unknown", "yours" (they hold it already), "taken" (by `holder`), "closed"."""
+
+    outcome: str
+    holder: str = ""
+    client_chat: int = 0
+    client_language: str = "fr"
+    client_name: str = ""
+    since: tuple[str, ...] = ()           # what the client wrote since the conversation opened
+    notices: tuple[Notice, ...] = ()      # the desk's "take" notices, to be marked taken
+    previous: str | None = None           # the manager it was taken from (an admin's reassignment)
+
+
+def take_conversation(session: Session, handoff_id: int, staff_id: int, reassign: bool = False) -> Taking:
+    """A manager takes a queued conversation; with `reassign` (an admin), an active one too."""
+    manager = session.get(Staff, staff_id)
+    previous = None
+    try:
+        if reassign and manager.role == "admin":
+            handoff, previous = reassign_handoff(session, handoff_id, manager)
+        else:
+            handoff = take_handoff(session, handoff_id, manager)
+    except HandoffError as exc:
+        handoff = session.get(Handoff, handoff_id)
+        if handoff is None:
+            return Taking("unknown")
+        holder = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
+        if holder is not None and holder.id == staff_id and handoff.status == "active":
+            return Taking("yours")
+        return Taking(exc.key if exc.key == "taken" else "closed", holder=holder.name if holder else "")
+    client = session.get(Client, handoff.client_id)
+    since = tuple(m.text or f"[{m.kind}]" for m in session.scalars(
+        select(ConversationMessage).where(ConversationMessage.client_id == client.id,
+                                          ConversationMessage.direction == "in",
+                                          ConversationMessage.created_at >= handoff.opened_at)
+        .order_by(ConversationMessage.id)))
+    return Taking("ok", client_chat=client.telegram_id, client_language=client.language,
+                  client_name=client.display_name, since=since,
+                  notices=() if previous is not None else notices_to_edit(session, handoff_id),
+                  previous=previous.name if previous else None)
 
 
 def record_relay(session: Session, handoff_id: int, staff_chat_id: int, staff_message_id: int,
@@ -359,49 +414,40 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
     settings = desk_settings()
     count = expire_queued(session, now)  # first: a conversation closed now needs no reminder
 
-    def claim(handoff: Handoff, flag, **condition) -> bool:
-        """Each reminder is claimed by a conditional UPDATE: with two bot processes running this
-        at once, one of them sends it."""
-        won = session.execute(update(Handoff).where(Handoff.id == handoff.id, flag.is_(False),
-                                                    *[getattr(Handoff, k) == v for k, v in condition.items()])
-                              .values({flag.key: True}).execution_options(synchronize_session=False)).rowcount
-        session.refresh(handoff)
-        return won == 1
+    def claimed(flag, status: str, *due):
+        """The handoffs in `status` matching `due` whose reminder `flag` this process claims (a
+        conditional UPDATE each: with two bot processes running this at once, one sends it),
+        with their client."""
+        for handoff in session.scalars(select(Handoff).where(Handoff.status == status, flag.is_(False), *due)).all():
+            won = session.execute(update(Handoff).where(Handoff.id == handoff.id, flag.is_(False),
+                                                        Handoff.status == status)
+                                  .values({flag.key: True}).execution_options(synchronize_session=False)).rowcount
+            session.refresh(handoff)
+            if won == 1:
+                yield handoff, session.get(Client, handoff.client_id)
 
     first = now - timedelta(minutes=int(settings.get("account_manager_first_minutes", 5)))
-    for handoff in session.scalars(select(Handoff).where(
-            Handoff.status == "queued", Handoff.notified_all.is_(False), Handoff.queued_at <= first)).all():
-        if not claim(handoff, Handoff.notified_all, status="queued"):
-            continue
-        client = session.get(Client, handoff.client_id)
+    for handoff, client in claimed(Handoff.notified_all, "queued", Handoff.queued_at <= first):
         notify_desk(session, handoff, client, exclude=(client.account_manager_id or 0,))
         count += 1
     minutes = int(settings.get("unanswered_after_minutes", 10))
-    for handoff in session.scalars(select(Handoff).where(
-            Handoff.status == "queued", Handoff.client_told_waiting.is_(False),
-            Handoff.queued_at <= now - timedelta(minutes=minutes))).all():
-        if not claim(handoff, Handoff.client_told_waiting, status="queued"):
-            continue
-        client = session.get(Client, handoff.client_id)
+    for handoff, client in claimed(Handoff.client_told_waiting, "queued",
+                                   Handoff.queued_at <= now - timedelta(minutes=minutes)):
         enqueue(session, client.telegram_id, client_text("waiting", client.language),
                 [leave_button(handoff, client.language)])
         for chat_id, lang, topic in desk_recipients(session, client):
-            enqueue(session, chat_id, translate(TEXTS, "reminder", lang, id=handoff.id, client=client.display_name,
+            enqueue(session, chat_id, TEXTS.t("reminder", lang, id=handoff.id, client=client.display_name,
                                                 minutes=minutes), topic_client_id=topic)
         count += 1
     reply_minutes = int(settings.get("manager_reply_minutes", 5))
-    for handoff in session.scalars(select(Handoff).where(
-            Handoff.status == "active", Handoff.manager_reminded.is_(False),
-            Handoff.awaiting_reply_since <= now - timedelta(minutes=reply_minutes))).all():
-        if not claim(handoff, Handoff.manager_reminded, status="active"):
-            continue
+    for handoff, client in claimed(Handoff.manager_reminded, "active",
+                                   Handoff.awaiting_reply_since <= now - timedelta(minutes=reply_minutes)):
         recipient = holder_recipient(session, handoff)
         if recipient is None:
             continue
         chat_id, lang, topic = recipient
-        client = session.get(Client, handoff.client_id)
         manager = session.get(Staff, handoff.manager_id)
-        enqueue(session, chat_id, translate(TEXTS, "reply_reminder", lang, manager=manager.name.split()[0],
+        enqueue(session, chat_id, TEXTS.t("reply_reminder", lang, manager=manager.name.split()[0],
                                             client=client.display_name, id=handoff.id, minutes=reply_minutes),
                 topic_client_id=topic)
         count += 1
@@ -432,7 +478,7 @@ def expire_queued(session: Session, now: datetime | None = None) -> int:
         enqueue(session, client.telegram_id, client_text("expired", client.language),
                 [{"title": client_text("callback_button", client.language), "request_contact": True}])
         for chat_id, lang, topic in desk_recipients(session, client):
-            enqueue(session, chat_id, translate(TEXTS, "expired", lang, id=handoff.id, client=client.display_name,
+            enqueue(session, chat_id, TEXTS.t("expired", lang, id=handoff.id, client=client.display_name,
                                                 minutes=timeout), topic_client_id=topic)
         count += 1
     return count
@@ -472,7 +518,7 @@ def request_callback(session: Session, client: Client, phone: str) -> tuple[Hand
     if not client.phone:
         client.phone = phone
     for chat_id, lang, topic in desk_recipients(session, client):
-        enqueue(session, chat_id, translate(TEXTS, "callback", lang, client=client.display_name, id=handoff.id,
+        enqueue(session, chat_id, TEXTS.t("callback", lang, client=client.display_name, id=handoff.id,
                                             phone=phone), topic_client_id=topic)
     when = next_opening()
     if when is None:
@@ -524,3 +570,65 @@ def forget_topic(session: Session, chat_id: int, client_id: int) -> None:
 def topic_name(client: Client) -> str:
     vip = "⭐ " if client.vip else ""
     return f"{vip}{client.display_name} · {client.telegram_id}"[:128]
+
+
+@dataclass(frozen=True)
+class AtDesk:
+    """What became of a client's message while their conversation is with the desk. `outcome`:
+    "relay" (pass it on to the desk), "replayed" (handled before a crash: nothing to do), "left"
+    (they left the queue: `notices` to mark withdrawn)."""
+
+    outcome: str
+    handoff_id: int = 0
+    status: str = ""                     # of the conversation: queued or active
+    client_id: int = 0
+    client_name: str = ""
+    client_language: str = "fr"
+    manager_chat: int | None = None      # the manager holding it
+    manager_language: str = "fr"
+    first: bool = False                  # the client's first message since it was handed over
+    opened: str | None = None            # a VIP's message opened the conversation: what to tell them
+    callback: str | None = None          # they shared their phone number: what to tell them
+    notices: tuple[Notice, ...] = ()
+
+
+def client_message_at_desk(session: Session, telegram_id: int, update_id: int | None, text: str, kind: str,
+                           own_phone: str | None = None, opening_text: str = "") -> AtDesk | None:
+    """A client writes (`text`, of `kind`; `own_phone`: the contact they shared is their own).
+    None when the desk does not have their conversation (Rasa answers); a VIP's message opens one
+    first while the desk is open. The message is recorded; nothing is done twice for an update
+    replayed after a crash, except passing on a message recorded and not yet relayed."""
+    client = session.scalar(select(Client).where(Client.telegram_id == telegram_id))
+    if client is None:
+        return None
+
+    def relay(handoff: Handoff, **more) -> AtDesk:
+        manager = session.get(Staff, handoff.manager_id) if handoff.manager_id else None
+        return AtDesk("relay", handoff.id, handoff.status, client.id, client.display_name, client.language,
+                      manager.telegram_id if manager else None, manager.language if manager else "fr", **more)
+
+    if recorded(session, update_id):
+        handoff = open_handoff_of(session, client)
+        if handoff is None or relayed(session, update_id):
+            return AtDesk("replayed")
+        return relay(handoff)
+    handoff = open_handoff_of(session, client)
+    opened = None
+    if handoff is None and vip_handoff_due(session, client):
+        opened = hand_over(session, client, "vip", client.language, opening_text)
+        handoff = open_handoff_of(session, client)
+    if handoff is None:
+        return None
+    if handoff.status == "queued" and kind == "text" and LEAVE_WORDS.fullmatch(text):
+        left = leave_queue(session, client)
+        if left is not None:
+            record_message(session, client, "in", text, update_id=update_id)
+            return AtDesk("left", left.id, client_name=client.display_name, client_language=client.language,
+                          notices=notices_to_edit(session, left.id))
+    callback = request_callback(session, client, own_phone) if own_phone and handoff.status == "queued" else None
+    record_message(session, client, "in", text, kind=kind, update_id=update_id)
+    client_wrote(session, handoff)
+    since_opened = session.scalar(select(func.count(ConversationMessage.id)).where(
+        ConversationMessage.client_id == client.id, ConversationMessage.direction == "in",
+        ConversationMessage.created_at >= handoff.opened_at))
+    return relay(handoff, first=since_opened <= 1, opened=opened, callback=callback[1] if callback else None)

@@ -123,10 +123,6 @@ class Texts(Mapping):
         return isinstance(key, str) and has_message(f"{self.prefix}.{key}")
 
 
-def translate(texts: Texts, key: str, language: str | None, **values) -> str:
-    return texts.t(key, language, **values)
-
-
 def placeholders(text: str) -> set[str]:
     return set(_PLACEHOLDER.findall(text))
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from crm import clock
 from crm.company import company_profile
-from crm.i18n import Refusal, Texts, translate
+from crm.i18n import Refusal, Texts
 from crm.models import LEAD_STATUSES, Client, Lead
 
 SIZES = ("1-9", "10-49", "50-249", "250+")
@@ -248,7 +248,7 @@ def client_leads(session: Session, client: Client) -> list[Lead]:
 
 
 def label(code: str | None, language: str) -> str:
-    return translate(LABELS, code, language) if code in LABELS else (code or "")
+    return LABELS.t(code, language) if code in LABELS else (code or "")
 
 
 def budget_label(lead: Lead, language: str) -> str | None:
@@ -259,7 +259,7 @@ def budget_label(lead: Lead, language: str) -> str | None:
 
 def lead_card(session: Session, lead: Lead, language: str) -> str:
     client = session.get(Client, lead.client_id)
-    none = translate(TEXTS, "none", language)
+    none = TEXTS.t("none", language)
     contact = ", ".join(x for x in (lead.phone, lead.email) if x)
     fields = [
         ("client", client.display_name),
@@ -272,16 +272,16 @@ def lead_card(session: Session, lead: Lead, language: str) -> str:
         ("role", label(lead.role, language) if lead.role else None),
         ("contact", contact or None),
     ]
-    lines = [translate(TEXTS, "card_title", language, id=lead.id, score=lead.score, status=label(lead.status, language))]
-    lines += [translate(TEXTS, key, language, value=value or none) for key, value in fields]
+    lines = [TEXTS.t("card_title", language, id=lead.id, score=lead.score, status=label(lead.status, language))]
+    lines += [TEXTS.t(key, language, value=value or none) for key, value in fields]
     if lead.score_details:
-        lines.append(translate(TEXTS, "details", language, value=lead.score_details))
+        lines.append(TEXTS.t("details", language, value=lead.score_details))
     return "\n".join(lines)
 
 
 def lead_line(session: Session, lead: Lead, language: str) -> str:
     client = session.get(Client, lead.client_id)
-    return translate(TEXTS, "line", language, id=lead.id, score=lead.score, status=label(lead.status, language),
+    return TEXTS.t("line", language, id=lead.id, score=lead.score, status=label(lead.status, language),
                      client=client.display_name, company=f" ({lead.company})" if lead.company else "",
                      date=lead.created_at)
 

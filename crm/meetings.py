@@ -14,7 +14,7 @@ from crm import clock
 from crm.buttons import payload_buttons
 from crm.company import company_profile
 from crm.desk_hours import opening, short_text, when_text, zone
-from crm.i18n import Refusal, Texts, translate
+from crm.i18n import Refusal, Texts
 from crm.models import Client, Lead, Meeting, Notification, Staff
 from crm.outbox import enqueue
 from crm.staff import account_manager_of, managers_on_duty
@@ -192,7 +192,7 @@ def cancel(session: Session, client: Client, meeting_id: int) -> Meeting:
     meeting = _own_meeting(session, client, meeting_id)
     _release(session, meeting, "cancelled")
     manager = session.get(Staff, meeting.manager_id)
-    enqueue(session, manager.telegram_id, translate(TEXTS, "cancelled_manager", manager.language,
+    enqueue(session, manager.telegram_id, TEXTS.t("cancelled_manager", manager.language,
                                                     client=client.display_name,
                                                     when=when_text(meeting.starts_at, manager.language)))
     return meeting
@@ -209,32 +209,32 @@ def _announce(session: Session, client: Client, manager: Staff, meeting: Meeting
     """The invitation to both sides, and the reminders still ahead of `now`, all through the outbox."""
     minutes = int(length().total_seconds() // 60)
     language = client.language
-    enqueue(session, client.telegram_id, translate(TEXTS, "invitation", language,
+    enqueue(session, client.telegram_id, TEXTS.t("invitation", language,
                                                    when=when_text(meeting.starts_at, language),
                                                    manager=manager.name.split()[0], minutes=minutes),
             meeting_id=meeting.id, attachment="ics")
     lead = session.get(Lead, meeting.lead_id) if meeting.lead_id else None
     if old is not None:
-        text = translate(TEXTS, "moved_manager", manager.language, client=client.display_name,
+        text = TEXTS.t("moved_manager", manager.language, client=client.display_name,
                          old=when_text(old.starts_at, manager.language), when=when_text(meeting.starts_at, manager.language))
     else:
-        text = translate(TEXTS, "confirmed_manager", manager.language, client=client.display_name,
+        text = TEXTS.t("confirmed_manager", manager.language, client=client.display_name,
                          when=when_text(meeting.starts_at, manager.language), minutes=minutes,
-                         lead=translate(TEXTS, "lead", manager.language, id=lead.id, score=lead.score) if lead else "")
+                         lead=TEXTS.t("lead", manager.language, id=lead.id, score=lead.score) if lead else "")
     enqueue(session, manager.telegram_id, text, meeting_id=meeting.id, attachment="ics")
     for before in settings().get("remind_before_minutes", [1440, 60]):
         due = clock.aware(meeting.starts_at) - timedelta(minutes=int(before))
         if due <= now:
             continue
         buttons = payload_buttons(session, client.telegram_id, [
-            {"title": translate(TEXTS, "move", language), "payload": f'/reschedule_meeting{{"meeting_id":"{meeting.id}"}}'},
-            {"title": translate(TEXTS, "cancel", language), "payload": f'/cancel_meeting{{"meeting_id":"{meeting.id}"}}'},
+            {"title": TEXTS.t("move", language), "payload": f'/reschedule_meeting{{"meeting_id":"{meeting.id}"}}'},
+            {"title": TEXTS.t("cancel", language), "payload": f'/cancel_meeting{{"meeting_id":"{meeting.id}"}}'},
         ])
-        enqueue(session, client.telegram_id, translate(TEXTS, "reminder_client", language,
+        enqueue(session, client.telegram_id, TEXTS.t("reminder_client", language,
                                                        when=when_text(meeting.starts_at, language),
                                                        manager=manager.name.split()[0]),
                 buttons, meeting_id=meeting.id, not_before=due)
-        enqueue(session, manager.telegram_id, translate(TEXTS, "reminder_manager", manager.language,
+        enqueue(session, manager.telegram_id, TEXTS.t("reminder_manager", manager.language,
                                                         client=client.display_name,
                                                         when=when_text(meeting.starts_at, manager.language)),
                 meeting_id=meeting.id, not_before=due)
@@ -256,7 +256,7 @@ def offer_slots(session: Session, client: Client) -> int:
     starts = free_slots(session, client)
     if starts:
         minutes = int(length().total_seconds() // 60)
-        enqueue(session, client.telegram_id, translate(TEXTS, "offer", client.language, minutes=minutes),
+        enqueue(session, client.telegram_id, TEXTS.t("offer", client.language, minutes=minutes),
                 payload_buttons(session, client.telegram_id, slot_buttons(session, client, starts)))
     return len(starts)
 
@@ -281,7 +281,7 @@ def ics(session: Session, meeting: Meeting) -> str:
         f"DTSTAMP:{stamp(meeting.created_at)}",
         f"DTSTART:{stamp(meeting.starts_at)}",
         f"DTEND:{stamp(meeting.ends_at)}",
-        f"SUMMARY:{escape(translate(TEXTS, 'summary', client.language, company=company, client=client.display_name))}",
+        f"SUMMARY:{escape(TEXTS.t('summary', client.language, company=company, client=client.display_name))}",
         f"DESCRIPTION:{escape(manager.name)}",
         f"STATUS:{status}",
         "END:VEVENT", "END:VCALENDAR",

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm.company import company_profile
-from crm.i18n import Refusal, Texts, format_money, translate
+from crm.i18n import Refusal, Texts, format_money
 from crm.models import ORDER_STATUSES, Client, Order, OrderLine, Product
 from crm.outbox import enqueue
 from crm.promotions import price_of, running_promotions
@@ -46,7 +46,7 @@ def parse_order_number(text: str | None) -> str | None:
 
 
 def status_label(status: str, language: str) -> str:
-    return translate(STATUS_LABELS, status, language)
+    return STATUS_LABELS.t(status, language)
 
 
 @dataclass(frozen=True)
@@ -177,8 +177,8 @@ def set_order_status(session: Session, number: str, status: str) -> Order:
     else:
         order.status = status
     client = session.get(Client, order.client_id)
-    enqueue(session, client.telegram_id, translate(
-        TEXTS, "status_changed", client.language, number=order.number,
+    enqueue(session, client.telegram_id, TEXTS.t(
+        "status_changed", client.language, number=order.number,
         status=status_label(status, client.language)))
     session.flush()
     return order

@@ -5,7 +5,7 @@ never send a row twice; a sender that dies mid-send leaves its row `unconfirmed`
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -13,16 +13,22 @@ from sqlalchemy.orm import Session
 
 from crm import clock
 from crm.models import Notification
-from crm.settings import staff_chat
+from crm.settings import current as settings
 from crm.staff import managers_on_duty
 
 MAX_ATTEMPTS = 5
 
 
+def button(title: str, action: str, *args) -> dict:
+    """An inline button of an outbox message, by what pressing it does (`action`, with `args`):
+    the bot writes it as Telegram's callback data (bot/callbacks.py)."""
+    return {"title": title, "action": action, "args": list(args)}
+
+
 def enqueue(session: Session, chat_id: int, text: str, buttons: list[dict] | None = None, *,
             handoff_id: int | None = None, topic_client_id: int | None = None, meeting_id: int | None = None,
             attachment: str | None = None, not_before: datetime | None = None) -> Notification:
-    """Buttons: [{"title", "data"}] inline buttons, or [{"title", "request_contact": True}] a
+    """Buttons: inline buttons made by `button`, or [{"title", "request_contact": True}] a
     keyboard button sharing the client's phone number. `topic_client_id`: the message goes into
     that client's topic of the staff forum group `chat_id`. `handoff_id`: a "take" notice.
     `meeting_id` + `attachment="ics"`: the meeting's invitation is attached (the text is its
@@ -38,7 +44,7 @@ def enqueue(session: Session, chat_id: int, text: str, buttons: list[dict] | Non
 def notify_managers(session: Session, texts: dict[str, str], client_id: int | None = None) -> int:
     """An alert to the desk, in each reader's language: into the client's topic of the staff group
     (STAFF_CHAT_ID) when there is one, else to every manager on duty. Returns how many messages."""
-    group = staff_chat()
+    group = settings().staff_chat
     if group is not None:
         enqueue(session, group[0], texts.get(group[1], texts["fr"]), topic_client_id=client_id)
         return 1
@@ -70,6 +76,30 @@ def claim_due(session: Session, limit: int = 50, now: datetime | None = None) ->
             session.refresh(row)
             claimed.append(row)
     return claimed
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One claimed outbox row, as its sender needs it (read in the claim's unit of work)."""
+
+    id: int
+    chat_id: int
+    text: str
+    buttons: list[dict] | None
+    handoff_id: int | None
+    topic_client_id: int | None
+    meeting_id: int | None
+    attachment: str | None
+    parts_sent: int
+
+
+def claim_next(session: Session, now: datetime | None = None) -> Outgoing | None:
+    """The next due row, claimed for this sender (one at a time: a crash loses no row it never
+    sent), or None when nothing is due."""
+    for n in claim_due(session, limit=1, now=now):
+        return Outgoing(n.id, n.chat_id, n.text, n.buttons, n.handoff_id, n.topic_client_id, n.meeting_id,
+                        n.attachment, n.parts_sent or 0)
+    return None
 
 
 def _finish(session: Session, notification_id: int, **values) -> bool:
@@ -120,10 +150,7 @@ def release(session: Session, notification_id: int) -> None:
 
 def stale_claim() -> timedelta:
     """A send never takes this long (OUTBOX_CLAIM_TIMEOUT, 60 s): an older claim died with its sender."""
-    try:
-        return timedelta(seconds=max(1.0, float(os.environ.get("OUTBOX_CLAIM_TIMEOUT", "60"))))
-    except ValueError:
-        return timedelta(seconds=60)
+    return settings().claim_timeout("outbox")
 
 
 def recover(session: Session, now: datetime | None = None) -> int:

@@ -1,29 +1,37 @@
-"""Settings shared by every process: read from the environment, or a `.env` file when present."""
+"""The settings every process shares, typed and checked whole by pydantic-settings: read once
+from the environment (or a `.env` file at the repository root; the real environment wins).
+
+Each entry point (the bot application, the action server, the command line) loads them once
+and installs them with `install()`; code below reads `current()`, never the environment. A
+wrong value stops start-up with a SettingError that names the variable.
+
+bot/settings.py extends them with what only the bot process needs (Telegram, Rasa, webhook).
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+import threading
+from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Literal
 
-from dotenv import load_dotenv
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm.i18n import languages
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
+MIN_SECRET_LENGTH = 16
+
+Port = Annotated[int, Field(gt=0, lt=65536)]
+ClaimSeconds = Annotated[float, Field(ge=1, le=86400)]
 
 
 class SettingError(ValueError):
     """A setting has a wrong value; the message names the setting."""
-
-
-def load_env() -> None:
-    """Read `.env` at the repository root; the real environment wins over the file."""
-    load_dotenv(ROOT / ".env", override=False)
-
-
-MIN_SECRET_LENGTH = 16
 
 
 def private_var() -> Path:
@@ -34,15 +42,9 @@ def private_var() -> Path:
     return VAR
 
 
-def secret_setting(name: str, filename: str) -> str:
-    """A shared secret between our processes: the environment's, or else one per installation,
-    generated once into var/<filename> (0600) so that every process agrees. A secret shorter than
-    MIN_SECRET_LENGTH characters is refused."""
-    value = os.environ.get(name, "").strip()
-    if value:
-        if len(value) < MIN_SECRET_LENGTH:
-            raise SettingError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long (got {len(value)})")
-        return value
+def installation_secret(filename: str) -> str:
+    """A secret shared by our processes when the environment gives none: generated once into
+    var/<filename> (0600) so that every process of this installation agrees."""
     path = private_var() / filename
     if not path.exists():
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -52,28 +54,128 @@ def secret_setting(name: str, filename: str) -> str:
     return path.read_text().strip()
 
 
-def database_url() -> str:
-    load_env()
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        return f"sqlite:///{private_var() / 'crm.db'}"
-    if not url.startswith(("sqlite", "postgresql")):
-        raise SettingError(
-            f"DATABASE_URL must start with sqlite:// or postgresql:// (got {url.split(':', 1)[0]!r})"
-        )
-    return url
+def long_secret(value: str) -> str:
+    """A shared secret given by the environment: refused when short enough to guess."""
+    if value and len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters long (got {len(value)})")
+    return value
 
 
-def staff_chat() -> tuple[int, str] | None:
-    """The staff forum supergroup (STAFF_CHAT_ID) and the language of its messages
-    (STAFF_CHAT_LANGUAGE), or None: then managers are notified in their private chats."""
-    load_env()
-    value = os.environ.get("STAFF_CHAT_ID", "").strip()
-    if not value:
-        return None
-    if not value.startswith("-100") or not value[1:].isdigit():
-        raise SettingError(f"STAFF_CHAT_ID must be a supergroup id such as -1001234567890 (got {value!r})")
-    language = os.environ.get("STAFF_CHAT_LANGUAGE", "fr").strip() or "fr"
-    if language not in languages():
-        raise SettingError(f"STAFF_CHAT_LANGUAGE must be one of {', '.join(languages())} (got {language!r})")
-    return int(value), language
+def env(name: str, *others: str):
+    """A field read from the environment variable `name` (the field's own name also works when
+    the settings are built in code)."""
+    return AliasChoices(name, *others)
+
+
+class Settings(BaseSettings):
+    """What the CRM, the actions and the command line need."""
+
+    model_config = SettingsConfigDict(
+        env_file=ROOT / ".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore",
+        populate_by_name=True, str_strip_whitespace=True, validate_default=False,
+    )
+
+    database_url: str = Field("", repr=False, validation_alias=env("DATABASE_URL", "database_url"))
+    staff_chat_id: int | None = Field(None, validation_alias=env("STAFF_CHAT_ID", "staff_chat_id"))
+    staff_chat_language: str = Field("fr", validation_alias=env("STAFF_CHAT_LANGUAGE", "staff_chat_language"))
+    company_profile: Path = Field(ROOT / "company.yml", validation_alias=env("COMPANY_PROFILE", "company_profile"))
+    demo_data: bool = Field(True, validation_alias=env("DEMO_DATA", "demo_data"))
+    action_port: Port = Field(5055, validation_alias=env("ACTION_PORT", "action_port"))
+    action_host: str = Field("127.0.0.1", validation_alias=env("ACTION_SERVER_HOST", "action_host"))
+    action_token: str = Field("", repr=False, validation_alias=env("ACTION_SERVER_TOKEN", "action_token"))
+    answer_claim_timeout: ClaimSeconds = Field(60, validation_alias=env("ANSWER_CLAIM_TIMEOUT", "answer_claim_timeout"))
+    broadcast_claim_timeout: ClaimSeconds = Field(
+        60, validation_alias=env("BROADCAST_CLAIM_TIMEOUT", "broadcast_claim_timeout"))
+    outbox_claim_timeout: ClaimSeconds = Field(60, validation_alias=env("OUTBOX_CLAIM_TIMEOUT", "outbox_claim_timeout"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, url: str) -> str:
+        if url and not url.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"must start with sqlite:// or postgresql:// (got {url.split(':', 1)[0]!r})")
+        return url
+
+    @field_validator("staff_chat_id", mode="before")
+    @classmethod
+    def _staff_chat(cls, value):
+        if value is None:
+            return None
+        text = str(value).strip()
+        if not text.startswith("-100") or not text[1:].isdigit():
+            raise ValueError(f"must be a supergroup id such as -1001234567890 (got {text!r})")
+        return int(text)
+
+    @field_validator("staff_chat_language")
+    @classmethod
+    def _staff_language(cls, language: str) -> str:
+        if language not in languages():
+            raise ValueError(f"must be one of {', '.join(languages())} (got {language!r})")
+        return language
+
+    @field_validator("action_token")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        return long_secret(value)
+
+    @model_validator(mode="after")
+    def _defaults(self):
+        if not self.database_url:
+            self.database_url = f"sqlite:///{private_var() / 'crm.db'}"
+        if not self.action_token:
+            self.action_token = installation_secret("action_token")
+        return self
+
+    @property
+    def staff_chat(self) -> tuple[int, str] | None:
+        """The staff forum supergroup and the language of its messages, or None: then managers
+        are notified in their private chats."""
+        return (self.staff_chat_id, self.staff_chat_language) if self.staff_chat_id is not None else None
+
+    def claim_timeout(self, kind: Literal["answer", "broadcast", "outbox"]) -> timedelta:
+        """How long a claimed row may stay claimed before its claimer is held for dead."""
+        return timedelta(seconds=getattr(self, f"{kind}_claim_timeout"))
+
+
+def _variable(cls: type[BaseSettings], field: str) -> str:
+    alias = cls.model_fields[field].validation_alias if field in cls.model_fields else None
+    return alias.choices[0] if isinstance(alias, AliasChoices) else field.upper()
+
+
+def read(cls: type[Settings] = Settings, **values) -> Settings:
+    """Read and check the settings (the environment, then `.env`; `values` override both). Every
+    problem is reported at once, each with the variable's name."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = _variable(cls, str(error["loc"][0])) if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            got = error.get("input")
+            if error["type"] != "value_error" and isinstance(got, (str, int, float)):
+                message = f"{message} (got {got!r})"
+            problems.append(f"{name}: {message}" if name else message)
+        raise SettingError("; ".join(problems)) from None
+
+
+_lock = threading.Lock()
+_current: Settings | None = None
+
+
+def install(settings: Settings | None) -> Settings | None:
+    """The settings this process runs with, loaded by its entry point (None: read them again at
+    the next `current()`, as a test does after changing the environment)."""
+    global _current
+    with _lock:
+        _current = settings
+    return settings
+
+
+def current() -> Settings:
+    """The installed settings; read once from the environment when no entry point installed any
+    (a library use, a test)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = read()
+        return _current

@@ -17,6 +17,17 @@ from crm.models import Base
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(autouse=True)
+def settings_read_afresh():
+    """Each test reads the settings from the environment as it sets it (crm.settings.current()
+    reads them once per process otherwise, as the entry points do)."""
+    import crm.settings
+
+    crm.settings.install(None)
+    yield
+    crm.settings.install(None)
+
+
 def postgres_reachable() -> str | None:
     """None when PostgreSQL answers, else the reason (for the skip message)."""
     try:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import socket
 import threading
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bot.app import build_application
@@ -99,7 +98,7 @@ class BotHarness:
     def __init__(self, settings: Settings, emulator: BotApiEmulator | None = None):
         self.owns_emulator = emulator is None
         self.emulator = emulator or BotApiEmulator().start()
-        self.settings = replace(settings, telegram_base_url=self.emulator.base_url)
+        self.settings = settings.model_copy(update={"telegram_base_url": self.emulator.base_url})
         self.application = build_application(self.settings, token=TOKEN)
 
     async def __aenter__(self) -> "BotHarness":

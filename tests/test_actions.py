@@ -12,6 +12,7 @@ from actions.language import ValidateSlotMappings
 from crm.catalog import import_catalog
 from crm.db import unit_of_work
 from crm.demo import load_demo_if_empty
+from crm.settings import install as install_settings
 
 DOMAIN = {"slots": {"language": {"mappings": [{"type": "custom"}]},
                     "first_name": {"mappings": [{"type": "custom"}]}}}
@@ -35,6 +36,7 @@ def tracker(text: str, language: str | None = "fr", entities=None, metadata=None
 @pytest.fixture
 def crm(engine, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    install_settings(None)  # read again, with it
     with unit_of_work(engine) as session:
         load_demo_if_empty(session)
     return engine
@@ -156,6 +158,7 @@ async def test_products_added_after_training_are_found(crm):
 
 async def test_a_crm_outage_gets_an_apology_not_a_crash(monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")
+    install_settings(None)  # read again, with it
     [message], events = await run(ActionSearchCatalog(), tracker("imprimantes", language="en"))
     assert message["text"] == "Sorry, I cannot reach our data right now. Please try again in a few minutes."
 
@@ -168,3 +171,23 @@ async def test_language_slot_follows_the_telegram_metadata():
     assert events == []
     _, events = await run(action, tracker("hallo", language="fr", metadata={"language": "de"}))
     assert events == [], "an unsupported language falls back to French"
+
+
+@pytest.mark.parametrize("form", ["order_form", "complaint_form", "lead_form"])
+async def test_stopping_a_form_empties_that_forms_slots_as_the_domain_declares_them(form):
+    import yaml
+
+    from actions.orders import ActionStopForm
+    from crm.settings import ROOT
+
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    declared = domain["forms"][form]["required_slots"]
+    t = tracker("laissez tomber")
+    t.active_loop = {"name": form}
+    dispatcher = CollectingDispatcher()
+    events = await ActionStopForm().run(dispatcher, t, domain)
+    assert dispatcher.messages[0]["text"] == "D'accord, j'arrête là. Rien n'a été enregistré."
+    emptied = [e["name"] for e in events if e["event"] == "slot" and e["value"] is None and e["name"] in
+               [s for f in domain["forms"].values() for s in f["required_slots"]]]
+    assert emptied == declared, "the stopped form's slots, and no other form's"
+    assert any(e["event"] == "active_loop" and e["name"] is None for e in events), "the form stops"

@@ -1,5 +1,6 @@
-"""The layout's rules: no import circle between our modules (function-level imports included),
-and crm/ imports neither bot/, actions/ nor Telegram's library."""
+"""The layout's rules: no import circle between our modules (function-level imports included;
+imports for type annotations only, under `if TYPE_CHECKING:`, left out), and crm/ imports neither
+bot/, actions/ nor Telegram's library."""
 
 import ast
 from pathlib import Path
@@ -8,12 +9,21 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("crm", "bot", "actions")
 
 
+def _type_checking(node) -> bool:
+    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
 def imports() -> dict[str, set[str]]:
     modules = {f"{p.parent.name}.{p.stem}": p for package in PACKAGES for p in (ROOT / package).glob("*.py")}
     graph = {}
     for name, path in modules.items():
         found = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {id(n) for block in ast.walk(tree) if _type_checking(block) for s in block.body
+                       for n in ast.walk(s)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue  # `if TYPE_CHECKING:` names a type for annotations; nothing runs it
             if isinstance(node, ast.ImportFrom) and node.module:
                 found.add(node.module)
                 found.update(f"{node.module}.{alias.name}" for alias in node.names)

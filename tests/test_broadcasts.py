@@ -205,3 +205,31 @@ def test_cancel_and_an_opt_out_before_the_start(shop):
     with pytest.raises(BroadcastError):
         broadcasts.cancel(session, 424242)
     assert session.get(Broadcast, later.id).state == "cancelled"
+
+
+def test_the_composer_takes_each_button_at_its_step_only_from_the_drafts_author(shop):
+    session, _, marketer = shop
+    other = add_staff(session, 9010, "marketer", "Léa Martin")
+    draft = broadcasts.start_draft(session, marketer.id)
+    assert broadcasts.waiting_draft(session, marketer.id) == draft and draft.step == "text_fr"
+    assert broadcasts.waiting_draft(session, other.id) is None
+    assert not broadcasts.accepts(session, draft.id, marketer.id, "ok"), "confirm before any text"
+    assert broadcasts.accepts(session, draft.id, marketer.id, "drop"), "dropped at any step"
+    assert broadcasts.save_text(session, draft.id, "text_fr", "<b>Promo</b> -20 %") == "text_en"
+    assert broadcasts.accepts(session, draft.id, marketer.id, "same")
+    assert not broadcasts.accepts(session, draft.id, other.id, "same"), "another marketer's draft"
+    assert not broadcasts.accepts(session, draft.id, marketer.id, "seg:vip"), "not at the segment yet"
+    broadcasts.set_step(session, draft.id, "segment")
+    preview = broadcasts.choose_segment(session, draft.id, "vip", "fr")
+    assert (preview.text, preview.count) == ("<b>Promo</b> -20 %", 1)
+    assert broadcasts.waiting_draft(session, marketer.id) is None, "a button answers next, not a message"
+    assert not broadcasts.accepts(session, draft.id, marketer.id, "seg:all"), "the segment is chosen"
+    assert broadcasts.choose_time(session, draft.id, None) == 1
+    assert broadcasts.accepts(session, draft.id, marketer.id, "ok")
+    broadcasts.confirm(session, draft.id)
+    assert not broadcasts.accepts(session, draft.id, marketer.id, "ok"), "confirmed once"
+    assert not broadcasts.accepts(session, 424242, marketer.id, "cancel"), "an unknown broadcast"
+    second = broadcasts.start_draft(session, marketer.id)
+    third = broadcasts.start_draft(session, marketer.id)
+    assert session.get(Broadcast, second.id).state == "cancelled", "one draft at a time"
+    assert broadcasts.waiting_draft(session, marketer.id) == third

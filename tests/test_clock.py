@@ -21,6 +21,7 @@ from crm.meetings import book, free_slots, grid
 from crm.models import Notification, Order
 from crm.promotions import add_promotion, running_promotions
 from crm.settings import ROOT
+from crm.settings import install as install_settings
 from crm.staff import add_staff
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -45,6 +46,7 @@ def round_the_clock(tmp_path, monkeypatch):
     path = tmp_path / "company.yml"
     path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
     monkeypatch.setenv("COMPANY_PROFILE", str(path))
+    install_settings(None)  # read again, with it
 
 
 # --- the desk: open or closed, and when it reopens -----------------------------------------------

@@ -15,6 +15,7 @@ from crm.company import ProfileError, company_profile, load, policy_answer, prof
 from crm.db import unit_of_work
 from crm.models import Notification
 from crm.settings import ROOT
+from crm.settings import install as install_settings
 from crm.staff import add_staff
 from tests.harness import at_once
 from tests.test_settings_cli import cli
@@ -37,6 +38,7 @@ def profile(tmp_path, monkeypatch):
     path = tmp_path / "company.yml"
     write(path, GOOD, 0)
     monkeypatch.setenv("COMPANY_PROFILE", str(path))
+    install_settings(None)  # read again, with it
     return path
 
 

@@ -28,6 +28,7 @@ from crm.models import Client, Complaint, Notification, Product
 from crm.orders import place_order, set_order_status
 from crm.promotions import add_promotion
 from crm.promotions import today as promotions_today
+from crm.settings import install as install_settings
 from crm.staff import add_staff
 from tests.test_actions import crm, run, tracker  # noqa: F401  (fixture)
 
@@ -143,6 +144,7 @@ async def test_policy_answers_follow_the_profile_without_retraining(shop, tmp_pa
     path = tmp_path / "company.yml"
     path.write_text(yaml.safe_dump(profile, allow_unicode=True))
     monkeypatch.setenv("COMPANY_PROFILE", str(path))
+    install_settings(None)  # read again, with it
     [message], _ = await run(ActionPolicyAnswer(), tracker("délais ?", intent="ask_delivery"))
     assert message["text"] == "Livraison gratuite partout, en 2 heures."
 

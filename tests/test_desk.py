@@ -13,6 +13,7 @@ from bot.emulator import User
 from crm.clients import TelegramProfile, register_client
 from crm.handoffs import open_handoff
 from crm.models import Client, ClientNote, Handoff
+from crm.settings import install as install_settings
 from crm.staff import add_staff
 from tests.harness import BotHarness, make_settings
 from tests.test_telegram_edge import crm, database_url, stub  # noqa: F401  (fixtures)
@@ -200,6 +201,7 @@ async def group_desk(database_url, stub, monkeypatch):  # noqa: F811
     """The desk in a forum supergroup: a topic per client."""
     monkeypatch.setenv("STAFF_CHAT_ID", str(STAFF_GROUP))
     monkeypatch.setenv("STAFF_CHAT_LANGUAGE", "fr")
+    install_settings(None)  # read again, with it
     async with BotHarness(make_settings(database_url, stub.url)) as harness:
         with crm(harness) as s:
             add_staff(s, CLAIRE.id, "manager", "Claire Dubois")

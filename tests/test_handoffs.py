@@ -26,6 +26,7 @@ from crm.handoffs import (
 )
 from crm.clients import ClientError, assign_account_manager
 from crm.models import Handoff, Notification, Staff
+from crm.settings import install as install_settings
 from crm.staff import add_staff
 from tests.harness import at_once
 
@@ -71,11 +72,11 @@ def test_satisfaction_only_from_the_client_after_closing(desk):
     session, client, _, claire, _ = desk
     handoff, _ = open_handoff(session, client, "request")
     take_handoff(session, handoff.id, claire)
-    assert rate_handoff(session, 1001, f"hrate:{handoff.id}:4") is None, "still open"
+    assert rate_handoff(session, 1001, handoff.id, 4) is None, "still open"
     close_handoff(session, handoff)
-    assert rate_handoff(session, 1002, f"hrate:{handoff.id}:4") is None, "another client"
-    assert rate_handoff(session, 1001, f"hrate:{handoff.id}:0") is None, "tampered"
-    assert rate_handoff(session, 1001, f"hrate:{handoff.id}:4").satisfaction == 4
+    assert rate_handoff(session, 1002, handoff.id, 4) is None, "another client"
+    assert rate_handoff(session, 1001, handoff.id, 0) is None, "tampered"
+    assert rate_handoff(session, 1001, handoff.id, 4).satisfaction == 4
 
 
 def later(minutes: int) -> datetime:
@@ -161,13 +162,15 @@ def test_vip_goes_to_a_manager_only_when_open_and_not_just_handed_back(desk):
 def test_with_a_staff_group_notices_go_into_the_clients_topic(desk, monkeypatch):
     session, client, _, _, _ = desk
     monkeypatch.setenv("STAFF_CHAT_ID", "-1001234567890")
+    install_settings(None)  # read again, with it
     handoff, _ = open_handoff(session, client, "request")
     rows = list(session.scalars(select(Notification).where(Notification.handoff_id == handoff.id)))
     assert [(n.chat_id, n.topic_client_id) for n in rows] == [(-1001234567890, client.id)]
     monkeypatch.setenv("STAFF_CHAT_ID", "12345")
-    from crm.settings import SettingError, staff_chat
+    install_settings(None)  # read again, with it
+    from crm.settings import SettingError, read
     with pytest.raises(SettingError, match="STAFF_CHAT_ID"):
-        staff_chat()
+        read()
 
 
 PARIS_WEDNESDAY_10H = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)  # 10:00 in Paris

@@ -47,7 +47,7 @@ def _prefixes(tree) -> dict[str, str]:
 
 def _names_in_code():
     """(file, message id) for every literal id the code names: t("a.b"), TEXTS.t("key") and
-    translate(TEXTS, "key") where TEXTS = Texts("prefix") in that file or imported from another;
+    TEXTS.t("key") where TEXTS = Texts("prefix") in that file or imported from another;
     and "prefix.*" for each Texts("prefix")."""
     trees = {p: ast.parse(p.read_text(encoding="utf-8")) for p in SOURCES}
     declared = {f"{p.parent.name}.{p.stem}": _prefixes(tree) for p, tree in trees.items()}
@@ -68,9 +68,6 @@ def _names_in_code():
             elif isinstance(func, ast.Attribute) and func.attr == "t" and isinstance(first, ast.Constant) \
                     and getattr(func.value, "id", None) in prefixes:
                 yield path, f"{prefixes[func.value.id]}.{first.value}"
-            elif isinstance(func, ast.Name) and func.id == "translate" and len(node.args) > 1 \
-                    and isinstance(node.args[1], ast.Constant) and getattr(first, "id", None) in prefixes:
-                yield path, f"{prefixes[first.id]}.{node.args[1].value}"
 
 
 def test_every_message_the_code_names_is_in_the_catalogue():

@@ -161,14 +161,14 @@ def test_a_complaint_on_someone_elses_order_is_refused(shop):
 def test_resolution_asks_for_a_score_that_only_the_client_can_give(shop):
     session, alice, bob = shop
     complaint = open_complaint(session, alice, "delivery", "Colis en retard")
-    assert rate_complaint(session, 1001, f"rate:{complaint.id}:5") is None, "not resolved yet"
+    assert rate_complaint(session, 1001, complaint.id, 5) is None, "not resolved yet"
     resolve_complaint(session, complaint.number, "Un nouveau colis part aujourd'hui.")
     [note] = pending(session)
     assert note.text.startswith(f"Votre réclamation {complaint.number} est résolue : Un nouveau colis")
-    assert [b["data"] for b in note.buttons] == [f"rate:{complaint.id}:{n}" for n in range(1, 6)]
-    assert rate_complaint(session, 1002, f"rate:{complaint.id}:1") is None, "another client"
-    assert rate_complaint(session, 1001, f"rate:{complaint.id}:9") is None, "tampered"
-    assert rate_complaint(session, 1001, f"rate:{complaint.id}:4").satisfaction == 4
+    assert [(b["action"], b["args"]) for b in note.buttons] == [("rate_complaint", [complaint.id, n]) for n in range(1, 6)]
+    assert rate_complaint(session, 1002, complaint.id, 1) is None, "another client"
+    assert rate_complaint(session, 1001, complaint.id, 9) is None, "tampered"
+    assert rate_complaint(session, 1001, complaint.id, 4).satisfaction == 4
     assert parse_complaint_number("où en est la REC-12 ?") == "REC-000012"
     with pytest.raises(ComplaintError):
         resolve_complaint(session, complaint.number, "again")

@@ -288,8 +288,8 @@ def test_secrets_and_the_crm_file_are_readable_by_their_owner_only(env, tmp_path
 
     monkeypatch.setattr(crm.settings, "VAR", tmp_path / "var")
     monkeypatch.delenv("ACTION_SERVER_TOKEN", raising=False)
-    token = crm.settings.secret_setting("ACTION_SERVER_TOKEN", "action_token")
-    assert len(token) >= 32 and crm.settings.secret_setting("ACTION_SERVER_TOKEN", "action_token") == token
+    token = crm.settings.read().action_token
+    assert len(token) >= 32 and crm.settings.read().action_token == token, "one secret per installation"
     assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "var" / "action_token").stat().st_mode) == 0o600
     database = tmp_path / "var" / "crm.db"
@@ -299,3 +299,26 @@ def test_secrets_and_the_crm_file_are_readable_by_their_owner_only(env, tmp_path
         conn.execute(text("create table t (x int)"))
     engine.dispose()
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+def test_the_readme_lists_every_setting_and_only_real_ones():
+    import re
+
+    from bot.settings import Settings
+    from crm.settings import _variable
+
+    variables = {_variable(Settings, name) for name in Settings.model_fields}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| setting | default | meaning |"):]
+    table = table[:table.index("\n\n")]
+    listed = {name for row in table.splitlines()[2:] for name in re.findall(r"`([A-Z_]+)`", row.split("|")[1])}
+    assert listed == variables
+
+
+def test_a_setting_is_read_once_by_the_entry_point(env):
+    import crm.settings
+
+    env.setenv("STAFF_CHAT_ID", "-1001234567890")
+    settings = crm.settings.install(load_settings())
+    env.setenv("STAFF_CHAT_ID", "-1009999999999")
+    assert crm.settings.current() is settings and crm.settings.current().staff_chat[0] == -1001234567890
