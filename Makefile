@@ -67,7 +67,7 @@ run: setup
 	@.venv/bin/python -m bot run
 
 test: setup
-	@.venv/bin/python -m bot train
+	@.venv/bin/python -m bot train --base
 	@.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 # libfaketime shifts the clock of pytest and of every process it starts (the CLI tests); the

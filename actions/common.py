@@ -12,6 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
+from actions.review import keep_for_review
 from crm.db import unit_of_work
 from crm.i18n import Texts, normalise_language
 
@@ -56,6 +57,7 @@ class CrmAction(Action, ABC):
 
     async def run(self, dispatcher, tracker, domain):
         language = language_of(tracker)
+        await keep_for_review(tracker)  # what the model missed, for the managers' /review
         try:
             return await self.answer(dispatcher, tracker, domain, language)
         except Exception:

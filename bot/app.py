@@ -28,7 +28,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import broadcasts, desk, leads
+from bot import broadcasts, desk, leads, review
 from bot.broadcaster import run_sender
 from bot.callbacks import callback_data, handler_pattern, parse
 from bot.outbox import INTERVAL, deliver_outbox
@@ -665,6 +665,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler("broadcasts", broadcasts.broadcasts_command, filters=private))
     application.add_handler(CommandHandler("leads", leads.leads_command, filters=private))
     application.add_handler(CommandHandler("lead", leads.lead_command, filters=private))
+    application.add_handler(CommandHandler("review", review.review_command, filters=private))
     application.add_handler(CallbackQueryHandler(desk.take_button, pattern=handler_pattern("take")))
     application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=handler_pattern("rate_handoff")))
     application.add_handler(CallbackQueryHandler(desk.leave_button, pattern=handler_pattern("leave")))
@@ -673,6 +674,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CallbackQueryHandler(broadcasts.unsubscribe_button, pattern=handler_pattern("unsubscribe")))
     application.add_handler(CallbackQueryHandler(leads.status_button, pattern=handler_pattern("lead_status")))
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=handler_pattern("language")))
+    application.add_handler(CallbackQueryHandler(review.review_button, pattern=handler_pattern("review")))
     application.add_handler(CallbackQueryHandler(rating, pattern=handler_pattern("rate_complaint")))
     application.add_handler(CallbackQueryHandler(button))
     if group:

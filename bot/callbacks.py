@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 
 KINDS = {"n": (r"\d{1,9}", int), "token": (r"[A-Za-z0-9_-]{1,40}", str), "word": (r"[a-z_]{1,20}", str),
-         "step": (r"(?:seg:)?[a-z]{1,10}", str)}
+         "step": (r"(?:seg:)?[a-z]{1,10}", str), "intent": (r"[a-z_]{1,40}", str)}
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ ACTIONS = {
     "lead_status": Action("lstat:", ("n", "word")),   # a manager sets lead N's status
     "compose": Action("bc:", ("n", "step")),          # a marketer's step in composing broadcast N
     "unsubscribe": Action("unsub:", ("n",)),          # under a promotion of broadcast N: opt out
+    "review": Action("rv:", ("n", "intent")),         # a reviewer labels message N (crm/review.py)
 }
 
 

@@ -59,7 +59,7 @@ def cmd_run(args) -> None:
 
     settings = _settings()
     prepare_database(settings.database_url)
-    model = train_if_needed()
+    model = train_if_needed(export_labels(settings))
     services = Services(settings, model, endpoints=args.endpoints)
     print("Starting the action server and Rasa (about 30 s)...", flush=True)
     try:
@@ -120,10 +120,36 @@ def cmd_console(args) -> None:
         pass
 
 
+def export_labels(settings) -> Path | None:
+    """The managers' labelled examples (the review queue) written as training data, outside the
+    repository (REVIEW_DATA); None when there are none, or no CRM yet to read them from."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from crm.db import engine_for, unit_of_work
+    from crm.migrate import upgrade
+    from crm.review import write_training_data
+
+    url = settings.database_url
+    if url.startswith("sqlite") and not Path(make_url(url).database or "").exists():
+        return None
+    try:
+        engine = engine_for(url)
+        upgrade(engine)
+        with unit_of_work(engine) as session:
+            count = write_training_data(session, settings.review_data)
+    except SQLAlchemyError as exc:
+        print(f"The CRM cannot be read ({type(exc).__name__}): training without the review queue's labels.")
+        return None
+    if count:
+        print(f"{count} labelled examples of the review queue are trained on ({settings.review_data}).")
+    return settings.review_data if count else None
+
+
 def cmd_train(args) -> None:
     from bot.rasa_model import train_if_needed
 
-    train_if_needed()
+    train_if_needed(None if args.base else export_labels(_settings()))
 
 
 def cmd_nlu_eval(args) -> None:
@@ -227,6 +253,26 @@ def cmd_complaint(args) -> None:
     number = _number(args.number, parse_complaint_number, "a complaint number (REC-000045)")
     _crm_command(lambda session: "{0.number} resolved; the client will be told and asked for a score.".format(
         resolve_complaint(session, number, args.resolution)), ComplaintError)
+
+
+def cmd_review(args) -> None:
+    """The review queue from the command line: what the assistant did not understand, most
+    frequent first; label one with an intent, off_topic, or skip."""
+    from crm import review
+
+    if args.review_command == "list":
+        def work(session):
+            items = review.pending(session, args.limit)
+            lines = [f"{i.id}\t×{i.count}\t{i.reason}\t{', '.join(f'{n} {c:.2f}' for n, c in i.predictions)}\t{i.text}"
+                     for i in items]
+            return "\n".join(lines) or "Nothing to review."
+
+        _crm_command(work, review.ReviewError)
+    elif args.review_command == "stats":
+        _crm_command(lambda s: "  ".join(f"{k}: {v}" for k, v in review.counts(s).items()), review.ReviewError)
+    else:
+        _crm_command(lambda s: "Message {0.id} labelled {0.label}.".format(review.label(s, args.id, args.intent, None))
+                     if args.intent != "skip" else f"Message {args.id} skipped.", review.ReviewError)
 
 
 def cmd_promotion(args) -> None:
@@ -395,7 +441,10 @@ def parser() -> argparse.ArgumentParser:
     console.add_argument("--language", choices=languages(), default=DEFAULT_LANGUAGE)
     console.set_defaults(func=cmd_console)
 
-    sub.add_parser("train", help="train the model unless it is up to date").set_defaults(func=cmd_train)
+    train = sub.add_parser("train", help="train the model unless it is up to date (with the managers' labels)")
+    train.add_argument("--base", action="store_true",
+                       help="the repository's training data alone, without the review queue's labels (the tests' model)")
+    train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("nlu-eval", help="evaluate the model on a Rasa NLU file (writes results/)")
     ev.add_argument("file")
@@ -432,6 +481,16 @@ def parser() -> argparse.ArgumentParser:
     complaint.add_argument("number", help="REC-000045")
     complaint.add_argument("resolution", help="what was done; the client reads it")
     complaint.set_defaults(func=cmd_complaint)
+
+    rv = sub.add_parser("review", help="what the assistant did not understand: list, label, stats")
+    rv_sub = rv.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    rv_list = rv_sub.add_parser("list", help="the messages to review, most frequent first (masked)")
+    rv_list.add_argument("--limit", type=int, default=20)
+    rv_label = rv_sub.add_parser("label", help="label one: an intent of domain.yml, off_topic, or skip")
+    rv_label.add_argument("id", type=int)
+    rv_label.add_argument("intent")
+    rv_sub.add_parser("stats", help="how many are pending, labelled, off topic, skipped")
+    rv.set_defaults(func=cmd_review)
 
     promo = sub.add_parser("promotion", help="add or list promotions")
     promo_sub = promo.add_subparsers(dest="promotion_command", required=True, metavar="ACTION")

@@ -83,6 +83,7 @@ class BotApiEmulator:
         self.sent: list[Sent] = []
         self.calls: list[tuple[str, dict]] = []
         self.callback_answers: list[dict] = []
+        self.markup_edits: list[dict] = []  # editMessageReplyMarkup calls, as received
         self.webhook: dict | None = None
         self.responder: Callable[[str, dict], tuple[int, dict] | None] | None = None
         self.listeners: list[Callable[[Sent], None]] = []
@@ -436,6 +437,9 @@ class BotApiEmulator:
     def _api_editMessageReplyMarkup(self, params):
         message = self._bot_message(int(params["chat_id"]), text=" ")
         message["message_id"] = int(params["message_id"])
+        with self._cond:  # kept apart from `sent`: no message was sent
+            self.markup_edits.append(params)
+            self._cond.notify_all()
         return message
 
     def _api_copyMessage(self, params):

@@ -27,7 +27,9 @@ def rasa_environment(extra: dict | None = None) -> dict:
             "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), **(extra or {})}
 
 
-def training_files() -> list[Path]:
+def training_files(labelled: Path | None = None) -> list[Path]:
+    """What the model is trained from; `labelled`: the managers' labelled examples (crm/review.py),
+    a file outside the repository, when there are some."""
     files: list[Path] = []
     for name in TRAINING_INPUTS:
         path = ROOT / name
@@ -35,23 +37,29 @@ def training_files() -> list[Path]:
             files += sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".py"))
         else:
             files.append(path)
+    if labelled is not None and labelled.is_file():
+        files.append(labelled)
     return files
 
 
-def training_hash() -> str:
+def training_hash(labelled: Path | None = None) -> str:
     digest = hashlib.sha256()
-    for path in training_files():
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in training_files(labelled):
+        name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else "labelled examples"
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def model_path() -> Path:
-    return MODELS / f"{training_hash()}.tar.gz"
+def model_path(labelled: Path | None = None) -> Path:
+    return MODELS / f"{training_hash(labelled)}.tar.gz"
 
 
-def train_if_needed() -> Path:
-    """Train unless the model for the current training data already exists. Returns its path."""
-    path = model_path()
+def train_if_needed(labelled: Path | None = None) -> Path:
+    """Train unless the model for the current training data already exists. Returns its path.
+    `labelled`: the managers' labelled examples, added to the repository's data (their model is
+    another one; the tests and benchmarks use the repository's data alone)."""
+    labelled = labelled if labelled is not None and labelled.is_file() else None
+    path = model_path(labelled)
     if path.exists():
         print(f"Model up to date: {path.relative_to(ROOT)}")
         return path
@@ -60,7 +68,7 @@ def train_if_needed() -> Path:
     command = [
         str(RASA), "train",
         "--config", "config.yml", "--domain", "domain.yml", "--data", "data", "nlu",
-        "--out", str(MODELS), "--fixed-model-name", path.name.removesuffix(".tar.gz"),
+        *([str(labelled)] if labelled else []), "--out", str(MODELS), "--fixed-model-name", path.name.removesuffix(".tar.gz"),
     ]
     # Rasa reuses components trained before (.rasa/cache): a training time then means little.
     cached = any((ROOT / ".rasa" / "cache").glob("*")) if (ROOT / ".rasa" / "cache").is_dir() else False
@@ -72,15 +80,16 @@ def train_if_needed() -> Path:
     training_record(path).write_text(json.dumps({
         "model": path.name, "seconds": round(time.perf_counter() - started, 1), "component_cache": cached,
         "machine": platform.platform(), "processors": _processors()}))
-    keep_only(path)
+    keep_only(path, model_path())
     return path
 
 
-def keep_only(model: Path) -> None:
-    """Keep the cache small: one model per training state. Folders (models/bench/, the
-    benchmark's baseline model) are not ours to clean."""
-    for old in model.parent.iterdir():
-        if old.is_file() and old not in (model, training_record(model)):
+def keep_only(*models: Path) -> None:
+    """Keep the cache small: the model just trained, and the one of the repository's data alone
+    (the tests'). Folders (models/bench/, the benchmark's baseline model) are not ours to clean."""
+    kept = {p for model in models for p in (model, training_record(model))}
+    for old in models[0].parent.iterdir():
+        if old.is_file() and old not in kept:
             old.unlink()
 
 

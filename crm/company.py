@@ -123,6 +123,11 @@ class Meetings(Section):
     remind_before_minutes: list[Annotated[int, Field(gt=0)]] = [1440, 60]
 
 
+class Review(Section):
+    low_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6
+    rephrase_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+
+
 class Profile(Section):
     name: str = ""
     answers: Answers
@@ -131,6 +136,7 @@ class Profile(Section):
     desk: Desk = Desk()
     leads: Leads = Leads()
     meetings: Meetings = Meetings()
+    review: Review = Review()
 
 
 _lock = threading.Lock()

@@ -30,7 +30,7 @@ from babel import Locale
 from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_percent as babel_percent
 
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
@@ -131,6 +131,11 @@ def format_when(instant: datetime, language: str | None, pattern: str = "date.wh
     """A date and time in words ("mardi 1 décembre à 10 h 00"), the pattern from the catalogue."""
     code = normalise_language(language)
     return format_datetime(instant, t(pattern, code), tzinfo=instant.tzinfo, locale=code)
+
+
+def format_percent(share: float, language: str | None) -> str:
+    """"41 %" / "41%": a share (0.41) as the language writes a percentage (Babel)."""
+    return babel_percent(share, locale=normalise_language(language))
 
 
 def format_money(amount: Decimal, currency: str, language: str | None) -> str:

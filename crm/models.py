@@ -480,3 +480,38 @@ class BroadcastDelivery(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+REVIEW_REASONS = ("fallback", "low_confidence", "rephrased", "asked_human")
+REVIEW_STATUSES = ("pending", "labelled", "off_topic", "skipped")
+
+
+class ReviewItem(Base):
+    """A client phrasing the assistant did not understand well, kept for managers to label
+    (crm/review.py). The text is stored masked (e-mails, phone numbers, order and complaint
+    numbers, the client's names), once per normalised text: `count` says how often it came back.
+    `claimed_by`/`claimed_at`: the manager it is shown to now (two reviewers never get the same
+    one); `label` is an intent of the domain once labelled."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        Index("ix_review_items_status_count", "status", "count"),
+        CheckConstraint("status IN ('pending', 'labelled', 'off_topic', 'skipped')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # hash of the normalised masked text
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8), default="fr")
+    reason: Mapped[str] = mapped_column(String(16))
+    predictions: Mapped[list] = mapped_column(JSON, default=list)  # [[intent, confidence], ...] best first
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    last_message_id: Mapped[str | None] = mapped_column(String(64))  # counted once per message
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    label: Mapped[str | None] = mapped_column(String(64))
+    labelled_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    labelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     staff_chat_language: str = Field("fr", validation_alias=env("STAFF_CHAT_LANGUAGE", "staff_chat_language"))
     company_profile: Path = Field(ROOT / "company.yml", validation_alias=env("COMPANY_PROFILE", "company_profile"))
     demo_data: bool = Field(True, validation_alias=env("DEMO_DATA", "demo_data"))
+    # The managers' labelled examples as Rasa training data: the company's own, kept out of git.
+    review_data: Path = Field(VAR / "review" / "labelled.yml", validation_alias=env("REVIEW_DATA", "review_data"))
     action_port: Port = Field(5055, validation_alias=env("ACTION_PORT", "action_port"))
     action_host: str = Field("127.0.0.1", validation_alias=env("ACTION_SERVER_HOST", "action_host"))
     action_token: str = Field("", repr=False, validation_alias=env("ACTION_SERVER_TOKEN", "action_token"))

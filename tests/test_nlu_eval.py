@@ -24,6 +24,23 @@ def test_the_model_cache_key_covers_every_training_input():
     assert len(training_hash()) == 16 and training_hash() == training_hash()
 
 
+def test_the_managers_labels_make_another_model_and_both_are_kept(tmp_path):
+    from bot.rasa_model import keep_only, model_path
+
+    (tmp_path / "var").mkdir()
+    labels = tmp_path / "var" / "labelled.yml"
+    assert training_hash(labels) == training_hash(), "no file yet: the repository's model"
+    labels.write_text('version: "3.1"\nnlu:\n- intent: ask_catalog\n  examples: |\n    - le bidule\n')
+    assert labels in training_files(labels) and training_hash(labels) != training_hash()
+    labels.write_text(labels.read_text() + "    - le machin\n")
+    assert training_hash(labels) != training_hash(), "every label counts"
+    for name in ("a.tar.gz", "a.training.json", "b.tar.gz", "c.tar.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    keep_only(tmp_path / "b.tar.gz", tmp_path / "a.tar.gz")
+    assert sorted(p.name for p in tmp_path.glob("*.tar.gz")) == ["a.tar.gz", "b.tar.gz"]
+    assert model_path(labels) != model_path()
+
+
 def test_a_new_model_replaces_the_old_ones_but_not_the_benchmarks_folder(tmp_path):
     from bot.rasa_model import keep_only
 

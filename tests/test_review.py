@@ -1,0 +1,184 @@
+"""The review queue (crm/review.py), on SQLite and PostgreSQL: what is kept and how it is masked,
+counted once per message, claimed by one reviewer at a time, labelled once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from crm import review
+from crm.db import unit_of_work
+from crm.models import ReviewItem
+from crm.review import ReviewError
+from crm.staff import add_staff
+from tests.harness import at_once
+
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)
+GUESS = [("order_status", 0.41), ("complain", 0.22), ("ask_delivery", 0.1), ("greet", 0.01)]
+
+
+@pytest.mark.parametrize("text,masked", [
+    ("Élodie Martin ici, mon colis CMD-000123 n'est pas arrivé", "[name] [name] ici, mon colis [order] n'est pas arrivé"),
+    ("écrivez-moi à elodie.martin@dupont.fr ou au 06 12 34 56 78", "écrivez-moi à [email] ou au [phone]"),
+    ("rappelez le +33 (0)6.12.34.56.78 svp", "rappelez le [phone] svp"),
+    ("ma réclamation rec 45 et ma carte 4970101234567890", "ma réclamation [complaint] et ma carte [number]"),
+    ("il m'en faut 12 pour le 3 mars", "il m'en faut 12 pour le 3 mars"),
+])
+def test_personal_data_is_masked(text, masked):
+    assert review.mask(text, names=("Élodie", "Martin")) == masked
+
+
+def test_a_message_is_kept_once_masked_with_its_guesses_and_counted_once_per_message(session):
+    assert review.note(session, "Où en est ma CMD-000123 ? Élodie", "fallback", GUESS, names=("Élodie",),
+                       message_id="m1", now=NOW)
+    assert review.note(session, "où en est ma  cmd-000999, élodie", "low_confidence", GUESS, names=("Élodie",),
+                       message_id="m1", now=NOW), "the same message seen by a second action"
+    assert review.note(session, "OÙ EN EST MA CMD-4 ?? ÉLODIE", "fallback", GUESS, names=("Élodie",),
+                       message_id="m2", now=NOW + timedelta(hours=1))
+    [item] = session.query(ReviewItem).all()
+    assert item.text == "Où en est ma [order] ? [name]"
+    assert item.count == 2, "m1 once, m2 once"
+    assert item.predictions == [["order_status", 0.41], ["complain", 0.22], ["ask_delivery", 0.1]]
+    for nothing in ("", "   ", "/choose_slot{\"meeting_slot\": \"x\"}", "0612345678", "CMD-000123"):
+        assert not review.note(session, nothing, "fallback", GUESS, now=NOW), nothing
+    with pytest.raises(ValueError):
+        review.note(session, "bonjour", "because", GUESS)
+
+
+def test_two_reviewers_never_get_the_same_message_and_only_the_holder_labels_it(session):
+    claire = add_staff(session, 1, "manager", "Claire Dubois")
+    john = add_staff(session, 2, "admin", "John Smith")
+    for i, (text, times) in enumerate([("truc rare", 1), ("le plus fréquent", 3), ("le deuxième", 2)]):
+        for n in range(times):
+            review.note(session, text, "fallback", GUESS, message_id=f"{i}-{n}", now=NOW)
+    first = review.next_item(session, claire.id, NOW)
+    assert first.text == "le plus fréquent" and first.count == 3
+    assert review.next_item(session, claire.id, NOW) == first, "asking again shows the same one"
+    second = review.next_item(session, john.id, NOW)
+    assert second.text == "le deuxième"
+    with pytest.raises(ReviewError) as refused:
+        review.label(session, first.id, "order_status", john.id, NOW)
+    assert refused.value.key == "not_yours"
+    with pytest.raises(ReviewError) as refused:
+        review.label(session, first.id, "no_such_intent", claire.id, NOW)
+    assert refused.value.key == "unknown_intent"
+    labelled = review.label(session, first.id, "order_status", claire.id, NOW)
+    assert (labelled.status, labelled.label) == ("labelled", "order_status")
+    with pytest.raises(ReviewError):
+        review.label(session, first.id, "complain", claire.id, NOW)  # never overwritten
+    assert review.next_item(session, claire.id, NOW).text == "truc rare"
+    review.label(session, second.id, "skip", john.id, NOW)
+    assert review.next_item(session, john.id, NOW) is None, "skipped: not shown again until it comes back"
+    review.note(session, "le deuxième", "fallback", GUESS, message_id="again", now=NOW)
+    assert review.next_item(session, john.id, NOW).text == "le deuxième"
+    # Reviewers who walked away: after the claim's time, the next ones get what they held.
+    later = NOW + review.CLAIM + timedelta(seconds=1)
+    marc, lea = add_staff(session, 3, "manager", "Marc Petit"), add_staff(session, 4, "manager", "Léa Roux")
+    assert {review.next_item(session, marc.id, later).text, review.next_item(session, lea.id, later).text} == {
+        "truc rare", "le deuxième"}
+    assert review.counts(session) == {"pending": 2, "labelled": 1, "off_topic": 0, "skipped": 0}
+    assert review.labelled_examples(session) == {"order_status": ["le plus fréquent"]}
+
+
+def test_reviewers_racing_for_the_queue_and_its_labels_lose_and_double_nothing(engine):
+    with unit_of_work(engine) as s:
+        staff = [add_staff(s, 100 + i, "manager", f"Manager {i}").id for i in range(6)]
+        for i in range(4):
+            review.note(s, f"phrase numéro {'abcd'[i]}", "fallback", GUESS, message_id=str(i), now=NOW)
+
+    def claim(i):
+        with unit_of_work(engine) as s:
+            item = review.next_item(s, staff[i], NOW)
+            return item.id if item else None
+
+    claimed = at_once(6, claim)
+    got = [c for c in claimed if c is not None]
+    assert sorted(got) == sorted(set(got)) and len(got) == 4, "each item to one reviewer, two left without"
+
+    def label_all(i):
+        with unit_of_work(engine) as s:
+            return review.label(s, got[0], "complain", None, NOW).status
+
+    outcomes = at_once(6, label_all)
+    assert sum(o == "labelled" for o in outcomes) == 1
+    assert all(isinstance(o, ReviewError) for o in outcomes if o != "labelled")
+
+
+def user(text, intent, confidence, at, message_id):
+    ranking = [{"name": intent, "confidence": confidence}, {"name": "complain", "confidence": 0.2},
+               {"name": "ask_delivery", "confidence": 0.1}]
+    return {"event": "user", "text": text, "timestamp": at, "message_id": message_id,
+            "parse_data": {"intent": {"name": intent, "confidence": confidence}, "intent_ranking": ranking},
+            "metadata": {"first_name": "Élodie", "last_name": "Martin", "language": "fr"}}
+
+
+def turn(*events):
+    from rasa_sdk import Tracker
+
+    latest = dict(events[-1])
+    return Tracker(sender_id="1001", slots={"language": "fr"}, latest_message=latest, events=list(events),
+                   paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen")
+
+
+@pytest.mark.parametrize("events,expected", [
+    ([user("blorp zorg", "nlu_fallback", 0.3, 0, "a")], [("a", "fallback")]),
+    ([user("je voudrais un truc", "ask_catalog", 0.45, 0, "a")], [("a", "low_confidence")]),
+    ([user("où en est mon colis", "order_status", 0.93, 0, "a")], []),
+    ([user("ma commande arrive quand", "ask_delivery", 0.9, 0, "a"),
+      user("je veux parler à quelqu'un", "request_human", 0.95, 30, "b")], [("a", "asked_human")]),
+    ([user("ma commande arrive quand", "ask_delivery", 0.9, 0, "a"),
+      user("je veux parler à quelqu'un", "request_human", 0.95, 300, "b")], []),
+    ([user("ma commande CMD-000123 arrive quand", "ask_delivery", 0.9, 0, "a"),
+      user("quand arrive ma commande CMD-000123 ?", "order_status", 0.9, 20, "b")], [("a", "rephrased")]),
+    ([user("bonjour", "greet", 0.99, 0, "a"), user("avez-vous des écrans", "ask_catalog", 0.9, 5, "b")], []),
+    ([user("/choose_slot{}", "choose_slot", 1.0, 0, "a")], []),
+])
+def test_the_action_server_keeps_what_the_model_missed(events, expected):
+    from actions.review import to_review
+
+    assert [(event["message_id"], reason) for event, reason in to_review(turn(*events))] == expected
+
+
+async def test_an_action_run_puts_a_fallback_in_the_queue_masked(engine, monkeypatch):
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.desk import ActionRephraseOrHandOver
+    from crm.settings import install as install_settings
+
+    monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    install_settings(None)
+    tracker = turn(user("Élodie Martin, 06 12 34 56 78, le machin bidule chouette", "nlu_fallback", 0.2, 0, "x"))
+    await ActionRephraseOrHandOver().run(CollectingDispatcher(), tracker, {})
+    with unit_of_work(engine) as s:
+        [item] = review.pending(s)
+    assert (item.text, item.reason) == ("[name] [name], [phone], le machin bidule chouette", "fallback")
+    assert item.predictions[0] == ("complain", 0.2), "the fallback is not a guess"
+
+
+def test_the_command_line_lists_and_labels(tmp_path):
+    from bot.cli import prepare_database
+    from crm.db import engine_for
+    from tests.test_settings_cli import cli
+
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+    prepare_database(url, demo=False)
+    with unit_of_work(engine_for(url)) as s:
+        review.note(s, "le bidule pour agrafer", "fallback", GUESS, message_id="1", now=NOW)
+        review.note(s, "le bidule pour agrafer", "fallback", GUESS, message_id="2", now=NOW)
+        review.note(s, "mon 06 12 34 56 78 svp rappel", "asked_human", GUESS, message_id="3", now=NOW)
+    off = {"DEMO_DATA": "off"}  # an empty catalogue stays empty: stdout is the list alone
+    listed = cli("review", "list", database_url=url, extra_env=off)
+    assert listed.returncode == 0, listed.stderr
+    first, second = listed.stdout.splitlines()
+    assert first.split("\t")[1:3] == ["×2", "fallback"] and first.endswith("le bidule pour agrafer")
+    assert second.endswith("mon [phone] svp rappel")
+    item_id = int(first.split("\t")[0])
+    wrong = cli("review", "label", str(item_id), "buy_stapler", database_url=url, extra_env=off)
+    assert wrong.returncode == 1 and '"buy_stapler" is not an intent the assistant knows' in wrong.stderr
+    done = cli("review", "label", str(item_id), "ask_catalog", database_url=url, extra_env=off)
+    assert done.returncode == 0 and done.stdout.strip() == f"Message {item_id} labelled ask_catalog."
+    again = cli("review", "label", str(item_id), "complain", database_url=url, extra_env=off)
+    assert again.returncode == 1, "a label is never overwritten"
+    stats = cli("review", "stats", database_url=url, extra_env=off)
+    assert stats.stdout.strip() == "pending: 1  labelled: 1  off_topic: 0  skipped: 0"
