@@ -666,6 +666,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler("leads", leads.leads_command, filters=private))
     application.add_handler(CommandHandler("lead", leads.lead_command, filters=private))
     application.add_handler(CommandHandler("review", review.review_command, filters=private))
+    application.add_handler(CommandHandler("retrain", review.retrain_command, filters=private))
     application.add_handler(CallbackQueryHandler(desk.take_button, pattern=handler_pattern("take")))
     application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=handler_pattern("rate_handoff")))
     application.add_handler(CallbackQueryHandler(desk.leave_button, pattern=handler_pattern("leave")))

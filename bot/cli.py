@@ -275,6 +275,20 @@ def cmd_review(args) -> None:
                      if args.intent != "skip" else f"Message {args.id} skipped.", review.ReviewError)
 
 
+def cmd_retrain(args) -> None:
+    """A candidate model with the review queue's labels, swapped into the running Rasa only if
+    it is not worse (bot/retrain.py); the admins are told through the outbox."""
+    from bot.retrain import outcome_text, retrain_and_tell
+    from crm.db import engine_for
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    outcome = retrain_and_tell(engine_for(settings.database_url), settings.rasa_url, settings.rasa_token)
+    if outcome is None:
+        sys.exit("Error: retraining failed (see the log above); the current model stays in service.")
+    print(outcome_text(outcome, "en"))
+
+
 def cmd_promotion(args) -> None:
     from datetime import date
     from decimal import Decimal, InvalidOperation
@@ -491,6 +505,9 @@ def parser() -> argparse.ArgumentParser:
     rv_label.add_argument("intent")
     rv_sub.add_parser("stats", help="how many are pending, labelled, off topic, skipped")
     rv.set_defaults(func=cmd_review)
+
+    sub.add_parser("retrain", help="train a candidate with the labels; swap it into the running Rasa if not worse"
+                   ).set_defaults(func=cmd_retrain)
 
     promo = sub.add_parser("promotion", help="add or list promotions")
     promo_sub = promo.add_subparsers(dest="promotion_command", required=True, metavar="ACTION")

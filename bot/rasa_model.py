@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -54,10 +55,12 @@ def model_path(labelled: Path | None = None) -> Path:
     return MODELS / f"{training_hash(labelled)}.tar.gz"
 
 
-def train_if_needed(labelled: Path | None = None) -> Path:
+def train_if_needed(labelled: Path | None = None, keep: Path | None = None, nice: bool = False) -> Path:
     """Train unless the model for the current training data already exists. Returns its path.
     `labelled`: the managers' labelled examples, added to the repository's data (their model is
-    another one; the tests and benchmarks use the repository's data alone)."""
+    another one; the tests and benchmarks use the repository's data alone). `keep`: a model not
+    to remove from models/ (the one Rasa serves); `nice`: train at a low priority (beside a
+    running assistant)."""
     labelled = labelled if labelled is not None and labelled.is_file() else None
     path = model_path(labelled)
     if path.exists():
@@ -66,7 +69,7 @@ def train_if_needed(labelled: Path | None = None) -> Path:
     MODELS.mkdir(exist_ok=True)
     print(f"Training {path.name} (the training data, domain or config changed)...", flush=True)
     command = [
-        str(RASA), "train",
+        *(["nice", "-n", "15"] if nice and shutil.which("nice") else []), str(RASA), "train",
         "--config", "config.yml", "--domain", "domain.yml", "--data", "data", "nlu",
         *([str(labelled)] if labelled else []), "--out", str(MODELS), "--fixed-model-name", path.name.removesuffix(".tar.gz"),
     ]
@@ -80,7 +83,7 @@ def train_if_needed(labelled: Path | None = None) -> Path:
     training_record(path).write_text(json.dumps({
         "model": path.name, "seconds": round(time.perf_counter() - started, 1), "component_cache": cached,
         "machine": platform.platform(), "processors": _processors()}))
-    keep_only(path, model_path())
+    keep_only(path, model_path(), *([keep] if keep else []))
     return path
 
 

@@ -5,12 +5,14 @@ the next message comes. `/review stats`: how the queue stands."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
 from bot.callbacks import callback_data, parse
+from bot.retrain import retrain_and_tell
 from bot.shared import Context
 from bot.staff import Member, staff_only
 from crm import review
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 TEXTS = Texts("bot.review")
 INTENTS = Texts("review.intent")
 REASONS = Texts("review.reason")
+TEXTS_RETRAIN = Texts("bot.retrain")
 MORE, BACK = "more", "back"
 
 
@@ -107,3 +110,32 @@ async def review_button(update: Update, context: Context, member: Member) -> Non
     except TelegramError as exc:
         log.info("could not mark the review message done: %s", exc)
     await _show_next(update, context, member)
+
+
+_retraining = asyncio.Lock()  # one retraining at a time in this bot process
+
+
+@staff_only(("admin",))
+async def retrain_command(update: Update, context: Context, member: Member) -> None:
+    """/retrain (admins): a candidate model with the labels, in the background; swapped in only
+    if it is not worse (bot/retrain.py). Every admin is told the figures."""
+    language = member.language
+    if _retraining.locked():
+        await update.effective_message.reply_text(TEXTS_RETRAIN.t("running", language))
+        return
+    counts = await context.assistant.db(review.counts)
+    labels = counts["labelled"] + counts["off_topic"]
+    if not labels:
+        await update.effective_message.reply_text(TEXTS_RETRAIN.t("nothing", language))
+        return
+    await _retraining.acquire()
+    await update.effective_message.reply_text(TEXTS_RETRAIN.t("started", language, labels=labels))
+    settings, engine = context.settings, context.assistant.engine
+
+    async def run() -> None:
+        try:
+            await asyncio.to_thread(retrain_and_tell, engine, settings.rasa_url, settings.rasa_token)
+        finally:
+            _retraining.release()
+
+    context.application.create_task(run())

@@ -4,6 +4,7 @@ today, a company.yml that was refused (the last valid version stays in use)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,9 +35,15 @@ def alert_profile_refused(session: Session) -> int:
     digest = hashlib.sha256(f"{version}:{reason}".encode()).hexdigest()[:32]
     if not announce(session, f"profile:{digest}"):
         return 0
+    return tell_admins(session, lambda language: TEXTS.t("profile_refused", language, file=profile_path().name,
+                                                         reason=reason[:3000]))
+
+
+def tell_admins(session: Session, text_in: Callable[[str], str]) -> int:
+    """A message to every admin (the managers on duty when there is no admin), each in their
+    language, through the outbox. Returns how many."""
     admins = list(session.scalars(select(Staff).where(Staff.active.is_(True), Staff.role == "admin")))
     recipients = admins or managers_on_duty(session)
     for member in recipients:
-        enqueue(session, member.telegram_id, TEXTS.t("profile_refused", member.language,
-                                                        file=profile_path().name, reason=reason[:3000]))
+        enqueue(session, member.telegram_id, text_in(member.language))
     return len(recipients)

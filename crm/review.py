@@ -211,22 +211,27 @@ _Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
     "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
 
 
+def training_examples(labelled: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The labelled texts as training sentences: each marker replaced by a value of its kind."""
+    examples: dict[str, list[str]] = {}
+    for intent, texts in labelled.items():
+        for text in texts:
+            for marker, value in MARKER_VALUES.items():
+                text = text.replace(marker, value)
+            examples.setdefault(intent, []).append(" ".join(text.split()))
+    return {intent: list(dict.fromkeys(texts)) for intent, texts in examples.items()}
+
+
 def write_training_data(session: Session, path: Path) -> int:
     """The labelled examples as a Rasa NLU file at `path` (written whole, then moved in place);
     returns how many. With none, the file is removed: the model is the repository's alone."""
-    examples = labelled_examples(session)
+    examples = training_examples(labelled_examples(session))
     total = sum(len(texts) for texts in examples.values())
     if total == 0:
         path.unlink(missing_ok=True)
         return 0
-    nlu = []
-    for intent, texts in sorted(examples.items()):
-        unmasked = []
-        for text in texts:
-            for marker, value in MARKER_VALUES.items():
-                text = text.replace(marker, value)
-            unmasked.append(" ".join(text.split()))
-        nlu.append({"intent": intent, "examples": "".join(f"- {t}\n" for t in dict.fromkeys(unmasked))})
+    nlu = [{"intent": intent, "examples": "".join(f"- {t}\n" for t in texts)}
+           for intent, texts in sorted(examples.items())]
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     draft = path.with_suffix(".tmp")
     draft.write_text("# The managers' labels (python -m bot review): generated, do not edit.\n"

@@ -93,3 +93,36 @@ async def test_two_reviewers_see_different_messages_and_nobody_else_may_label(bo
     [usage] = await bot.say(CLAIRE, "/review everything")
     assert usage.text == "Usage : /review, ou /review stats"
     assert stub.received == []
+
+
+async def test_retrain_is_for_admins_one_at_a_time(bot, stub, monkeypatch):
+    import threading
+
+    import bot.review as review_module
+
+    for who in (CLIENT, HUGO, CLAIRE):
+        [refusal] = await bot.say(who, "/retrain")
+        assert refusal.text == "Cette commande est réservée à l'équipe de l'entreprise.", who
+    [nothing] = await bot.say(JOHN, "/retrain")
+    assert nothing.text == "No labelled example: nothing to learn yet (/review)."
+    with crm(bot) as s:
+        item = review.next_item(s, _id(s, JOHN))
+        review.label(s, item.id, "order_status", _id(s, JOHN))
+    release, runs = threading.Event(), []
+    monkeypatch.setattr(review_module, "retrain_and_tell", lambda engine, url, token: runs.append(url) or release.wait(10))
+    [started] = await bot.say(JOHN, "/retrain")
+    assert started.text.startswith("Training a new model with 1 labelled examples")
+    [again] = await bot.say(JOHN, "/retrain")
+    assert again.text == "A training is already running: I will tell you its result."
+    release.set()
+    await asyncio.sleep(0.5)
+    assert runs == [bot.settings.rasa_url], "one training, against the configured Rasa"
+    [third] = await bot.say(JOHN, "/retrain")
+    assert third.text.startswith("Training a new model"), "the lock is released once it ends"
+    release.set()
+
+
+def _id(session, user):
+    from crm.models import Staff
+
+    return session.query(Staff).filter(Staff.telegram_id == user.id).one().id
