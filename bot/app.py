@@ -690,4 +690,5 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.job_queue.run_repeating(answer_backlog, interval=BACKLOG_INTERVAL, first=3, name="answers owed")
     application.job_queue.run_repeating(watch_profile, interval=PROFILE_INTERVAL, first=1, name="company profile")
     application.job_queue.run_repeating(purge, interval=PURGE_INTERVAL, first=60, name="purge")
+    application.job_queue.run_repeating(review.nightly_retrain, interval=600, first=120, name="nightly retraining")
     return application

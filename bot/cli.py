@@ -281,8 +281,13 @@ def cmd_retrain(args) -> None:
     from bot.retrain import outcome_text, retrain_and_tell
     from crm.db import engine_for
 
+    from crm.db import unit_of_work
+    from crm.review import note_retraining
+
     settings = _settings()
     prepare_database(settings.database_url)
+    with unit_of_work(engine_for(settings.database_url)) as session:
+        note_retraining(session)
     outcome = retrain_and_tell(engine_for(settings.database_url), settings.rasa_url, settings.rasa_token)
     if outcome is None:
         sys.exit("Error: retraining failed (see the log above); the current model stays in service.")

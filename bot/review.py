@@ -129,13 +129,32 @@ async def retrain_command(update: Update, context: Context, member: Member) -> N
         await update.effective_message.reply_text(TEXTS_RETRAIN.t("nothing", language))
         return
     await _retraining.acquire()
+    await context.assistant.db(review.note_retraining)
     await update.effective_message.reply_text(TEXTS_RETRAIN.t("started", language, labels=labels))
+    context.application.create_task(_retrain(context))
+
+
+async def _retrain(context: Context) -> None:
+    """The retraining, in a thread; the caller holds _retraining, released here."""
     settings, engine = context.settings, context.assistant.engine
+    try:
+        await asyncio.to_thread(retrain_and_tell, engine, settings.rasa_url, settings.rasa_token)
+    finally:
+        _retraining.release()
 
-    async def run() -> None:
-        try:
-            await asyncio.to_thread(retrain_and_tell, engine, settings.rasa_url, settings.rasa_token)
-        finally:
-            _retraining.release()
 
-    context.application.create_task(run())
+async def nightly_retrain(context: Context) -> None:
+    """The job that retrains by itself once a night when enough labels were given
+    (company.yml review.retrain_after_labels, after review.retrain_at); one bot process claims it."""
+    if _retraining.locked():
+        return
+    await _retraining.acquire()
+    try:
+        claimed = await context.assistant.db(review.claim_nightly_retraining)
+    except BaseException:
+        _retraining.release()
+        raise
+    if not claimed:
+        _retraining.release()
+        return
+    await _retrain(context)

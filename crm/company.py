@@ -126,6 +126,15 @@ class Meetings(Section):
 class Review(Section):
     low_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6
     rephrase_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+    retrain_after_labels: Annotated[int, Field(ge=0)] = 20
+    retrain_at: str = "03:00"
+
+    @field_validator("retrain_at")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError(f"{value!r} is not HH:MM (e.g. \"03:00\")")
+        return value.strip()
 
 
 class Profile(Section):

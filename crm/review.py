@@ -24,10 +24,12 @@ import yaml
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from crm import clock
+from crm import clock, desk_hours
+from crm.alerts import announce
+from crm.company import company_profile
 from crm.db import insert_unless_exists
 from crm.i18n import Refusal, Texts
-from crm.models import REVIEW_REASONS, ReviewItem
+from crm.models import REVIEW_REASONS, Announcement, ReviewItem
 from crm.settings import ROOT
 from crm.text import fold
 
@@ -239,6 +241,44 @@ def write_training_data(session: Session, path: Path) -> int:
                                  width=1000), encoding="utf-8")
     draft.replace(path)
     return total
+
+
+RETRAIN = "retrain:"  # the announcements (crm/alerts.py) that mark each retraining
+
+
+def labels_since(session: Session, since: datetime | None) -> int:
+    """Labels given (intents and off topic) after `since` (all of them when None)."""
+    query = select(func.count(ReviewItem.id)).where(ReviewItem.status.in_(("labelled", "off_topic")))
+    if since is not None:
+        query = query.where(ReviewItem.labelled_at > since)
+    return int(session.scalar(query) or 0)
+
+
+def last_retraining(session: Session) -> datetime | None:
+    return session.scalar(select(func.max(Announcement.created_at)).where(Announcement.key.like(f"{RETRAIN}%")))
+
+
+def note_retraining(session: Session, now: datetime | None = None) -> None:
+    """A retraining starts now (by /retrain or the command line): new labels count from here."""
+    announce(session, f"{RETRAIN}manual:{(now or clock.now()).isoformat()}")
+
+
+def claim_nightly_retraining(session: Session, now: datetime | None = None) -> bool:
+    """Whether this process retrains now: past review.retrain_at in the desk's time zone, at
+    least review.retrain_after_labels labels since the last retraining, and not yet tonight
+    (claimed once whatever the number of bot processes)."""
+    settings = company_profile()["review"]
+    needed = settings["retrain_after_labels"]
+    if not needed:
+        return False
+    now = now or clock.now()
+    local = now.astimezone(desk_hours.zone())
+    hour, minute = (int(part) for part in settings["retrain_at"].split(":"))
+    if (local.hour, local.minute) < (hour, minute):
+        return False
+    if labels_since(session, last_retraining(session)) < needed:
+        return False
+    return announce(session, f"{RETRAIN}{local.date().isoformat()}")
 
 
 def counts(session: Session) -> dict[str, int]:

@@ -182,3 +182,37 @@ def test_the_command_line_lists_and_labels(tmp_path):
     assert again.returncode == 1, "a label is never overwritten"
     stats = cli("review", "stats", database_url=url, extra_env=off)
     assert stats.stdout.strip() == "pending: 1  labelled: 1  off_topic: 0  skipped: 0"
+
+
+def test_the_nightly_retraining_is_claimed_once_after_its_hour_when_enough_labels_came(engine, monkeypatch):
+    import time_machine
+
+    import crm.review
+    from crm.company import company_profile
+
+    profile = company_profile()
+    monkeypatch.setattr(crm.review, "company_profile", lambda: {
+        **profile, "review": {**profile["review"], "retrain_after_labels": 3, "retrain_at": "03:00"}})
+    paris_2h = datetime(2026, 12, 2, 1, 0, tzinfo=timezone.utc)  # 02:00 in Paris
+    with unit_of_work(engine) as s:
+        reviewer = add_staff(s, 1, "manager", "Claire Dubois").id
+    with time_machine.travel(paris_2h, tick=False):
+        with unit_of_work(engine) as s:
+            for n in range(3):
+                review.note(s, f"phrase à apprendre {'abc'[n]}", "fallback", GUESS, message_id=str(n))
+                review.label(s, review.next_item(s, reviewer).id, "ask_catalog", reviewer)
+            assert not review.claim_nightly_retraining(s), "before 03:00, desk time"
+    with time_machine.travel(paris_2h + timedelta(hours=1, minutes=5), tick=False):
+        with unit_of_work(engine) as s:
+            assert review.claim_nightly_retraining(s), "past 03:00 with 3 new labels"
+        with unit_of_work(engine) as s:
+            assert not review.claim_nightly_retraining(s), "once a night, whatever the processes"
+    with time_machine.travel(paris_2h + timedelta(days=1, hours=1, minutes=5), tick=False):
+        with unit_of_work(engine) as s:
+            assert not review.claim_nightly_retraining(s), "no new label since last night"
+            review.note(s, "encore une phrase", "fallback", GUESS, message_id="x")
+            review.label(s, review.next_item(s, reviewer).id, "complain", reviewer)
+            review.note_retraining(s)  # an admin's /retrain: new labels count from here
+            for n in range(3):
+                review.note(s, f"nouvelle phrase {'abc'[n]}", "fallback", GUESS, message_id=f"n{n}")
+            assert not review.claim_nightly_retraining(s), "no label since the manual retraining"
