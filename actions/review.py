@@ -12,7 +12,7 @@ from rasa_sdk import Tracker
 
 from crm.company import company_profile
 from crm.db import unit_of_work
-from crm.review import note
+from crm.review import note, note_fallback
 from crm.text import query_words
 
 log = logging.getLogger(__name__)
@@ -71,17 +71,38 @@ def to_review(tracker: Tracker) -> list[tuple[dict, str]]:
     return found
 
 
+def fell_back_on(tracker: Tracker) -> int | None:
+    """The bot's row of the client's latest message (its metadata "message") when the model fell
+    back on it, for the understanding rate; None otherwise."""
+    events = _user_events(tracker)
+    if not events or _intent(events[-1].get("parse_data") or {})[0] != FALLBACK:
+        return None
+    row = (events[-1].get("metadata") or {}).get("message")
+    return row if isinstance(row, int) and not isinstance(row, bool) and row > 0 else None
+
+
+def _sender(tracker: Tracker) -> int | None:
+    try:
+        return int(tracker.sender_id)
+    except (TypeError, ValueError):
+        return None
+
+
 async def keep_for_review(tracker: Tracker) -> None:
-    """Note what this turn shows the assistant missed; never fails the answer."""
+    """Note what this turn shows the assistant missed (the review queue, and the message's row
+    marked misunderstood); never fails the answer."""
     try:
         found = to_review(tracker)
-        if not found:
+        row, sender = fell_back_on(tracker), _sender(tracker)
+        if not found and (row is None or sender is None):
             return
         metadata = (tracker.latest_message or {}).get("metadata") or {}
         names = tuple(n for n in (metadata.get("first_name"), metadata.get("last_name"), metadata.get("username")) if n)
         language = metadata.get("language") or tracker.get_slot("language") or "fr"
 
         def work(session):
+            if row is not None and sender is not None:
+                note_fallback(session, row, sender)
             for event, reason in found:
                 note(session, event.get("text") or "", reason, _guesses(event.get("parse_data") or {}),
                      language=language, names=names, message_id=event.get("message_id"))

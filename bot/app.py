@@ -146,6 +146,8 @@ class Assistant:
             # A typed answer naming one of the buttons on screen ("livraison", "mardi 10h") is
             # that button pressed; anything else goes to Rasa as written.
             said = (typed_choice(session, client, text) if kind == "text" else None) or text
+            if kind == "text" and said == text and not text.startswith("/"):
+                message.understood = True  # read by the model; the action server notes a fallback
             return client.id, client.language, message.id, said
 
         found = await self.db(record_in)
@@ -158,6 +160,7 @@ class Assistant:
             "first_name": user.first_name,
             "last_name": user.last_name,
             "username": user.username,
+            "message": message_id,  # the row the action server marks when the model falls back
         }
         try:
             answers = await self.rasa.send(str(user.id), said, metadata)
@@ -195,7 +198,8 @@ class Assistant:
                     await self.db(lambda s: mark_answered(s, waiting.message_id))
                     continue
                 metadata = {"language": waiting.language, "first_name": waiting.first_name,
-                            "last_name": waiting.last_name, "username": waiting.username}
+                            "last_name": waiting.last_name, "username": waiting.username,
+                            "message": waiting.message_id}
                 try:
                     answers = await self.rasa.send(str(chat_id), waiting.text, metadata)
                 except RasaUnavailable:

@@ -54,12 +54,11 @@ def prepare_database(url: str, demo: bool = True) -> None:
 
 def cmd_run(args) -> None:
     from bot.console import chat
-    from bot.rasa_model import train_if_needed
     from bot.services import ServiceError, Services
 
     settings = _settings()
     prepare_database(settings.database_url)
-    model = train_if_needed(export_labels(settings))
+    model = model_to_serve(settings)
     services = Services(settings, model, endpoints=args.endpoints)
     print("Starting the action server and Rasa (about 30 s)...", flush=True)
     try:
@@ -144,6 +143,30 @@ def export_labels(settings) -> Path | None:
     if count:
         print(f"{count} labelled examples of the review queue are trained on ({settings.review_data}).")
     return settings.review_data if count else None
+
+
+def model_to_serve(settings) -> Path:
+    """The repository's model, or the one trained with the managers' labels when the gate finds
+    it not worse (bot/retrain.startup_model)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.rasa_model import train_if_needed
+    from bot.retrain import startup_model
+    from crm.db import engine_for, unit_of_work
+    from crm.settings import VAR
+
+    engine = engine_for(settings.database_url)
+    try:
+        model, why = startup_model(lambda: unit_of_work(engine), VAR / "review" / "candidate.yml")
+    except SQLAlchemyError as exc:
+        print(f"The CRM cannot be read ({type(exc).__name__}): starting without the review queue's labels.")
+        return train_if_needed(None)
+    if why == "not_worse":
+        print(f"Serving {model.name}, trained with the review queue's labels (not worse on the held-out set).")
+    elif why != "no_labels":
+        print(f"The model trained with the review queue's labels is refused ({why}): serving the "
+              f"repository's model {model.name}. See python -m bot review, and models/refused/ after a /retrain.")
+    return model
 
 
 def cmd_train(args) -> None:
@@ -269,7 +292,9 @@ def cmd_review(args) -> None:
 
         _crm_command(work, review.ReviewError)
     elif args.review_command == "stats":
-        _crm_command(lambda s: "  ".join(f"{k}: {v}" for k, v in review.counts(s).items()), review.ReviewError)
+        from bot.review import stats_text
+
+        _crm_command(lambda s: stats_text(review.stats(s), args.language), review.ReviewError)
     else:
         _crm_command(lambda s: "Message {0.id} labelled {0.label}.".format(review.label(s, args.id, args.intent, None))
                      if args.intent != "skip" else f"Message {args.id} skipped.", review.ReviewError)
@@ -508,7 +533,9 @@ def parser() -> argparse.ArgumentParser:
     rv_label = rv_sub.add_parser("label", help="label one: an intent of domain.yml, off_topic, or skip")
     rv_label.add_argument("id", type=int)
     rv_label.add_argument("intent")
-    rv_sub.add_parser("stats", help="how many are pending, labelled, off topic, skipped")
+    rv_stats = rv_sub.add_parser("stats", help="the queue, labels given, the understanding rate and the latest "
+                                               "retrainings")
+    rv_stats.add_argument("--language", choices=languages(), default="en", help="language of the text (en)")
     rv.set_defaults(func=cmd_review)
 
     sub.add_parser("retrain", help="train a candidate with the labels; swap it into the running Rasa if not worse"

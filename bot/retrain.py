@@ -14,8 +14,8 @@
 5. The swap goes through Rasa's HTTP API (PUT /model), then GET /status must name the new
    model; otherwise the previous one is put back. A refused candidate is kept in models/refused/.
 
-Every outcome is appended to var/review/swaps.jsonl (the figures before and after), and the
-admins are told through the outbox.
+Every outcome is kept in the CRM (table retrainings: the figures before and after, for /review
+stats), and the admins are told through the outbox.
 """
 
 from __future__ import annotations
@@ -24,19 +24,18 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
 
 from bot.nlu_eval import parse_files, score
-from bot.rasa_model import MODELS, train_if_needed
-from crm import clock
+from bot.rasa_model import MODELS, train_if_needed, training_record
 from crm.alerts import tell_admins
 from crm.db import unit_of_work
 from crm.i18n import Texts, format_percent
-from crm.review import labelled_examples, training_examples
+from crm.review import labelled_examples, record_retraining, training_examples
 from crm.settings import ROOT, VAR
 
 log = logging.getLogger(__name__)
@@ -88,14 +87,31 @@ def write_nlu(examples: dict[str, list[str]], path: Path) -> Path:
     return path
 
 
+def _digest(path: Path | None) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path is not None else "-"
+
+
 def figures(model: Path, aside: Path | None) -> Figures:
+    """The model's accuracies, parsed once per model, held-out set and aside set (kept in the
+    model's training record: a restart or a second retraining does not parse them again)."""
+    key = f"{_digest(HELD_OUT)}:{_digest(aside)}"
+    record = training_record(model)
+    try:
+        known = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    except ValueError:
+        known = {}
+    if isinstance(known.get("figures"), dict) and key in known["figures"]:
+        return Figures(*known["figures"][key])
     files = [HELD_OUT] + ([aside] if aside else [])
     rows = parse_files(files, model)
 
     def accuracy(path: Path) -> float:
         return score([(r["intent"], r["prediction"]) for r in rows if r["file"] == str(path)])["accuracy"]
 
-    return Figures(accuracy(HELD_OUT), accuracy(aside) if aside else None)
+    found = Figures(accuracy(HELD_OUT), accuracy(aside) if aside else None)
+    known.setdefault("figures", {})[key] = [found.held_out, found.aside]
+    record.write_text(json.dumps(known), encoding="utf-8")
+    return found
 
 
 def gate(before: Figures, after: Figures) -> str | None:
@@ -138,35 +154,54 @@ def swap(rasa_url: str, token: str, model: Path, previous: Path | None) -> bool:
     return False
 
 
-def record(outcome: Outcome) -> None:
-    path = VAR / "review" / "swaps.jsonl"
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps({"at": clock.now().isoformat(), **asdict(outcome)}) + "\n")
+def record(session, outcome: Outcome) -> None:
+    """Keep the outcome in the CRM (retrainings): /review stats shows it."""
+    before, after = outcome.before, outcome.after
+    record_retraining(session, dict(
+        swapped=outcome.swapped, reason=outcome.reason, model=outcome.model, labels=outcome.labels,
+        trained_on=outcome.trained_on, kept_aside=outcome.kept_aside,
+        before_held_out=before.held_out if before else None, before_aside=before.aside if before else None,
+        after_held_out=after.held_out if after else None, after_aside=after.aside if after else None))
 
 
-def history(limit: int = 10) -> list[dict]:
-    """The latest outcomes, newest last."""
-    path = VAR / "review" / "swaps.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[-limit:] if line.strip()]
+@dataclass(frozen=True)
+class Labels:
+    """The review queue's labelled examples as training sentences, split (see split())."""
+
+    train: dict[str, list[str]]
+    aside: dict[str, list[str]]
+
+    @property
+    def trained_on(self) -> int:
+        return sum(len(t) for t in self.train.values())
+
+    @property
+    def kept_aside(self) -> int:
+        return sum(len(t) for t in self.aside.values())
+
+
+def read_labels(session_factory) -> Labels:
+    with session_factory() as session:
+        return Labels(*split(training_examples(labelled_examples(session))))
+
+
+def write_labels(labels: Labels, labels_file: Path) -> Path | None:
+    """The examples to train on at `labels_file`, those kept aside beside it (aside.yml);
+    returns the aside file, or None when nothing is kept aside."""
+    write_nlu(labels.train, labels_file)
+    return write_nlu(labels.aside, labels_file.with_name("aside.yml")) if labels.aside else None
 
 
 def retrain(session_factory, rasa_url: str, token: str, labels_file: Path) -> Outcome:
     """The whole loop, blocking (minutes): run it in a thread or a process of its own."""
-    with session_factory() as session:
-        examples = training_examples(labelled_examples(session))
-    total = sum(len(t) for t in examples.values())
+    labels = read_labels(session_factory)
+    total = labels.trained_on + labels.kept_aside
     if total == 0:
         return Outcome(False, "no_labels", 0, 0, 0)
-    train, aside = split(examples)
-    trained_on, kept_aside = sum(len(t) for t in train.values()), sum(len(t) for t in aside.values())
     current = served_model(rasa_url, token)
     if current is None or not current.exists():
-        return Outcome(False, "no_current_model", total, trained_on, kept_aside)
-    write_nlu(train, labels_file)
-    aside_file = write_nlu(aside, labels_file.with_name("aside.yml")) if aside else None
+        return Outcome(False, "no_current_model", total, labels.trained_on, labels.kept_aside)
+    aside_file = write_labels(labels, labels_file)
     candidate = train_if_needed(labels_file, keep=current, nice=True)
     before, after = figures(current, aside_file), figures(candidate, aside_file)
     refused = gate(before, after) if candidate != current else None
@@ -175,10 +210,27 @@ def retrain(session_factory, rasa_url: str, token: str, labels_file: Path) -> Ou
     if refused is not None:
         REFUSED.mkdir(parents=True, exist_ok=True)
         shutil.copy2(candidate, REFUSED / candidate.name)  # kept for inspection
-    outcome = Outcome(refused is None, refused or "not_worse", total, trained_on, kept_aside, before, after,
-                      candidate.name)
-    record(outcome)
+    outcome = Outcome(refused is None, refused or "not_worse", total, labels.trained_on, labels.kept_aside,
+                      before, after, candidate.name)
+    with session_factory() as session:
+        record(session, outcome)
     return outcome
+
+
+def startup_model(session_factory, labels_file: Path) -> tuple[Path, str]:
+    """The model `python -m bot run` starts Rasa with, and why: the repository's own model, or,
+    when managers gave labels, the model trained with them (the same split and file as retrain(),
+    so an accepted candidate is found in the cache) if the gate finds it not worse than the
+    repository's own. Labels reach the assistant through the gate only, at a start as at a
+    retraining."""
+    base = train_if_needed(None)
+    labels = read_labels(session_factory)
+    if not labels.trained_on:
+        return base, "no_labels"
+    aside_file = write_labels(labels, labels_file)
+    candidate = train_if_needed(labels_file, keep=base)
+    refused = gate(figures(base, aside_file), figures(candidate, aside_file))
+    return (base, refused) if refused else (candidate, "not_worse")
 
 
 def outcome_text(outcome: Outcome, language: str) -> str:

@@ -1,7 +1,8 @@
 """/review in Telegram, for managers and admins: the messages the assistant did not understand
 (crm/review.py), one at a time, most frequent first. Buttons offer the three likeliest intents in
 business words, "Off topic", "Another intent…" (every intent) and "Skip"; one tap labels it, and
-the next message comes. `/review stats`: how the queue stands."""
+the next message comes. `/review stats`: how the queue stands, the understanding rate, and how it
+moved after each retraining."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from bot.callbacks import callback_data, parse
 from bot.retrain import retrain_and_tell
 from bot.shared import Context
 from bot.staff import Member, staff_only
-from crm import review
-from crm.i18n import Texts, format_percent
+from crm import desk_hours, review
+from crm.i18n import Texts, format_percent, format_when
 
 log = logging.getLogger(__name__)
 TEXTS = Texts("bot.review")
 INTENTS = Texts("review.intent")
 REASONS = Texts("review.reason")
 TEXTS_RETRAIN = Texts("bot.retrain")
+RETRAIN_REASONS = Texts("review.retrain.reason")
 MORE, BACK = "more", "back"
 
 
@@ -56,6 +58,30 @@ def every_intent(item_id: int, language: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows + [[_button(item_id, TEXTS.t("back", language), BACK)]])
 
 
+def stats_text(stats: review.Stats, language: str) -> str:
+    """/review stats: the queue, the labels given, the understanding rate over the last week,
+    and each recent retraining with its figures and how the rate moved after a swap."""
+    def share(value: float | None) -> str:
+        return format_percent(value, language) if value is not None else TEXTS.t("no_data", language)
+
+    week = stats.last_week
+    lines = [TEXTS.t("stats", language, **stats.counts, labels=stats.labels, since=stats.labels_since_retraining,
+                     rate=share(week.rate), understood=week.understood, messages=week.messages)]
+    if not stats.retrainings:
+        lines.append(TEXTS.t("no_retraining", language))
+    else:
+        lines.append(TEXTS.t("retrainings", language))
+    for swap in stats.retrainings:
+        figures = dict(when=format_when(swap.at.astimezone(desk_hours.zone()), language, "date.short"),
+                       before_held=share(swap.before_held_out), after_held=share(swap.after_held_out))
+        if swap.swapped:
+            lines.append(TEXTS.t("swapped", language, week_before=share(swap.week_before.rate),
+                                 week_after=share(swap.week_after.rate), **figures))
+        else:
+            lines.append(TEXTS.t("refused", language, reason=RETRAIN_REASONS.t(swap.reason, language), **figures))
+    return "\n".join(lines)
+
+
 async def _show_next(update: Update, context: Context, member: Member) -> None:
     item = await context.assistant.db(lambda s: review.next_item(s, member.id))
     chat_id = update.effective_chat.id
@@ -70,8 +96,8 @@ async def _show_next(update: Update, context: Context, member: Member) -> None:
 async def review_command(update: Update, context: Context, member: Member) -> None:
     args = context.args or []
     if args == ["stats"]:
-        counts = await context.assistant.db(review.counts)
-        await update.effective_message.reply_text(TEXTS.t("stats", member.language, **counts))
+        stats = await context.assistant.db(review.stats)
+        await update.effective_message.reply_text(stats_text(stats, member.language))
     elif args:
         await update.effective_message.reply_text(TEXTS.t("usage", member.language))
     else:

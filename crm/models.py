@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -123,7 +124,8 @@ class ConversationMessage(Base):
     """
 
     __tablename__ = "conversation_messages"
-    __table_args__ = (Index("ix_conversation_messages_client_created", "client_id", "created_at"),)
+    __table_args__ = (Index("ix_conversation_messages_client_created", "client_id", "created_at"),
+                      Index("ix_conversation_messages_created", "created_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
@@ -134,6 +136,10 @@ class ConversationMessage(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Not unique: Telegram may start numbering again at random after a week without updates.
     update_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # The language model's verdict on a client's text: True understood, False fell back
+    # (nlu_fallback, set by the action server); None when the model never read it (a button, a
+    # photo, a message to a manager). The understanding rate counts these (crm/review.py).
+    understood: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
 
 
@@ -515,3 +521,24 @@ class ReviewItem(Base):
     labelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Retraining(Base):
+    """One retraining with the managers' labels (bot/retrain.py): whether the candidate was
+    swapped in, why (or why not), and the accuracies of the model served before and of the
+    candidate, on the held-out set and on the labels kept aside. No personal data."""
+
+    __tablename__ = "retrainings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, index=True)
+    swapped: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[int] = mapped_column(Integer, default=0)
+    trained_on: Mapped[int] = mapped_column(Integer, default=0)
+    kept_aside: Mapped[int] = mapped_column(Integer, default=0)
+    before_held_out: Mapped[float | None] = mapped_column(Float, nullable=True)
+    before_aside: Mapped[float | None] = mapped_column(Float, nullable=True)
+    after_held_out: Mapped[float | None] = mapped_column(Float, nullable=True)
+    after_aside: Mapped[float | None] = mapped_column(Float, nullable=True)

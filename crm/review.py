@@ -29,7 +29,7 @@ from crm.alerts import announce
 from crm.company import company_profile
 from crm.db import insert_unless_exists
 from crm.i18n import Refusal, Texts
-from crm.models import REVIEW_REASONS, Announcement, ReviewItem
+from crm.models import REVIEW_REASONS, Announcement, Client, ConversationMessage, Retraining, ReviewItem
 from crm.settings import ROOT
 from crm.text import fold
 
@@ -285,3 +285,82 @@ def counts(session: Session) -> dict[str, int]:
     """How many items in each status."""
     found = dict(session.execute(select(ReviewItem.status, func.count(ReviewItem.id)).group_by(ReviewItem.status)).all())
     return {status: int(found.get(status, 0)) for status in ("pending", "labelled", "off_topic", "skipped")}
+
+
+def note_fallback(session: Session, message_row: int, telegram_id: int) -> bool:
+    """The model fell back on this client message (`message_row`, the bot's row id that Rasa
+    passes on in the message's metadata; only a row of this client's counts)."""
+    client = select(Client.id).where(Client.telegram_id == telegram_id).scalar_subquery()
+    return session.execute(
+        update(ConversationMessage).where(ConversationMessage.id == message_row, ConversationMessage.client_id == client,
+                                          ConversationMessage.direction == "in")
+        .values(understood=False).execution_options(synchronize_session=False)).rowcount == 1
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """Client texts the model read over a period, and how many it did not fall back on."""
+
+    messages: int
+    understood: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.understood / self.messages if self.messages else None
+
+
+def understanding(session: Session, start: datetime, end: datetime) -> Understanding:
+    """The understanding rate from `start` (included) to `end` (excluded): of the clients' texts
+    the model read (conversation_messages.understood set), the share it did not fall back on."""
+    messages, understood = session.execute(
+        select(func.count(ConversationMessage.id),
+               func.count(ConversationMessage.id).filter(ConversationMessage.understood.is_(True)))
+        .where(ConversationMessage.created_at >= start, ConversationMessage.created_at < end,
+               ConversationMessage.understood.is_not(None))).one()
+    return Understanding(int(messages or 0), int(understood or 0))
+
+
+STATS_DAYS = 7  # the understanding rate over the last week, and the week before and after each swap
+STATS_SWAPS = 5
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A retraining and the understanding rate in the week before it and since (a week at most)."""
+
+    at: datetime
+    swapped: bool
+    reason: str
+    before_held_out: float | None
+    after_held_out: float | None
+    week_before: Understanding
+    week_after: Understanding
+
+
+@dataclass(frozen=True)
+class Stats:
+    counts: dict[str, int]
+    labels: int                  # labels given (intents and off topic)
+    labels_since_retraining: int
+    last_week: Understanding
+    retrainings: tuple[Swap, ...]  # newest first
+
+
+def stats(session: Session, now: datetime | None = None) -> Stats:
+    """What /review stats and `python -m bot review stats` show."""
+    now = now or clock.now()
+    week = timedelta(days=STATS_DAYS)
+    found = counts(session)
+    swaps = []
+    for row in session.scalars(select(Retraining).order_by(Retraining.at.desc(), Retraining.id.desc())
+                               .limit(STATS_SWAPS)):
+        at = clock.aware(row.at)
+        swaps.append(Swap(at, row.swapped, row.reason, row.before_held_out, row.after_held_out,
+                          understanding(session, at - week, at), understanding(session, at, min(now, at + week))))
+    return Stats(found, found["labelled"] + found["off_topic"], labels_since(session, last_retraining(session)),
+                 understanding(session, now - week, now), tuple(swaps))
+
+
+def record_retraining(session: Session, values: dict, now: datetime | None = None) -> None:
+    """Keep a retraining's outcome (bot/retrain.py) for the stats."""
+    session.add(Retraining(at=now or clock.now(), **values))

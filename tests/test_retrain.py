@@ -11,7 +11,7 @@ from bot import retrain
 from bot.retrain import Figures, Outcome
 from crm import review
 from crm.db import unit_of_work
-from crm.models import Notification
+from crm.models import Notification, ReviewItem
 from crm.staff import add_staff
 
 
@@ -55,8 +55,9 @@ def loop(engine, tmp_path, monkeypatch):
     monkeypatch.setattr(retrain, "VAR", tmp_path / "var")
     monkeypatch.setattr(retrain, "REFUSED", tmp_path / "models" / "refused")
     monkeypatch.setattr(retrain, "served_model", lambda url, token: current)
-    monkeypatch.setattr(retrain, "train_if_needed", lambda labels, keep, nice: calls["trained"].append(
-        (labels.read_text(encoding="utf-8"), keep, nice)) or candidate)
+    monkeypatch.setattr(retrain, "train_if_needed", lambda labels=None, keep=None, nice=False: current
+                        if labels is None else calls["trained"].append((labels.read_text(encoding="utf-8"), keep, nice))
+                        or candidate)
     monkeypatch.setattr(retrain, "swap", lambda url, token, model, previous: calls["swap"].append(model) or True)
     return engine, current, candidate, calls
 
@@ -86,7 +87,9 @@ def test_a_candidate_not_worse_is_swapped_in_and_the_admins_told(loop, monkeypat
     [message] = told(engine)
     assert message.startswith("🧠 Nouveau modèle en service (candidate.tar.gz)")
     assert "95 %" in message.replace("\u202f", " ").replace("\xa0", " ")
-    assert retrain.history()[-1]["swapped"] is True
+    with unit_of_work(engine) as s:
+        [kept] = review.stats(s).retrainings
+    assert (kept.swapped, kept.before_held_out, kept.after_held_out) == (True, 0.95, 0.955)
 
 
 def test_a_worse_candidate_is_refused_kept_for_inspection_and_the_admins_told(loop, monkeypatch, tmp_path):
@@ -119,3 +122,38 @@ def test_nothing_labelled_nothing_trained(engine, monkeypatch):
     monkeypatch.setattr(retrain, "train_if_needed", lambda *a, **k: pytest.fail("trained"))
     outcome = retrain.retrain(lambda: unit_of_work(engine), "http://rasa", "token", Path("/nonexistent/x.yml"))
     assert outcome == Outcome(False, "no_labels", 0, 0, 0)
+
+
+def test_a_start_serves_the_labelled_model_only_when_the_gate_lets_it_in(loop, monkeypatch, tmp_path):
+    engine, base, candidate, calls = loop  # `current` stands for the repository's own model here
+    labels_file = tmp_path / "var" / "review" / "candidate.yml"
+    monkeypatch.setattr(retrain, "figures", lambda model, aside: Figures(0.95, 0.5) if model == base
+                        else Figures(0.96, 1.0))
+    assert retrain.startup_model(lambda: unit_of_work(engine), labels_file) == (candidate, "not_worse")
+    [(training, keep, nice)] = calls["trained"]
+    assert keep == base and not nice and training == labels_file.read_text(encoding="utf-8")
+    monkeypatch.setattr(retrain, "figures", lambda model, aside: Figures(0.95, 0.5) if model == base
+                        else Figures(0.90, 1.0))
+    assert retrain.startup_model(lambda: unit_of_work(engine), labels_file) == (base, "worse_held_out"), \
+        "labels the gate refuses never reach the assistant, not even at a restart"
+    with unit_of_work(engine) as s:
+        s.query(ReviewItem).delete()
+    assert retrain.startup_model(lambda: unit_of_work(engine), labels_file) == (base, "no_labels")
+
+
+def test_a_model_is_judged_once_per_test_set(tmp_path, monkeypatch):
+    model = tmp_path / "m.tar.gz"
+    model.write_bytes(b"model")
+    aside = retrain.write_nlu({"greet": ["coucou les amis"]}, tmp_path / "aside.yml")
+    parsed = []
+
+    def parse(files, path):
+        parsed.append(files)
+        return [{"file": str(f), "intent": "greet", "prediction": "greet" if f == aside else "thank"} for f in files]
+
+    monkeypatch.setattr(retrain, "parse_files", parse)
+    assert retrain.figures(model, aside) == Figures(0.0, 1.0)
+    assert retrain.figures(model, aside) == Figures(0.0, 1.0) and len(parsed) == 1, "kept in its training record"
+    retrain.write_nlu({"greet": ["salut"]}, aside)
+    retrain.figures(model, aside)
+    assert len(parsed) == 2, "another aside set is parsed again"

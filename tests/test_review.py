@@ -9,7 +9,7 @@ import pytest
 
 from crm import review
 from crm.db import unit_of_work
-from crm.models import ReviewItem
+from crm.models import ConversationMessage, ReviewItem
 from crm.review import ReviewError
 from crm.staff import add_staff
 from tests.harness import at_once
@@ -148,12 +148,68 @@ async def test_an_action_run_puts_a_fallback_in_the_queue_masked(engine, monkeyp
 
     monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
     install_settings(None)
-    tracker = turn(user("Élodie Martin, 06 12 34 56 78, le machin bidule chouette", "nlu_fallback", 0.2, 0, "x"))
-    await ActionRephraseOrHandOver().run(CollectingDispatcher(), tracker, {})
+    with unit_of_work(engine) as s:
+        [row, other] = _client_messages(s, 1001, NOW, [True, True])
+    said = user("Élodie Martin, 06 12 34 56 78, le machin bidule chouette", "nlu_fallback", 0.2, 0, "x")
+    said["metadata"]["message"] = row  # the bot's row of this message
+    await ActionRephraseOrHandOver().run(CollectingDispatcher(), turn(said), {})
     with unit_of_work(engine) as s:
         [item] = review.pending(s)
+        assert s.get(ConversationMessage, row).understood is False, "counted as misunderstood"
     assert (item.text, item.reason) == ("[name] [name], [phone], le machin bidule chouette", "fallback")
     assert item.predictions[0] == ("complain", 0.2), "the fallback is not a guess"
+    for tampered in (str(other), True, -other, [other], None):  # only an int row id of this client
+        said = user("un autre truc bizarre", "nlu_fallback", 0.2, 0, f"t{tampered}")
+        said["metadata"]["message"] = tampered
+        await ActionRephraseOrHandOver().run(CollectingDispatcher(), turn(said), {})
+    with unit_of_work(engine) as s:
+        assert s.get(ConversationMessage, other).understood is True
+
+
+def _client_messages(session, telegram_id: int, when: datetime, understood: list[bool | None]) -> list[int]:
+    from crm.clients import TelegramProfile, record_message, register_client
+
+    client, _ = register_client(session, TelegramProfile(telegram_id, f"Client {telegram_id}", "", None, "fr"))
+    rows = []
+    for verdict in understood:
+        row = record_message(session, client, "in", "texte")
+        row.understood, row.created_at = verdict, when
+        rows.append(row.id)
+    session.flush()
+    return rows
+
+
+def test_the_understanding_rate_and_how_it_moved_after_each_retraining(session):
+    swap_at = NOW - timedelta(days=3)
+    # The week before the swap: 2 of 4 understood; after it: 3 of 4; a photo or a button (None) never counts.
+    before = _client_messages(session, 1001, swap_at - timedelta(days=2), [True, True, True, True, None])
+    after = _client_messages(session, 1002, swap_at + timedelta(days=1), [True, True, True, True])
+    _client_messages(session, 1003, NOW - timedelta(days=30), [False, False])  # long before: out of every window
+    for row in before[:2]:
+        assert review.note_fallback(session, row, 1001), "the action server's mark"
+    assert review.note_fallback(session, after[0], 1002)
+    assert not review.note_fallback(session, after[1], 1001), "another client's row is refused"
+    assert not review.note_fallback(session, 10**9, 1001), "no such row"
+    review.record_retraining(session, dict(swapped=True, reason="not_worse", model="m2.tar.gz", labels=12,
+                                           trained_on=10, kept_aside=2, before_held_out=0.91, after_held_out=0.93,
+                                           before_aside=0.5, after_aside=1.0), now=swap_at)
+    review.record_retraining(session, dict(swapped=False, reason="worse_held_out", model="m3.tar.gz", labels=14,
+                                           trained_on=12, kept_aside=2, before_held_out=0.93,
+                                           after_held_out=0.80), now=NOW - timedelta(hours=1))
+    stats = review.stats(session, NOW)
+    assert (stats.last_week.messages, stats.last_week.understood) == (8, 5)
+    assert stats.last_week.rate == 5 / 8
+    refused, swapped = stats.retrainings
+    assert (refused.swapped, refused.reason, swapped.swapped) == (False, "worse_held_out", True)
+    assert (swapped.week_before.messages, swapped.week_before.rate) == (4, 0.5)
+    assert (swapped.week_after.messages, swapped.week_after.rate) == (4, 0.75)
+    assert review.understanding(session, NOW, NOW + timedelta(days=1)).rate is None, "no data is not 0 %"
+    from bot.review import stats_text
+    text = stats_text(stats, "fr").replace("\u202f", " ").replace("\xa0", " ")
+    assert "Taux de compréhension sur 7 jours : 62 % (5 messages compris sur 8)." in text
+    assert text.splitlines()[-1].endswith(
+        "mis en service. Jeu de test : 91 % → 93 %. Compréhension : 50 % la semaine d'avant → 75 % depuis.")
+    assert text.splitlines()[-2].endswith("refusé (moins bon sur le jeu de test). Jeu de test : 93 % → 80 %.")
 
 
 def test_the_command_line_lists_and_labels(tmp_path):
@@ -181,7 +237,12 @@ def test_the_command_line_lists_and_labels(tmp_path):
     again = cli("review", "label", str(item_id), "complain", database_url=url, extra_env=off)
     assert again.returncode == 1, "a label is never overwritten"
     stats = cli("review", "stats", database_url=url, extra_env=off)
-    assert stats.stdout.strip() == "pending: 1  labelled: 1  off_topic: 0  skipped: 0"
+    assert stats.stdout.splitlines() == [
+        "📊 Review: 1 to review, 1 labelled, 0 off topic, 0 skipped.",
+        "Labels given: 1, 1 of them since the last retraining.",
+        "Understanding rate over 7 days: no data (0 of 0 messages understood).", "No retraining yet."]
+    assert cli("review", "stats", "--language", "fr", database_url=url, extra_env=off).stdout.startswith(
+        "📊 Revue : 1 à revoir")
 
 
 def test_the_nightly_retraining_is_claimed_once_after_its_hour_when_enough_labels_came(engine, monkeypatch):

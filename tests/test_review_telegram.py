@@ -63,9 +63,22 @@ async def test_a_manager_labels_in_one_tap_and_gets_the_next(bot, stub):
     with crm(bot) as s:
         labelled = s.query(ReviewItem).filter(ReviewItem.status == "labelled").one()
         assert (labelled.text, labelled.label) == ("il est où mon carton", "order_status")
-    [stats] = await bot.say(CLAIRE, "/review stats")
-    assert stats.text == "Revue : 1 à revoir, 1 étiquetés, 0 hors sujet, 0 passés."
     assert stub.received == [], "reviewing never reaches Rasa"
+    for text in ("bonjour", "le zigouigoui bleu", "la facture"):
+        await bot.say(CLIENT, text)
+    rows = [body["metadata"]["message"] for body in stub.received]
+    assert len(set(rows)) == 3, "each message tells Rasa its row"
+    with crm(bot) as s:  # what the action server does when the model falls back on the second
+        assert review.note_fallback(s, rows[1], CLIENT.id)
+        assert not review.note_fallback(s, rows[2], CLAIRE.id), "only the client's own row"
+    [stats] = await bot.say(CLAIRE, "/review stats")
+    assert stats.text.replace("\u202f", " ").replace("\xa0", " ") == (
+        "📊 Revue : 1 à revoir, 1 étiquetés, 0 hors sujet, 0 passés.\n"
+        "Étiquettes données : 1, dont 1 depuis le dernier réentraînement.\n"
+        "Taux de compréhension sur 7 jours : 67 % (2 messages compris sur 3).\n"
+        "Aucun réentraînement pour l'instant.")
+    [stats] = await bot.say(JOHN, "/review stats")
+    assert stats.text.startswith("📊 Review: 1 to review, 1 labelled") and "Understanding rate over 7 days: 67" in stats.text
 
 
 async def test_two_reviewers_see_different_messages_and_nobody_else_may_label(bot, stub):
