@@ -3,4 +3,4 @@
 Run with `python -m rasa_sdk --actions actions`.
 """
 
-from actions import catalog, company, complaints, desk, language, leads, meetings, orders  # noqa: F401  (registers them)
+from actions import catalog, company, complaints, desk, language, leads, meetings, orders, privacy  # noqa: F401,E501  (registers them)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update, User
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -28,18 +28,18 @@ from telegram.ext import (
     filters,
 )
 
-from bot import broadcasts, desk, leads, review
+from bot import broadcasts, desk, leads, privacy, review
 from bot.broadcaster import run_sender
 from bot.callbacks import callback_data, handler_pattern, parse
 from bot.outbox import INTERVAL, deliver_outbox
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
 from bot.render import CAPTION_LIMIT, keyboard, split_text
-from crm import inbox
+from crm import inbox, retention
 from crm.alerts import alert_profile_refused
 from crm.buttons import new_batch, payload_for, purge_buttons, store_buttons
 from crm.choices import typed_choice
 from bot.settings import Settings
-from bot.shared import ALLOWED_UPDATES, Context, retry_seconds, score_button
+from bot.shared import ALLOWED_UPDATES, Context, safe_send, score_button
 from bot.staff import order_command, resolve_command
 from bot.texts import TEXTS, commands
 from crm.clients import (
@@ -245,6 +245,8 @@ class Assistant:
                 mark_answered(session, message_id)
 
         await self.db(record_out, persist=True)
+        for kind in dict.fromkeys(a.privacy for a in answers if a.privacy):  # "send me my data", "erase it"
+            await privacy.deliver_privacy(bot, self, User(chat_id, "", False), chat_id, kind)
 
 
 def desk_hold(session: Session, telegram_id: int) -> tuple[str, str, datetime] | None:
@@ -260,38 +262,6 @@ def profile(user: User) -> TelegramProfile:
                            user.language_code)
 
 
-async def safe_send(bot, chat_id: int, text: str | None, *, photo: str | None = None,
-                    markup: InlineKeyboardMarkup | ReplyKeyboardRemove | None = None) -> bool:
-    """Send, logging (not raising) what Telegram refuses: one bad message never stops the bot.
-    A Bot API error that means "not delivered" (5xx, connection refused, 429 beyond the rate
-    limiter's own retries) is tried again with back-off; a time-out is not, since Telegram may
-    have delivered it (sending it again could double it)."""
-    for attempt in range(SEND_ATTEMPTS):
-        try:
-            if photo:
-                await bot.send_photo(chat_id, photo=photo, caption=text, reply_markup=markup)
-            else:
-                await bot.send_message(chat_id, text, reply_markup=markup)
-            return True
-        except (BadRequest, Forbidden) as exc:  # refused for good: this message, or this chat
-            log.warning("Telegram refused a message to %s: %s", chat_id, exc)
-            return False
-        except TimedOut as exc:
-            log.warning("sending to %s timed out (%s): it may have arrived, not sent again", chat_id, exc)
-            return False
-        except RetryAfter as exc:
-            await asyncio.sleep(retry_seconds(exc))
-        except NetworkError as exc:
-            log.warning("sending to %s failed (%s): attempt %d of %d", chat_id, exc, attempt + 1, SEND_ATTEMPTS)
-            await asyncio.sleep(0.5 * 2 ** attempt)
-        except TelegramError as exc:
-            log.warning("could not send to %s: %s", chat_id, exc)
-            return False
-    log.error("gave up sending to %s after %d attempts", chat_id, SEND_ATTEMPTS)
-    return False
-
-
-SEND_ATTEMPTS = 5
 
 
 # --- handlers ----------------------------------------------------------------------------------
@@ -506,6 +476,22 @@ async def purge(context: Context) -> None:
         log.exception("could not purge expired buttons and handled updates")
 
 
+RETENTION_INTERVAL = 600.0
+
+
+async def daily_retention(context: Context) -> None:
+    """Once a day after company.yml retention.run_at (one bot process claims the day): what is
+    past its retention period is deleted (crm/retention.py), in a thread, the counts logged."""
+    helper = context.assistant
+    try:
+        if not await helper.db(retention.claim_today):
+            return
+        counts = await asyncio.to_thread(retention.purge, helper.engine, context.settings.tracker_store_url)
+        log.info("retention: deleted %s", ", ".join(f"{kind} {count}" for kind, count in counts.items()))
+    except Exception:
+        log.exception("the retention job failed; tomorrow's run deletes what is left")
+
+
 DB_RETRY_DELAY, DB_RETRIES = 2.0, 30
 
 
@@ -658,6 +644,8 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler("help", help_command, filters=private))
     application.add_handler(CommandHandler(["language", "langue"], language_command, filters=private))
     application.add_handler(CommandHandler(["subscribe", "stop"], consent_command, filters=private))
+    application.add_handler(CommandHandler(["mydata", "mesdonnees"], privacy.mydata_command, filters=private))
+    application.add_handler(CommandHandler(["forget", "oublier"], privacy.forget_command, filters=private))
     application.add_handler(CommandHandler("order", order_command, filters=private))
     application.add_handler(CommandHandler("resolve", resolve_command, filters=private))
     application.add_handler(CommandHandler("queue", desk.queue_command, filters=desk_chats))
@@ -681,6 +669,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CallbackQueryHandler(language_chosen, pattern=handler_pattern("language")))
     application.add_handler(CallbackQueryHandler(review.review_button, pattern=handler_pattern("review")))
     application.add_handler(CallbackQueryHandler(rating, pattern=handler_pattern("rate_complaint")))
+    application.add_handler(CallbackQueryHandler(privacy.forget_button, pattern=handler_pattern("forget")))
     application.add_handler(CallbackQueryHandler(button))
     if group:
         application.add_handler(MessageHandler(filters.Chat(group[0]) & ~filters.COMMAND & ~filters.StatusUpdate.ALL,
@@ -695,4 +684,5 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.job_queue.run_repeating(watch_profile, interval=PROFILE_INTERVAL, first=1, name="company profile")
     application.job_queue.run_repeating(purge, interval=PURGE_INTERVAL, first=60, name="purge")
     application.job_queue.run_repeating(review.nightly_retrain, interval=600, first=120, name="nightly retraining")
+    application.job_queue.run_repeating(daily_retention, interval=RETENTION_INTERVAL, first=90, name="retention")
     return application

@@ -37,6 +37,7 @@ ACTIONS = {
     "compose": Action("bc:", ("n", "step")),          # a marketer's step in composing broadcast N
     "unsubscribe": Action("unsub:", ("n",)),          # under a promotion of broadcast N: opt out
     "review": Action("rv:", ("n", "intent")),         # a reviewer labels message N (crm/review.py)
+    "forget": Action("fg:", ("n", "word")),           # erase client N's data: yes / no (crm/privacy.py)
 }
 
 

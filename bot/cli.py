@@ -350,9 +350,92 @@ def cmd_promotion(args) -> None:
     _crm_command(work, ValueError)
 
 
+def cmd_client_data(args) -> None:
+    """A client's data: `client export ID` (the JSON document of crm/privacy.py) and `client
+    forget ID --yes` (the erasure; without --yes, what it would do)."""
+    import json
+
+    from crm import privacy
+    from crm.clients import ClientError, client_by_telegram_id
+    from crm.db import engine_for, unit_of_work
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    engine = engine_for(settings.database_url)
+    try:
+        if args.client_command == "export":
+            with unit_of_work(engine) as session:
+                document = privacy.export_client(session, client_by_telegram_id(session, args.telegram_id))
+            data = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+            if not args.output:
+                sys.stdout.write(data)
+                return
+            try:
+                Path(args.output).write_text(data, encoding="utf-8")
+                os.chmod(args.output, 0o600)  # a client's whole file: ours alone
+            except OSError as exc:
+                sys.exit(f"Error: cannot write {args.output}: {exc.strerror}")
+            print(f"The data of client {args.telegram_id} written to {args.output}")
+            return
+        if not args.yes:
+            with unit_of_work(engine) as session:
+                client = client_by_telegram_id(session, args.telegram_id)
+                print(f"This erases {client.display_name}'s data for good: messages, notes, leads, meetings, tags, "
+                      "complaints, handoffs, consents (but the proof of withdrawal) and their conversation in Rasa. "
+                      "Orders stay for accounting, without name, address or Telegram id. Add --yes to do it.")
+            sys.exit(1)
+        erased = privacy.forget(engine, args.telegram_id, "cli", settings.tracker_store_url)
+    except (ClientError, privacy.PrivacyError) as exc:
+        sys.exit(f"Error: {exc}")
+    done = ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in erased.counts.items() if count)
+    print(f"Client {args.telegram_id} erased ({done or 'nothing but the profile'}); kept as client no. "
+          f"{erased.client_id}, pseudonymous.")
+    for chat, thread in erased.topics:  # the bot deletes them when the erasure comes from Telegram
+        print(f"Delete their topic in the staff group by hand: chat {chat}, topic {thread}.")
+
+
+def cmd_retention(args) -> None:
+    """Retention (crm/retention.py): `report` is a dry run (what would be deleted now, and the
+    latest runs); `run` deletes it now, as the bot's daily job does."""
+    from crm import retention, trackers
+    from crm.company import company_profile
+    from crm.db import engine_for, unit_of_work
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    engine = engine_for(settings.database_url)
+    if args.retention_command == "run":
+        counts = retention.purge(engine, settings.tracker_store_url)
+        print("Deleted: " + ", ".join(f"{kind.replace('_', ' ')} {count}" for kind, count in counts.items()))
+        return
+    rules = company_profile()["retention"]
+    periods = {"messages": f"{rules['messages_months']} months", "handoff_texts": f"{rules['messages_months']} months",
+               "review_items": f"{rules['messages_months']} months",
+               "conversation_events": f"{rules['messages_months']} months",
+               "notifications": f"{rules['notifications_months']} months",
+               "buttons": f"{rules['notifications_months']} months", "leads": f"{rules['leads_years']} years",
+               "inactive_clients": f"{rules['inactive_clients_years']} years"}
+    with unit_of_work(engine) as session:
+        counts = retention.report(session, trackers.tracker_engine(settings.tracker_store_url))
+        runs = retention.latest_runs(session)
+    print("Past their period now (the next run deletes them; nothing is deleted by this report):")
+    print(f"  {'kind':<22}{'kept for':<12}{'rows':>8}")
+    for kind, count in counts.items():
+        print(f"  {kind.replace('_', ' '):<22}{periods[kind]:<12}{count:>8}")
+    print(f"Daily run after {rules['run_at']} (desk time). Latest runs:" if runs else
+          f"Daily run after {rules['run_at']} (desk time). No run yet.")
+    for at, done in runs:
+        print(f"  {at:%Y-%m-%d %H:%M} UTC: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in done.items() if v)
+              if any(done.values()) else f"  {at:%Y-%m-%d %H:%M} UTC: nothing past its period")
+
+
 def cmd_client(args) -> None:
     from crm.clients import ClientError, assign_account_manager, client_by_telegram_id, set_vip, tag_client
     from crm.client_file import client_card
+
+    if args.client_command in ("export", "forget"):
+        cmd_client_data(args)
+        return
 
     def work(session):
         client = client_by_telegram_id(session, args.telegram_id)
@@ -557,7 +640,7 @@ def parser() -> argparse.ArgumentParser:
     promo_sub.add_parser("list", help="running promotions")
     promo.set_defaults(func=cmd_promotion)
 
-    client = sub.add_parser("client", help="a client's file, VIP mark, account manager and tags")
+    client = sub.add_parser("client", help="a client's file, VIP mark, account manager, tags; export, erasure")
     client_sub = client.add_subparsers(dest="client_command", required=True, metavar="ACTION")
     show = client_sub.add_parser("show", help="print the client card managers see")
     show.add_argument("telegram_id", type=int)
@@ -572,7 +655,19 @@ def parser() -> argparse.ArgumentParser:
         tagging = client_sub.add_parser(action, help=text)
         tagging.add_argument("telegram_id", type=int)
         tagging.add_argument("tag")
+    exporting = client_sub.add_parser("export", help="everything held about a client, as JSON (RGPD access)")
+    exporting.add_argument("telegram_id", type=int)
+    exporting.add_argument("-o", "--output", help="write to this file (0600) instead of standard output")
+    forgetting = client_sub.add_parser("forget", help="erase a client's data (RGPD); orders stay, pseudonymous")
+    forgetting.add_argument("telegram_id", type=int)
+    forgetting.add_argument("--yes", action="store_true", help="confirm: erase for good")
     client.set_defaults(func=cmd_client)
+
+    keep = sub.add_parser("retention", help="personal data past its retention period (company.yml retention)")
+    keep_sub = keep.add_subparsers(dest="retention_command", required=True, metavar="ACTION")
+    keep_sub.add_parser("report", help="a dry run: what would be deleted now, and the latest runs")
+    keep_sub.add_parser("run", help="delete it now (the bot does it once a day)")
+    keep.set_defaults(func=cmd_retention)
 
     sub.add_parser("sender", help="run the broadcast sender alone (with BROADCAST_SENDER=separate for the bot)"
                    ).set_defaults(func=cmd_sender)
@@ -605,6 +700,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     # Databases, logs and secrets we (and the Rasa processes we start) create are ours alone.
     os.umask(0o077)
+    # Libraries at WARNING (httpx would log every Bot API URL, the token in it, at INFO); our own
+    # code at INFO (what the daily jobs did). No log line of ours holds a message's text.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for ours in ("bot", "crm"):
+        logging.getLogger(ours).setLevel(logging.INFO)
     args = parser().parse_args(argv)
     args.func(args)

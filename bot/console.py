@@ -8,8 +8,10 @@ are shown as numbered choices: type the number to press one of the latest messag
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from bot.app import build_application
@@ -17,9 +19,22 @@ from bot.emulator import BotApiEmulator, Sent, User
 from bot.settings import Settings
 from crm.clients import TelegramProfile, register_client, set_language
 from crm.i18n import t
+from crm.settings import private_var
 
 LOCAL_TOKEN = "100000000:local-chat-token-not-a-real-one"
 LOCAL_USER_ID = 100_000_001
+
+
+def save_document(sent: Sent) -> Path:
+    """A document the bot sent in the local chat, written under var/downloads/ (ours alone)."""
+    folder = private_var() / "downloads"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    name = Path(str(sent.params.get("document", "file")).removeprefix("<upload ").rstrip(">")).name or "file"
+    path = folder / name
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+        f.write(str(sent.params.get("document_content", "")))
+    return path
 
 
 async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.stdin,
@@ -34,6 +49,8 @@ async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.std
         prefix = t("console.edited", language) + " " if sent.method.startswith("edit") else ""
         if sent.photo:
             stdout.write(f"\n[image] {sent.photo}\n")
+        if sent.method == "sendDocument":  # a file (the client's data, /mydata): saved beside the CRM
+            stdout.write(f"\n{t('console.file', language, path=save_document(sent))}\n")
         if sent.text:
             stdout.write(f"\nAssistant: {prefix}{sent.text}\n")
         # A number presses a button of the latest message only: once the assistant has asked

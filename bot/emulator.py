@@ -402,6 +402,14 @@ class BotApiEmulator:
             self.topics.setdefault(chat_id, {})[thread] = params["name"]
         return {"message_thread_id": thread, "name": params["name"], "icon_color": 7322096}
 
+    def _api_deleteForumTopic(self, params):
+        chat_id, thread = int(params["chat_id"]), int(params["message_thread_id"])
+        with self._cond:
+            if thread not in self.topics.get(chat_id, {}):
+                raise ApiError(400, "Bad Request: TOPIC_ID_INVALID")
+            del self.topics[chat_id][thread]
+        return True
+
     def _api_sendMessage(self, params):
         content = {"text": params["text"], "message_thread_id": params.get("message_thread_id")}
         if (params.get("reply_markup") or {}).get("inline_keyboard"):  # Telegram echoes inline keyboards only

@@ -10,6 +10,9 @@ import httpx
 log = logging.getLogger(__name__)
 
 
+PRIVACY_KINDS = ("export", "forget")
+
+
 class RasaUnavailable(Exception):
     """Rasa (or the action server behind it) did not answer in time or answered with an error."""
 
@@ -19,6 +22,8 @@ class Answer:
     text: str = ""
     buttons: list[dict] = field(default_factory=list)  # {"title": ..., "payload": ...}
     image: str | None = None
+    # A request about the client's own data the bot carries out (actions/privacy.py): "export", "forget".
+    privacy: str | None = None
 
 
 class RasaClient:
@@ -68,4 +73,6 @@ def parse_answer(item: dict) -> Answer:
         if isinstance(b, dict) and b.get("payload")
     ]
     image = item.get("image") if isinstance(item.get("image"), str) else None
-    return Answer(text=str(item.get("text") or ""), buttons=buttons, image=image)
+    custom = item.get("custom") if isinstance(item.get("custom"), dict) else {}
+    kind = custom.get("privacy") if custom.get("privacy") in PRIVACY_KINDS else None
+    return Answer(text=str(item.get("text") or ""), buttons=buttons, image=image, privacy=kind)

@@ -42,7 +42,7 @@ class Services:
         self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.log_dir / f"{name}.log"
         log = open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
-        os.chmod(path, 0o600)  # a log holds what clients wrote: ours alone, even if made before
+        os.chmod(path, 0o600)  # ids and error kinds, no message text: ours alone all the same
         self.processes[name] = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -59,8 +59,8 @@ class Services:
     def start_rasa(self) -> None:
         private_var()
         env = rasa_environment({
-            "RASA_TRACKER_DB": str(VAR / "rasa_tracker.db"),
             **self.env,
+            "RASA_TRACKER_DB": str(self.settings.rasa_tracker_db),  # where erasure and retention find it
             "ACTION_ENDPOINT_URL": f"{self.settings.action_url}/webhook",
             "ACTION_SERVER_TOKEN": self.settings.action_token,  # endpoints.yml sends it as a header
             "RASA_TOKEN": self.settings.rasa_token,  # read by tools/rasa_server.py, never on the command line

@@ -4,12 +4,13 @@ the settings that bot/app.py gives the application once, at assembly."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from telegram import Update
-from telegram.error import RetryAfter, TelegramError
+from telegram import InlineKeyboardMarkup, ReplyKeyboardRemove, Update
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import CallbackContext, ExtBot
 
 from bot.callbacks import parse
@@ -64,3 +65,37 @@ def retry_seconds(exc: RetryAfter) -> float:
     """How long Telegram asks us to wait (python-telegram-bot gives seconds or a timedelta)."""
     value = exc.retry_after
     return float(value.total_seconds() if hasattr(value, "total_seconds") else value)
+
+
+async def safe_send(bot, chat_id: int, text: str | None, *, photo: str | None = None,
+                    markup: InlineKeyboardMarkup | ReplyKeyboardRemove | None = None) -> bool:
+    """Send, logging (not raising) what Telegram refuses: one bad message never stops the bot.
+    A Bot API error that means "not delivered" (5xx, connection refused, 429 beyond the rate
+    limiter's own retries) is tried again with back-off; a time-out is not, since Telegram may
+    have delivered it (sending it again could double it)."""
+    for attempt in range(SEND_ATTEMPTS):
+        try:
+            if photo:
+                await bot.send_photo(chat_id, photo=photo, caption=text, reply_markup=markup)
+            else:
+                await bot.send_message(chat_id, text, reply_markup=markup)
+            return True
+        except (BadRequest, Forbidden) as exc:  # refused for good: this message, or this chat
+            log.warning("Telegram refused a message to %s: %s", chat_id, exc)
+            return False
+        except TimedOut as exc:
+            log.warning("sending to %s timed out (%s): it may have arrived, not sent again", chat_id, exc)
+            return False
+        except RetryAfter as exc:
+            await asyncio.sleep(retry_seconds(exc))
+        except NetworkError as exc:
+            log.warning("sending to %s failed (%s): attempt %d of %d", chat_id, exc, attempt + 1, SEND_ATTEMPTS)
+            await asyncio.sleep(0.5 * 2 ** attempt)
+        except TelegramError as exc:
+            log.warning("could not send to %s: %s", chat_id, exc)
+            return False
+    log.error("gave up sending to %s after %d attempts", chat_id, SEND_ATTEMPTS)
+    return False
+
+
+SEND_ATTEMPTS = 5

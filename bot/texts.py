@@ -4,7 +4,7 @@ catalogue (crm/i18n.py)."""
 from crm.i18n import Texts, t
 
 TEXTS = Texts("bot")
-COMMAND_NAMES = ("start", "help", "language", "subscribe", "stop")
+COMMAND_NAMES = ("start", "help", "language", "subscribe", "stop", "mydata", "forget")
 
 
 def commands(language: str) -> list[tuple[str, str]]:

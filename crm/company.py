@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crm.models import ORDER_STATUSES, SEVERITIES
 from crm.settings import current as settings
@@ -30,6 +30,15 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SPAN = re.compile(r"([01]\d|2[0-3]):([0-5]\d)\s*-\s*(([01]\d|2[0-3]):[0-5]\d|24:00)")
 
 Minutes = Annotated[int, Field(ge=0)]
+
+
+def _hour_minute(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+        raise ValueError(f"{value!r} is not HH:MM (e.g. \"03:00\")")
+    return value.strip()
+
+
+HourMinute = Annotated[str, AfterValidator(_hour_minute)]  # a time of day on the desk's clock
 Points = Annotated[int, Field(ge=0, le=100)]
 
 
@@ -127,14 +136,17 @@ class Review(Section):
     low_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6
     rephrase_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
     retrain_after_labels: Annotated[int, Field(ge=0)] = 20
-    retrain_at: str = "03:00"
+    retrain_at: HourMinute = "03:00"
 
-    @field_validator("retrain_at")
-    @classmethod
-    def _time(cls, value: str) -> str:
-        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
-            raise ValueError(f"{value!r} is not HH:MM (e.g. \"03:00\")")
-        return value.strip()
+
+class Retention(Section):
+    """How long personal data is kept (crm/retention.py)."""
+
+    messages_months: Annotated[int, Field(ge=1, le=120)] = 12
+    notifications_months: Annotated[int, Field(ge=1, le=120)] = 3
+    leads_years: Annotated[int, Field(ge=1, le=10)] = 3
+    inactive_clients_years: Annotated[int, Field(ge=1, le=10)] = 3
+    run_at: HourMinute = "04:00"
 
 
 class Profile(Section):
@@ -146,6 +158,7 @@ class Profile(Section):
     leads: Leads = Leads()
     meetings: Meetings = Meetings()
     review: Review = Review()
+    retention: Retention = Retention()
 
 
 _lock = threading.Lock()

@@ -138,7 +138,7 @@ def resolve_complaint(session: Session, number: str, resolution: str) -> Complai
     client = session.get(Client, complaint.client_id)
     buttons = [button(str(n), "rate_complaint", complaint.id, n) for n in range(1, 6)]
     # The outbox splits a long resolution below Telegram's limit; the rating buttons come last.
-    enqueue(session, client.telegram_id, resolution_message(complaint, client.language), buttons)
+    enqueue(session, client.telegram_id, resolution_message(complaint, client.language), buttons, client_id=client.id)
     session.flush()
     return complaint
 

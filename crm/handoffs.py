@@ -58,7 +58,7 @@ def hand_over(session: Session, client: Client, reason: str, language: str, deta
         # Outside opening hours the client may leave a number to be called back (a button that
         # shares their Telegram phone number: nothing to type, nothing to mistype).
         enqueue(session, client.telegram_id, client_text("callback_offer", language),
-                [{"title": client_text("callback_button", language), "request_contact": True}])
+                [{"title": client_text("callback_button", language), "request_contact": True}], client_id=client.id)
         return client_text("opened_closed_desk", language, when=when_text(when, language))
     return client_text("opened", language)
 
@@ -122,7 +122,8 @@ def _notice(session: Session, handoff: Handoff, client: Client, recipient: tuple
     buttons = [button(TEXTS.t("take", lang), "take", handoff.id)]
     if handoff.reason == "lead":  # a hot lead: a manager may also just propose a meeting
         buttons.append(button(TEXTS.t("propose_meeting", lang), "meet", client.id))
-    enqueue(session, chat_id, text, buttons, handoff_id=handoff.id, topic_client_id=topic_client_id)
+    enqueue(session, chat_id, text, buttons, handoff_id=handoff.id, topic_client_id=topic_client_id,
+            client_id=client.id)
 
 
 def desk_recipients(session: Session, client: Client, exclude: tuple[int, ...] = ()) -> list[tuple[int, str, int | None]]:
@@ -198,7 +199,7 @@ def _tell_holder(session: Session, handoff: Handoff, holder: Staff, key: str, **
         return
     client = session.get(Client, handoff.client_id)
     enqueue(session, holder.telegram_id, TEXTS.t(key, holder.language, id=handoff.id,
-                                                   client=client.display_name, **values))
+                                                   client=client.display_name, **values), client_id=client.id)
 
 
 def update_staff(session: Session, telegram_id: int, role: str, name: str) -> tuple[Staff, list[int]]:
@@ -235,7 +236,7 @@ def release_held(session: Session, member: Staff) -> list[int]:
         client = session.get(Client, handoff.client_id)
         notify_desk(session, handoff, client, exclude=(member.id,), extra="requeued",
                     extra_values={"manager": member.name})
-        enqueue(session, client.telegram_id, client_text("released", client.language))
+        enqueue(session, client.telegram_id, client_text("released", client.language), client_id=client.id)
         released.append(handoff.id)
     for handoff in session.scalars(select(Handoff).join(Client, Client.id == Handoff.client_id).where(
             Handoff.status == "queued", Handoff.notified_all.is_(False), Client.account_manager_id == member.id)).all():
@@ -264,7 +265,7 @@ def leave_queue(session: Session, client: Client) -> Handoff | None:
         [(owner.telegram_id, owner.language, None)] if owner else [])
     for chat_id, lang, topic in told:
         enqueue(session, chat_id, TEXTS.t("withdrawn", lang, client=client.display_name, id=handoff.id),
-                topic_client_id=topic)
+                topic_client_id=topic, client_id=client.id)
     return handoff
 
 
@@ -434,10 +435,10 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
     for handoff, client in claimed(Handoff.client_told_waiting, "queued",
                                    Handoff.queued_at <= now - timedelta(minutes=minutes)):
         enqueue(session, client.telegram_id, client_text("waiting", client.language),
-                [leave_button(handoff, client.language)])
+                [leave_button(handoff, client.language)], client_id=client.id)
         for chat_id, lang, topic in desk_recipients(session, client):
             enqueue(session, chat_id, TEXTS.t("reminder", lang, id=handoff.id, client=client.display_name,
-                                                minutes=minutes), topic_client_id=topic)
+                                                minutes=minutes), topic_client_id=topic, client_id=client.id)
         count += 1
     reply_minutes = int(settings.get("manager_reply_minutes", 5))
     for handoff, client in claimed(Handoff.manager_reminded, "active",
@@ -449,7 +450,7 @@ def remind_overdue(session: Session, now: datetime | None = None) -> int:
         manager = session.get(Staff, handoff.manager_id)
         enqueue(session, chat_id, TEXTS.t("reply_reminder", lang, manager=manager.name.split()[0],
                                             client=client.display_name, id=handoff.id, minutes=reply_minutes),
-                topic_client_id=topic)
+                topic_client_id=topic, client_id=client.id)
         count += 1
     return count
 
@@ -476,10 +477,11 @@ def expire_queued(session: Session, now: datetime | None = None) -> int:
             continue
         client = session.get(Client, handoff.client_id)
         enqueue(session, client.telegram_id, client_text("expired", client.language),
-                [{"title": client_text("callback_button", client.language), "request_contact": True}])
+                [{"title": client_text("callback_button", client.language), "request_contact": True}],
+                client_id=client.id)
         for chat_id, lang, topic in desk_recipients(session, client):
             enqueue(session, chat_id, TEXTS.t("expired", lang, id=handoff.id, client=client.display_name,
-                                                minutes=timeout), topic_client_id=topic)
+                                                minutes=timeout), topic_client_id=topic, client_id=client.id)
         count += 1
     return count
 
@@ -519,7 +521,7 @@ def request_callback(session: Session, client: Client, phone: str) -> tuple[Hand
         client.phone = phone
     for chat_id, lang, topic in desk_recipients(session, client):
         enqueue(session, chat_id, TEXTS.t("callback", lang, client=client.display_name, id=handoff.id,
-                                            phone=phone), topic_client_id=topic)
+                                            phone=phone), topic_client_id=topic, client_id=client.id)
     when = next_opening()
     if when is None:
         return handoff, client_text("callback_noted_open", client.language, phone=phone)

@@ -194,7 +194,8 @@ def cancel(session: Session, client: Client, meeting_id: int) -> Meeting:
     manager = session.get(Staff, meeting.manager_id)
     enqueue(session, manager.telegram_id, TEXTS.t("cancelled_manager", manager.language,
                                                     client=client.display_name,
-                                                    when=when_text(meeting.starts_at, manager.language)))
+                                                    when=when_text(meeting.starts_at, manager.language)),
+            client_id=client.id)
     return meeting
 
 
@@ -212,7 +213,7 @@ def _announce(session: Session, client: Client, manager: Staff, meeting: Meeting
     enqueue(session, client.telegram_id, TEXTS.t("invitation", language,
                                                    when=when_text(meeting.starts_at, language),
                                                    manager=manager.name.split()[0], minutes=minutes),
-            meeting_id=meeting.id, attachment="ics")
+            meeting_id=meeting.id, attachment="ics", client_id=client.id)
     lead = session.get(Lead, meeting.lead_id) if meeting.lead_id else None
     if old is not None:
         text = TEXTS.t("moved_manager", manager.language, client=client.display_name,
@@ -221,7 +222,7 @@ def _announce(session: Session, client: Client, manager: Staff, meeting: Meeting
         text = TEXTS.t("confirmed_manager", manager.language, client=client.display_name,
                          when=when_text(meeting.starts_at, manager.language), minutes=minutes,
                          lead=TEXTS.t("lead", manager.language, id=lead.id, score=lead.score) if lead else "")
-    enqueue(session, manager.telegram_id, text, meeting_id=meeting.id, attachment="ics")
+    enqueue(session, manager.telegram_id, text, meeting_id=meeting.id, attachment="ics", client_id=client.id)
     for before in settings().get("remind_before_minutes", [1440, 60]):
         due = clock.aware(meeting.starts_at) - timedelta(minutes=int(before))
         if due <= now:
@@ -233,11 +234,11 @@ def _announce(session: Session, client: Client, manager: Staff, meeting: Meeting
         enqueue(session, client.telegram_id, TEXTS.t("reminder_client", language,
                                                        when=when_text(meeting.starts_at, language),
                                                        manager=manager.name.split()[0]),
-                buttons, meeting_id=meeting.id, not_before=due)
+                buttons, meeting_id=meeting.id, not_before=due, client_id=client.id)
         enqueue(session, manager.telegram_id, TEXTS.t("reminder_manager", manager.language,
                                                         client=client.display_name,
                                                         when=when_text(meeting.starts_at, manager.language)),
-                meeting_id=meeting.id, not_before=due)
+                meeting_id=meeting.id, not_before=due, client_id=client.id)
 
 
 def slot_buttons(session: Session, client: Client, starts: list[datetime], replacing: int | None = None) -> list[dict]:
@@ -257,7 +258,8 @@ def offer_slots(session: Session, client: Client) -> int:
     if starts:
         minutes = int(length().total_seconds() // 60)
         enqueue(session, client.telegram_id, TEXTS.t("offer", client.language, minutes=minutes),
-                payload_buttons(session, client.telegram_id, slot_buttons(session, client, starts)))
+                payload_buttons(session, client.telegram_id, slot_buttons(session, client, starts)),
+                client_id=client.id)
     return len(starts)
 
 

@@ -67,6 +67,9 @@ class Client(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
     # The buttons of the latest message the assistant sent (button_payloads.batch), or None.
     choices_batch: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    # Erased (crm/privacy.py): the row stays, pseudonymous, for the orders kept for accounting;
+    # telegram_id is then minus the row's id, so the same person writing again is a new client.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     @property
     def display_name(self) -> str:
@@ -267,6 +270,9 @@ class Notification(Base):
     handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id", ondelete="SET NULL"))
     # Set on messages for the staff group (STAFF_CHAT_ID): they go into this client's topic.
     topic_client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    # The client this message is to or about (a staff notice with their card): erasing the
+    # client deletes it, and their data export lists it.
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     # Not sent before this time (meeting reminders); a cancelled meeting cancels its reminders.
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
@@ -542,3 +548,27 @@ class Retraining(Base):
     before_aside: Mapped[float | None] = mapped_column(Float, nullable=True)
     after_held_out: Mapped[float | None] = mapped_column(Float, nullable=True)
     after_aside: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Erasure(Base):
+    """One client's erasure (crm/privacy.py): when, by whom ("client", "staff:<telegram id>",
+    "cli", "retention"), the pseudonymous row it left (`client_ref`, the clients.id kept with the
+    orders), and how many rows of each category went. Nothing of the erased data."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    by: Mapped[str] = mapped_column(String(64))
+    client_ref: Mapped[int] = mapped_column(Integer, index=True)
+    categories: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Purge(Base):
+    """One run of the retention job (crm/retention.py): how many rows of each kind it deleted."""
+
+    __tablename__ = "purges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, index=True)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -179,7 +179,7 @@ def set_order_status(session: Session, number: str, status: str) -> Order:
     client = session.get(Client, order.client_id)
     enqueue(session, client.telegram_id, TEXTS.t(
         "status_changed", client.language, number=order.number,
-        status=status_label(status, client.language)))
+        status=status_label(status, client.language)), client_id=client.id)
     session.flush()
     return order
 

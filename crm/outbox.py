@@ -27,15 +27,17 @@ def button(title: str, action: str, *args) -> dict:
 
 def enqueue(session: Session, chat_id: int, text: str, buttons: list[dict] | None = None, *,
             handoff_id: int | None = None, topic_client_id: int | None = None, meeting_id: int | None = None,
-            attachment: str | None = None, not_before: datetime | None = None) -> Notification:
+            attachment: str | None = None, not_before: datetime | None = None,
+            client_id: int | None = None) -> Notification:
     """Buttons: inline buttons made by `button`, or [{"title", "request_contact": True}] a
     keyboard button sharing the client's phone number. `topic_client_id`: the message goes into
     that client's topic of the staff forum group `chat_id`. `handoff_id`: a "take" notice.
     `meeting_id` + `attachment="ics"`: the meeting's invitation is attached (the text is its
-    caption). `not_before`: kept until then (reminders)."""
+    caption). `not_before`: kept until then (reminders). `client_id`: the client the message is to
+    or about (their data export lists it, their erasure deletes it); the topic's client by default."""
     notification = Notification(chat_id=chat_id, text=text, buttons=buttons or None, handoff_id=handoff_id,
                                 topic_client_id=topic_client_id, meeting_id=meeting_id, attachment=attachment,
-                                not_before=not_before)
+                                not_before=not_before, client_id=client_id or topic_client_id)
     session.add(notification)
     session.flush()
     return notification
@@ -50,7 +52,7 @@ def notify_managers(session: Session, texts: dict[str, str], client_id: int | No
         return 1
     managers = managers_on_duty(session)
     for member in managers:
-        enqueue(session, member.telegram_id, texts.get(member.language, texts["fr"]))
+        enqueue(session, member.telegram_id, texts.get(member.language, texts["fr"]), client_id=client_id)
     return len(managers)
 
 

@@ -44,6 +44,14 @@ REFERENCE = {"order": re.compile(r"\bCMD[-\s]?\d{1,9}\b", re.IGNORECASE),
              "complaint": re.compile(r"\bREC[-\s]?\d{1,9}\b", re.IGNORECASE)}
 PHONE = re.compile(r"(?<![\w])\+?\d[\d .\-/()]{6,}\d(?![\w])")
 NUMBER = re.compile(r"\d{6,}")
+# A postal address: a street number and a kind of way, then up to a comma or the sentence's end
+# ("17 allée des Tilleuls", "3 bis, rue de Paris"), and a postcode with its town ("35000 Rennes").
+STREET = re.compile(r"\b\d{1,4}\s*(?:bis|ter)?,?\s+(?:rue|avenue|av\.?|all[ée]e|boulevard|bd|chemin|place|"
+                    r"impasse|route|quai|cours|square|passage|voie|rond-point|lieu-dit|street|st\.?|road|rd\.?|lane|"
+                    r"drive|way)\b[^,.;:!?\n]*", re.IGNORECASE)
+STREET_EN = re.compile(r"\b\d{1,4}\s+(?:[A-Z][\w'-]*\s+){1,3}(?:street|st|road|rd|avenue|ave|lane|drive|way|"
+                       r"boulevard|place|square)\b\.?", re.IGNORECASE)
+POSTCODE = re.compile(r"\b(?:F-)?\d{5}\s+[A-ZÀ-Ý][\w'-]*(?:[\s-]+[A-ZÀ-Ý][\w'-]*)*")
 
 
 class ReviewError(Refusal):
@@ -59,9 +67,11 @@ def _phone(match: re.Match) -> str:
 
 
 def mask(text: str, names: tuple[str, ...] = ()) -> str:
-    """The text with personal data replaced by a marker: [email], [order], [complaint], [phone],
-    [number], [name] (each of `names`, the client's own, as a whole word in any case)."""
+    """The text with personal data replaced by a marker: [email], [address] (a street address, a
+    postcode and its town), [order], [complaint], [phone], [number], [name] (each of `names`, the
+    client's own, as a whole word in any case)."""
     masked = EMAIL.sub("[email]", text)
+    masked = POSTCODE.sub("[address]", STREET_EN.sub("[address]", STREET.sub("[address]", masked)))
     for marker, pattern in REFERENCE.items():
         masked = pattern.sub(f"[{marker}]", masked)
     masked = PHONE.sub(_phone, masked)
@@ -201,7 +211,7 @@ def labelled_examples(session: Session) -> dict[str, list[str]]:
 
 # What a masked marker becomes in the training data: a value of its kind, so that the sentence
 # reads as clients write it (a bare "[phone]" would also be Rasa's entity-annotation syntax).
-MARKER_VALUES = {"[email]": "client@example.com", "[order]": "CMD-000123", "[complaint]": "REC-000045",
+MARKER_VALUES = {"[email]": "client@example.com", "[address]": "12 rue de la Paix", "[order]": "CMD-000123", "[complaint]": "REC-000045",
                  "[phone]": "06 12 34 56 78", "[number]": "123456", "[name]": "Dupont"}
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 from crm.i18n import languages
 
@@ -89,6 +90,15 @@ class Settings(BaseSettings):
     broadcast_claim_timeout: ClaimSeconds = Field(
         60, validation_alias=env("BROADCAST_CLAIM_TIMEOUT", "broadcast_claim_timeout"))
     outbox_claim_timeout: ClaimSeconds = Field(60, validation_alias=env("OUTBOX_CLAIM_TIMEOUT", "outbox_claim_timeout"))
+    # Rasa's tracker store, where endpoints.yml (a SQLite file) or endpoints.production.yml
+    # (PostgreSQL, when RASA_DB_HOST is set) put it: a client's erasure and the retention job
+    # delete conversations there too (crm/trackers.py).
+    rasa_tracker_db: Path = Field(VAR / "rasa_tracker.db", validation_alias=env("RASA_TRACKER_DB", "rasa_tracker_db"))
+    rasa_db_host: str | None = Field(None, validation_alias=env("RASA_DB_HOST", "rasa_db_host"))
+    rasa_db_port: Port = Field(5432, validation_alias=env("RASA_DB_PORT", "rasa_db_port"))
+    rasa_db_name: str = Field("rasa", validation_alias=env("RASA_DB_NAME", "rasa_db_name"))
+    rasa_db_user: str | None = Field(None, validation_alias=env("RASA_DB_USER", "rasa_db_user"))
+    rasa_db_password: str = Field("", repr=False, validation_alias=env("RASA_DB_PASSWORD", "rasa_db_password"))
 
     @field_validator("database_url")
     @classmethod
@@ -132,6 +142,16 @@ class Settings(BaseSettings):
         """The staff forum supergroup and the language of its messages, or None: then managers
         are notified in their private chats."""
         return (self.staff_chat_id, self.staff_chat_language) if self.staff_chat_id is not None else None
+
+    @property
+    def tracker_store_url(self) -> str:
+        """Rasa's tracker store as a SQLAlchemy URL: PostgreSQL when RASA_DB_HOST is set, else
+        the SQLite file RASA_TRACKER_DB."""
+        if self.rasa_db_host:
+            return URL.create("postgresql", username=self.rasa_db_user, password=self.rasa_db_password or None,
+                              host=self.rasa_db_host, port=self.rasa_db_port,
+                              database=self.rasa_db_name).render_as_string(hide_password=False)
+        return f"sqlite:///{self.rasa_tracker_db}"
 
     def claim_timeout(self, kind: Literal["answer", "broadcast", "outbox"]) -> timedelta:
         """How long a claimed row may stay claimed before its claimer is held for dead."""

@@ -60,9 +60,13 @@ def _start(name: str, database_url: str, endpoints: str, env: dict, log_dir: Pat
     prepare_database(database_url)
     env = {**env, "COMPANY_PROFILE": str(always_open_profile(log_dir.parent))}
     rasa_port, action_port = free_port(), free_port()
+    # Where this stack's Rasa keeps its trackers (erasure and retention reach them there too).
+    stores = {field: env[field.upper()] for field in ("rasa_tracker_db", "rasa_db_host", "rasa_db_port",
+                                                      "rasa_db_name", "rasa_db_user", "rasa_db_password")
+              if field.upper() in env}
     settings = make_settings(
         database_url, f"http://127.0.0.1:{rasa_port}", rasa_port=rasa_port, action_port=action_port,
-        action_url=f"http://127.0.0.1:{action_port}", rasa_timeout=20.0,
+        action_url=f"http://127.0.0.1:{action_port}", rasa_timeout=20.0, **stores,
     )
     services = Services(settings, train_if_needed(), endpoints=endpoints, env=env, log_dir=log_dir)
     try:

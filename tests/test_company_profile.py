@@ -146,5 +146,6 @@ def test_a_broken_profile_stops_start_up_with_the_reason(tmp_path):
 
 def test_the_shipped_profile_is_valid():
     profile = yaml.safe_load(GOOD)
-    assert set(profile) == {"name", "answers", "orders", "complaints", "desk", "leads", "meetings", "review"}
+    assert set(profile) == {"name", "answers", "orders", "complaints", "desk", "leads", "meetings", "review",
+                            "retention"}
     assert load(ROOT / "company.yml")["desk"]["queue_timeout_minutes"] == 120

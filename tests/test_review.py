@@ -24,6 +24,9 @@ GUESS = [("order_status", 0.41), ("complain", 0.22), ("ask_delivery", 0.1), ("gr
     ("rappelez le +33 (0)6.12.34.56.78 svp", "rappelez le [phone] svp"),
     ("ma réclamation rec 45 et ma carte 4970101234567890", "ma réclamation [complaint] et ma carte [number]"),
     ("il m'en faut 12 pour le 3 mars", "il m'en faut 12 pour le 3 mars"),
+    ("livrez au 17 allée des Tilleuls, 35000 Rennes svp", "livrez au [address], [address] svp"),
+    ("I live at 221 Baker Street, London", "I live at [address], London"),
+    ("ok pour 15 routeurs et 3 places", "ok pour 15 routeurs et 3 places"),
 ])
 def test_personal_data_is_masked(text, masked):
     assert review.mask(text, names=("Élodie", "Martin")) == masked

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 # Slang for "how much do I have to pay for the bill": the model of the repository's data falls
 # back on it (checked below, so a change of the training data that teaches it fails loudly here).
-SLANG = "faut que je raque combien pour la douloureuse, rappelez moi au {phone}"
+SLANG = "faut que je raque combien pour la douloureuse de la {order}"
 PAYMENT_ANSWER = "Paiement par carte bancaire, virement ou prélèvement SEPA."
 
 
@@ -67,13 +67,13 @@ async def test_a_phrasing_labelled_in_telegram_is_understood_after_retrain(stack
         add_staff(s, admin.id, "admin", "John Smith").language = "en"
     try:
         async with BotHarness(stack.settings) as bot:
-            [answer] = await bot.say(client, SLANG.format(phone="06 11 22 33 44"))
+            [answer] = await bot.say(client, SLANG.format(order="CMD-000777"))
             assert answer.text == "Je ne suis pas sûr d'avoir compris. Pourriez-vous reformuler votre question ?"
-            masked = SLANG.format(phone="[phone]")
+            masked = SLANG.format(order="[order]")
             with unit_of_work(engine) as s:
                 item = s.scalar(select(ReviewItem).where(ReviewItem.text == masked))
-                assert item is not None and item.reason == "fallback", "kept, the phone number masked"
-                assert not s.scalars(select(ReviewItem.text).where(ReviewItem.text.contains("06 11 22"))).all()
+                assert item is not None and item.reason == "fallback", "kept, the order number masked"
+                assert not s.scalars(select(ReviewItem.text).where(ReviewItem.text.contains("000777"))).all()
                 row = s.scalar(select(ConversationMessage).where(ConversationMessage.text.contains("douloureuse"))
                                .order_by(ConversationMessage.id.desc()))
                 assert row.understood is False, "the action server marked the row: it counts as misunderstood"
@@ -93,7 +93,7 @@ async def test_a_phrasing_labelled_in_telegram_is_understood_after_retrain(stack
             served = await asyncio.to_thread(retrain.served_model, url, token)
             assert served != serving and served.name in told.text, "swapped in, with no restart"
 
-            [answer] = await bot.say(client, SLANG.format(phone="06 11 22 33 44"))
+            [answer] = await bot.say(client, SLANG.format(order="CMD-000777"))
             assert answer.text.startswith(PAYMENT_ANSWER), "the same message, now understood"
             [stats] = await bot.say(manager, "/review stats")
             assert re.search(r"• .* : mis en service\. Jeu de test : \d+ % → \d+ %\.", _spaces(stats.text)), stats.text
