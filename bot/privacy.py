@@ -21,7 +21,7 @@ from bot.callbacks import callback_data, parse
 from bot.shared import Context, safe_send
 from crm import privacy
 from crm.company import company_profile
-from crm.i18n import Texts
+from crm.i18n import Texts, normalise_language
 from crm.models import Client
 from crm.staff import active_staff
 
@@ -34,7 +34,8 @@ def _send(bot):
 
 
 def _language(user) -> str:
-    return (user.language_code or "fr")[:2] if (user.language_code or "fr")[:2] in ("fr", "en") else "fr"
+    """The language of someone we hold nothing about: their Telegram's, if we speak it."""
+    return normalise_language(user.language_code)
 
 
 async def _client(assistant, telegram_id: int) -> tuple[int, str] | None:
@@ -156,7 +157,8 @@ async def forget_button(update: Update, context: Context) -> None:
             erased = await asyncio.to_thread(privacy.forget, helper.engine, telegram_id, by,
                                              context.settings.tracker_store_url)
     except privacy.PrivacyError as exc:
-        await _edit(query, exc.text(language))
+        if exc.key not in ("unknown", "erased"):  # a double tap: the first press has done it all
+            await _edit(query, exc.text(language))
         return
     await _send(context.bot)(telegram_id, TEXTS.t("forget.done", client_language))
     for chat, thread in erased.topics:  # the copies of the conversation in the staff group go too
