@@ -507,6 +507,8 @@ def client_wrote(session: Session, handoff: Handoff) -> None:
 def manager_answered(session: Session, handoff: Handoff) -> None:
     handoff.awaiting_reply_since = None
     handoff.manager_reminded = False
+    if handoff.first_reply_at is None:
+        handoff.first_reply_at = clock.now()
 
 
 def request_callback(session: Session, client: Client, phone: str) -> tuple[Handoff, str] | None:

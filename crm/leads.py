@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from crm import clock
 from crm.company import company_profile
 from crm.i18n import Refusal, Texts
-from crm.models import LEAD_STATUSES, Client, Lead
+from crm.models import LEAD_STATUSES, Client, Lead, LeadEvent
 
 SIZES = ("1-9", "10-49", "50-249", "250+")
 TIMELINES = ("now", "3m", "6m", "later")
@@ -210,6 +210,7 @@ def save_lead(session: Session, client: Client, answers: dict, complete: bool) -
             setattr(lead, field, value[:255] if isinstance(value, str) and field != "need" else value)
     lead.score, details = score_lead(lead)
     lead.score_details = ", ".join(details)
+    before = lead.status if lead.id is not None else None
     if lead.status != "contacted":
         if lead.score >= hot_threshold():
             lead.status = "hot"
@@ -223,6 +224,8 @@ def save_lead(session: Session, client: Client, answers: dict, complete: bool) -
         client.email = lead.email
     lead.updated_at = clock.now()
     session.flush()
+    if lead.status != before:
+        session.add(LeadEvent(lead_id=lead.id, status=lead.status, at=lead.updated_at))
     return lead
 
 
@@ -232,6 +235,8 @@ def set_lead_status(session: Session, lead_id: int, status: str) -> Lead:
     lead = session.get(Lead, lead_id)
     if lead is None:
         raise LeadError("unknown", id=lead_id)
+    if lead.status != status:
+        session.add(LeadEvent(lead_id=lead.id, status=status, at=clock.now()))
     lead.status, lead.updated_at = status, clock.now()
     return lead
 

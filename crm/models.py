@@ -329,6 +329,8 @@ class Handoff(Base):
     notified_all: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # The client wrote and the manager has not answered since; reminded once.
     awaiting_reply_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The manager's first message to the client (the desk's first reply time, in the reports).
+    first_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     manager_reminded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Outside opening hours the client may share a phone number to be called back.
     callback_phone: Mapped[str | None] = mapped_column(String(64))
@@ -418,6 +420,19 @@ class Lead(Base):
     status: Mapped[str] = mapped_column(String(16), default="new", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, onupdate=clock.now)
+
+
+class LeadEvent(Base):
+    """Each status a lead took, with when (crm/leads.py): the reports count leads that became
+    qualified, hot, won or lost in a period, which the lead's current status alone cannot tell."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (Index("ix_lead_events_status_at", "status", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
 
 
 class Meeting(Base):

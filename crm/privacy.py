@@ -48,6 +48,7 @@ from crm.models import (
     HandoffNotice,
     InboundUpdate,
     Lead,
+    LeadEvent,
     Meeting,
     Notification,
     Order,
@@ -76,6 +77,7 @@ COVERAGE = {
     "staff_topics": "erased (ids only)",
     "client_notes": "exported (with their author); erased",
     "leads": "exported; erased; retention: leads never won after leads_years",
+    "lead_events": "exported with their leads (status history); erased and purged with them",
     "meetings": "exported; erased",
     "client_tags": "exported; erased",
     "notifications": "exported (to or about the client); erased; retention: sent ones after notifications_months",
@@ -164,7 +166,10 @@ def export_client(session: Session, client: Client, now: datetime | None = None)
                        budget_eur=lead.budget_eur, budget_text=lead.budget_text, timeline=lead.timeline,
                        role=lead.role, phone=lead.phone, email=lead.email, score=lead.score,
                        score_details=lead.score_details, status=lead.status, created_at=_when(lead.created_at),
-                       updated_at=_when(lead.updated_at)) for lead in rows(Lead)],
+                       updated_at=_when(lead.updated_at),
+                       history=[dict(status=e.status, at=_when(e.at)) for e in session.scalars(
+                           select(LeadEvent).where(LeadEvent.lead_id == lead.id).order_by(LeadEvent.at, LeadEvent.id))])
+                  for lead in rows(Lead)],
         "meetings": [dict(starts_at=_when(m.starts_at), ends_at=_when(m.ends_at), status=m.status,
                           manager=_staff_name(session, m.manager_id), booked_at=_when(m.created_at),
                           cancelled_at=_when(m.cancelled_at)) for m in rows(Meeting, Meeting.starts_at)],
@@ -172,7 +177,8 @@ def export_client(session: Session, client: Client, now: datetime | None = None)
                           text=m.text, at=_when(m.created_at)) for m in rows(ConversationMessage)],
         "handoffs": [dict(reason=h.reason, detail=h.detail, status=h.status,
                           manager=_staff_name(session, h.manager_id), opened_at=_when(h.opened_at),
-                          taken_at=_when(h.taken_at), closed_at=_when(h.closed_at), closed_by=h.closed_by,
+                          taken_at=_when(h.taken_at), first_reply_at=_when(h.first_reply_at),
+                          closed_at=_when(h.closed_at), closed_by=h.closed_by,
                           satisfaction=h.satisfaction, callback_phone=h.callback_phone) for h in rows(Handoff)],
         "tags": [t.tag for t in rows(ClientTag, ClientTag.tag)],
         "notes": [dict(by=_staff_name(session, n.staff_id), text=n.text, at=_when(n.created_at))
@@ -231,6 +237,7 @@ def erase_client(session: Session, client: Client, by: str, now: datetime | None
     counts["messages"] = _count(session.execute(delete(ConversationMessage).where(ConversationMessage.client_id == cid)))
     counts["notes"] = _count(session.execute(delete(ClientNote).where(ClientNote.client_id == cid)))
     counts["meetings"] = _count(session.execute(delete(Meeting).where(Meeting.client_id == cid)))
+    session.execute(delete(LeadEvent).where(LeadEvent.lead_id.in_(select(Lead.id).where(Lead.client_id == cid))))
     counts["leads"] = _count(session.execute(delete(Lead).where(Lead.client_id == cid)))
     counts["tags"] = _count(session.execute(delete(ClientTag).where(ClientTag.client_id == cid)))
     counts["complaints"] = _count(session.execute(delete(Complaint).where(Complaint.client_id == cid)))

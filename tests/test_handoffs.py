@@ -129,9 +129,15 @@ def test_the_manager_is_reminded_when_the_client_waits_for_their_answer(desk):
     assert remind_overdue(session, later(6)) == 1
     assert remind_overdue(session, later(7)) == 0, "once per unanswered message"
     assert "Alice (n° %d) attend votre réponse" % handoff.id in sent_to(session, 9001)[-1]
+    assert handoff.first_reply_at is None
     manager_answered(session, handoff)
+    first_reply = handoff.first_reply_at
+    assert first_reply is not None, "the desk's first reply time starts here"
     client_wrote(session, handoff)
     assert remind_overdue(session, later(6)) == 1, "a new wait, a new reminder"
+    manager_answered(session, handoff)
+    from crm.clock import aware
+    assert aware(handoff.first_reply_at) == aware(first_reply), "the first reply only"
 
 
 def test_a_call_back_number_is_kept_and_the_desk_told(desk):

@@ -71,6 +71,12 @@ def test_a_lead_is_kept_scored_and_moves_through_its_statuses(people):
         set_lead_status(session, hot.id, "maybe")
     with pytest.raises(LeadError):
         set_lead_status(session, 424242, "won")
+    from sqlalchemy import select
+
+    from crm.models import LeadEvent
+    history = [e.status for e in session.scalars(select(LeadEvent).where(LeadEvent.lead_id == hot.id)
+                                                 .order_by(LeadEvent.id))]
+    assert history == ["new", "qualified", "hot", "contacted", "won"], "each status once, in order (the reports)"
 
 
 def test_invalid_phone_numbers_and_emails_are_refused():

@@ -127,6 +127,7 @@ def test_an_export_holds_every_category_and_nothing_of_another_client(session, t
                                                    unit_price="29.90")]
     assert document["consents"][0]["granted"] is True and document["consents"][0]["at"].startswith("2026-11-03")
     assert document["handoffs"][0]["callback_phone"] == ELODIE["phone"]
+    assert document["leads"][0]["history"] == [], "no status change recorded for this lead"
     assert {n["to_client"] for n in document["notifications"]} == {True, False}, "to them, and about them"
     assert document["notes"] == [dict(by="Claire Dubois", text="Rappeler Élodie lundi", at=document["notes"][0]["at"])]
     dumped = json.dumps(document, ensure_ascii=False)
