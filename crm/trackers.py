@@ -12,6 +12,7 @@ again after a moment (it is idempotent) by callers that cannot hold that lock.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, create_engine, delete, func, inspect, select
@@ -22,6 +23,14 @@ EVENTS = Table("events", _metadata, Column("id", Integer, primary_key=True), Col
                Column("timestamp", Float))
 
 
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    """One small pool per store and process (an erasure or the daily purge now and then)."""
+    if url.startswith("sqlite"):
+        return create_engine(url, connect_args={"timeout": 30})
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+
+
 def tracker_engine(url: str | None) -> Engine | None:
     """The tracker store's engine, None when there is none to reach (no URL, or Rasa never ran)."""
     if not url:
@@ -29,10 +38,8 @@ def tracker_engine(url: str | None) -> Engine | None:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and not Path(path).exists():
-            return None  # Rasa never ran here: no conversation stored
-        engine = create_engine(url, connect_args={"timeout": 30})
-    else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+            return None  # Rasa never ran here: no conversation stored (and none created by looking)
+    engine = _engine(url)
     return engine if inspect(engine).has_table("events") else None
 
 
