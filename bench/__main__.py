@@ -2,7 +2,7 @@
 against baselines measured in the same run. Prints one table; writes every figure (per-intent
 scores, confusions, per-size and per-load details) to bench/results/bench-<time>.json.
 
-    python -m bench [nlu] [search] [e2e] [broadcast]     (default: all; cost comes with e2e)"""
+    python -m bench [nlu] [search] [e2e] [broadcast] [report]   (default: all; cost comes with e2e)"""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import broadcast, e2e, nlu, search, search_quality
+from bench import broadcast, e2e, nlu, report, search, search_quality
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEARCH_SIZES = (1_000, 10_000, 100_000)
 LOADS = (10, 50, 200)
 BROADCAST_RECIPIENTS, BROADCAST_LIMIT = 10_000, 200.0
+REPORT_SIZES = (1_000, 100_000)
+BENCHMARKS = ("nlu", "search", "e2e", "broadcast", "report")
 
 
 def rows_nlu(result: dict) -> list[tuple]:
@@ -113,6 +115,13 @@ def rows_broadcast(r: dict) -> list[tuple]:
              f"{r['configured_limit_per_s']:.0f}/s (configured)", f"{r['ratio_to_limit']:.3f}")]
 
 
+def rows_report(result: list[dict]) -> list[tuple]:
+    return [("report", f"{r['clients']:,} clients, {r['messages']:,} messages, a month ({r['database']})",
+             "build ms (render: text, charts, PDF)", f"{r['report_ms']:.0f} ({r['render_ms']:.0f})",
+             f"{r['count_ms']:.1f} (one COUNT(*) of the messages)", f"{r['ratio']:.0f}" if r["ratio"] else "")
+            for r in result]
+
+
 def training_record() -> dict | None:
     from bot.rasa_model import model_path, training_record as record
 
@@ -131,10 +140,10 @@ def print_table(rows: list[tuple]) -> None:
 
 
 def main() -> None:
-    chosen = sys.argv[1:] or ["nlu", "search", "e2e", "broadcast"]
-    unknown = set(chosen) - {"nlu", "search", "e2e", "broadcast"}
+    chosen = sys.argv[1:] or list(BENCHMARKS)
+    unknown = set(chosen) - set(BENCHMARKS)
     if unknown:
-        sys.exit(f"unknown benchmark {', '.join(sorted(unknown))}; choose among nlu, search, e2e, broadcast")
+        sys.exit(f"unknown benchmark {', '.join(sorted(unknown))}; choose among {', '.join(BENCHMARKS)}")
     started = time.perf_counter()
     figures: dict = {}
     rows: list[tuple] = []
@@ -157,6 +166,9 @@ def main() -> None:
     if "broadcast" in chosen:
         figures["broadcast"] = broadcast.run(BROADCAST_RECIPIENTS, BROADCAST_LIMIT)
         rows += rows_broadcast(figures["broadcast"])
+    if "report" in chosen:
+        figures["report"] = report.run(REPORT_SIZES)
+        rows += rows_report(figures["report"])
     print()
     print_table(rows)
     RESULTS.mkdir(exist_ok=True)

@@ -28,7 +28,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import broadcasts, desk, leads, privacy, review
+from bot import broadcasts, desk, leads, privacy, reports, review
 from bot.broadcaster import run_sender
 from bot.callbacks import callback_data, handler_pattern, parse
 from bot.outbox import INTERVAL, deliver_outbox
@@ -659,6 +659,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(CommandHandler("lead", leads.lead_command, filters=private))
     application.add_handler(CommandHandler("review", review.review_command, filters=private))
     application.add_handler(CommandHandler("retrain", review.retrain_command, filters=private))
+    application.add_handler(CommandHandler(["report", "rapport"], reports.report_command, filters=private))
     application.add_handler(CallbackQueryHandler(desk.take_button, pattern=handler_pattern("take")))
     application.add_handler(CallbackQueryHandler(desk.handoff_rating, pattern=handler_pattern("rate_handoff")))
     application.add_handler(CallbackQueryHandler(desk.leave_button, pattern=handler_pattern("leave")))
@@ -685,4 +686,6 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.job_queue.run_repeating(purge, interval=PURGE_INTERVAL, first=60, name="purge")
     application.job_queue.run_repeating(review.nightly_retrain, interval=600, first=120, name="nightly retraining")
     application.job_queue.run_repeating(daily_retention, interval=RETENTION_INTERVAL, first=90, name="retention")
+    application.job_queue.run_repeating(reports.monthly_report, interval=reports.MONTHLY_INTERVAL, first=100,
+                                        name="monthly report")
     return application

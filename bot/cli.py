@@ -394,6 +394,41 @@ def cmd_client_data(args) -> None:
         print(f"Delete their topic in the staff group by hand: chat {chat}, topic {thread}.")
 
 
+def cmd_report(args) -> None:
+    """A report (crm/reports.py) as text, CSV (one row per figure) or PDF (the monthly one)."""
+    from bot import report_render
+    from crm import reports
+    from crm.db import engine_for, unit_of_work
+    from crm.i18n import t
+
+    settings = _settings()
+    prepare_database(settings.database_url)
+    if args.month and (args.start or args.end):
+        sys.exit("Error: give --month, or --from and --to, not both")
+    words = [args.month] if args.month else [w for w in (args.start, args.end) if w]
+    if (args.start is None) != (args.end is None):
+        sys.exit("Error: --from and --to go together")
+    try:
+        period = reports.parse_period(words)
+    except reports.PeriodError as exc:
+        sys.exit("Error: " + t(f"report.period_error.{exc.key}", "en", **exc.values))
+    sections = tuple(args.part) if args.part else reports.SECTIONS
+    with unit_of_work(engine_for(settings.database_url)) as session:
+        report = reports.build_report(session, period, sections)
+    if args.format == "pdf":
+        if not args.output:
+            sys.exit("Error: a PDF needs a file: -o report.pdf")
+        Path(args.output).write_bytes(report_render.pdf_bytes(report, args.language))
+    else:
+        text = report_render.csv_text(report) if args.format == "csv" else \
+            report_render.summary_text(report, args.language) + "\n"
+        if not args.output:
+            sys.stdout.write(text)
+            return
+        Path(args.output).write_text(text, encoding="utf-8")
+    print(f"Report of {period.first} to {period.last} written to {args.output} ({args.format}).")
+
+
 def cmd_retention(args) -> None:
     """Retention (crm/retention.py): `report` is a dry run (what would be deleted now, and the
     latest runs); `run` deletes it now, as the bot's daily job does."""
@@ -668,6 +703,20 @@ def parser() -> argparse.ArgumentParser:
     keep_sub.add_parser("report", help="a dry run: what would be deleted now, and the latest runs")
     keep_sub.add_parser("run", help="delete it now (the bot does it once a day)")
     keep.set_defaults(func=cmd_retention)
+
+    from crm.reports import SECTIONS
+
+    rep = sub.add_parser("report", help="the managers' report of a period: text, CSV (one row per figure) or PDF")
+    rep.add_argument("--month", help="YYYY-MM (default: this month so far)")
+    rep.add_argument("--from", dest="start", help="YYYY-MM-DD, with --to: a range of days (both included)")
+    rep.add_argument("--to", dest="end", help="YYYY-MM-DD")
+    rep.add_argument("--format", choices=["text", "csv", "pdf"], default="text")
+    rep.add_argument("--language", choices=list(languages()), default=DEFAULT_LANGUAGE,
+                     help="the language of the text and the PDF")
+    rep.add_argument("--part", action="append", choices=list(SECTIONS),
+                     help="only this part (repeatable; default: all)")
+    rep.add_argument("-o", "--output", help="write to this file (needed for a PDF)")
+    rep.set_defaults(func=cmd_report)
 
     sub.add_parser("sender", help="run the broadcast sender alone (with BROADCAST_SENDER=separate for the bot)"
                    ).set_defaults(func=cmd_sender)

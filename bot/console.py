@@ -32,8 +32,9 @@ def save_document(sent: Sent) -> Path:
     name = Path(str(sent.params.get("document", "file")).removeprefix("<upload ").rstrip(">")).name or "file"
     path = folder / name
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
-        f.write(str(sent.params.get("document_content", "")))
+    content = sent.params.get("document_bytes")
+    with os.fdopen(descriptor, "wb") as f:
+        f.write(content if isinstance(content, bytes) else str(sent.params.get("document_content", "")).encode())
     return path
 
 

@@ -239,8 +239,12 @@ class BotApiEmulator:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 method = self.path.rstrip("/").rsplit("/", 1)[-1]
-                params = emulator._parse(self.headers.get("Content-Type", ""), body)
-                status, payload = emulator.handle(method, params)
+                try:
+                    params = emulator._parse(self.headers.get("Content-Type", ""), body)
+                except ValueError as exc:  # as Telegram does: a request it cannot read is refused
+                    status, payload = 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"}
+                else:
+                    status, payload = emulator.handle(method, params)
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(status)
@@ -270,8 +274,10 @@ class BotApiEmulator:
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
                 if part.get_filename():
+                    payload = part.get_payload(decode=True)
                     params[name] = f"<upload {part.get_filename()}>"
-                    params[f"{name}_content"] = part.get_payload(decode=True).decode("utf-8", "replace")
+                    params[f"{name}_content"] = payload.decode("utf-8", "replace")
+                    params[f"{name}_bytes"] = payload  # a PDF, a PNG: as sent
                 else:  # python-telegram-bot sends UTF-8 without declaring a charset
                     params[name] = part.get_payload(decode=True).decode("utf-8")
             raw = params
@@ -281,6 +287,8 @@ class BotApiEmulator:
         for key, value in raw.items():
             if key in JSON_FIELDS:
                 params[key] = json.loads(value)
+            elif key.endswith("_bytes"):
+                params[key] = value
             elif key.endswith("_id") or key in ("offset", "limit", "timeout"):
                 try:
                     params[key] = int(value)
@@ -425,6 +433,21 @@ class BotApiEmulator:
         message = self._bot_message(int(params["chat_id"]), **content)
         self._record("sendPhoto", params, message)
         return message
+
+    def _api_sendMediaGroup(self, params):
+        """An album: each photo is recorded as a sendPhoto of its own, its file in `photo_bytes`."""
+        media = params.get("media") or []
+        if not 2 <= len(media) <= 10:
+            raise ApiError(400, "Bad Request: an album holds 2 to 10 items")
+        messages = []
+        for item in media:
+            if item.get("type") != "photo":
+                raise ApiError(400, "Bad Request: only photo albums are emulated")
+            attached = str(item.get("media", "")).removeprefix("attach://")
+            photo = {"chat_id": params["chat_id"], "photo": params.get(attached, item.get("media")),
+                     "photo_bytes": params.get(f"{attached}_bytes", b""), "caption": item.get("caption")}
+            messages.append(self._api_sendPhoto(photo))
+        return messages
 
     def _api_sendDocument(self, params):
         name = str(params.get("document", "")).removeprefix("<upload ").rstrip(">") or "file"

@@ -18,6 +18,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.callbacks import render
 from bot.render import CAPTION_LIMIT, keyboard, split_text
+from bot.reports import monthly_pdf
 from bot.shared import Context
 from crm.handoffs import record_notice
 from crm.meetings import ics
@@ -56,10 +57,12 @@ def _meeting_invitation(session: Session, row: Outgoing) -> tuple[str, bytes] | 
     return ("rendez-vous.ics", ics(session, meeting).encode()) if meeting is not None else None
 
 
-# What an outbox row may carry besides its text (its `attachment`): the kind, and how its file is
-# made from the CRM at send time, as (file name, content). A new kind is one more entry here.
+# What an outbox row may carry besides its text (its `attachment`, "kind" or "kind:argument"): the
+# kind, and how its file is made from the CRM at send time, as (file name, content). A new kind is
+# one more entry here.
 ATTACHMENTS: dict[str, Callable[[Session, Outgoing], tuple[str, bytes] | None]] = {
     "ics": _meeting_invitation,
+    "report": monthly_pdf,  # "report:2026-11": the monthly report's PDF (bot/reports.py)
 }
 
 
@@ -74,7 +77,7 @@ async def _send(context, row: Outgoing, thread: int | None):
             await context.bot.send_message(row.chat_id, parts[i], message_thread_id=thread)
             await helper.db(lambda s: mark_part_sent(s, row.id, i + 1), persist=True)
 
-    render_file = ATTACHMENTS.get(row.attachment or "")
+    render_file = ATTACHMENTS.get((row.attachment or "").split(":")[0])
     attached = await helper.db(lambda s: render_file(s, row)) if render_file else None
     if attached is not None:
         filename, content = attached

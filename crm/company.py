@@ -149,6 +149,13 @@ class Retention(Section):
     run_at: HourMinute = "04:00"
 
 
+class Reports(Section):
+    """The managers' reports (crm/reports.py)."""
+
+    attribution_days: Annotated[int, Field(ge=1, le=90)] = 7
+    monthly_at: HourMinute = "09:00"
+
+
 class Profile(Section):
     name: str = ""
     answers: Answers
@@ -159,6 +166,7 @@ class Profile(Section):
     meetings: Meetings = Meetings()
     review: Review = Review()
     retention: Retention = Retention()
+    reports: Reports = Reports()
 
 
 _lock = threading.Lock()

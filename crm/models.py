@@ -63,7 +63,7 @@ class Client(Base):
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The manager who looks after this client: their handoffs go to them first.
     account_manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
-    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, index=True)
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
     # The buttons of the latest message the assistant sent (button_payloads.batch), or None.
     choices_batch: Mapped[str | None] = mapped_column(String(24), nullable=True)
@@ -127,8 +127,10 @@ class ConversationMessage(Base):
     """
 
     __tablename__ = "conversation_messages"
+    # By time, with what the reports count (crm/reports.py): a month of messages is read from the
+    # index alone, not row by row.
     __table_args__ = (Index("ix_conversation_messages_client_created", "client_id", "created_at"),
-                      Index("ix_conversation_messages_created", "created_at"))
+                      Index("ix_conversation_messages_created", "created_at", "direction", "client_id", "understood"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
@@ -206,7 +208,7 @@ class Order(Base):
     delivery_address: Mapped[str] = mapped_column(Text)
     total: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, onupdate=clock.now)
 
 
@@ -241,8 +243,8 @@ class Complaint(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")  # open, resolved
     resolution: Mapped[str | None] = mapped_column(Text)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class Announcement(Base):
@@ -299,7 +301,7 @@ class Consent(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     granted: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(16))  # command, conversation, button, staff
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, index=True)
 
 
 HANDOFF_REASONS = ("request", "fallback", "complaint", "lead", "vip")
@@ -318,11 +320,11 @@ class Handoff(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued, active, closed
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, index=True)
     # Since when it waits for a manager: its opening, or when its manager left the desk.
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=clock.now)
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     client_told_waiting: Mapped[bool] = mapped_column(Boolean, default=False)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
     # Only the client's account manager was notified; everybody is after a delay.
@@ -418,7 +420,7 @@ class Lead(Base):
     score: Mapped[int] = mapped_column(Integer, default=0)
     score_details: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="new", index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, onupdate=clock.now)
 
 
@@ -449,7 +451,7 @@ class Meeting(Base):
     ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default="booked")  # booked, cancelled, moved
     slot_key: Mapped[str | None] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now, index=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -4,7 +4,7 @@ of latencies, the cross-validation config, the table."""
 from __future__ import annotations
 
 from bench import broadcast, e2e, nlu
-from bench.__main__ import print_table, rows_broadcast, rows_e2e
+from bench.__main__ import print_table, rows_broadcast, rows_e2e, rows_report
 
 
 def test_the_fake_bot_api_enforces_its_limit():
@@ -81,3 +81,13 @@ def test_one_table(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() [:3] == ["area", "case", "measure"] and len(out) == 4
     assert "150.0/s, 2, 0, 0" in out[2] and "0.750" in out[2] and "1.25" in out[3]
+
+
+def test_the_report_bench_builds_a_month_on_a_generated_crm(capsys):
+    from bench import report
+
+    [result] = report.run((200,), postgres=False)
+    assert result["messages"] == 2_000 and 0 < result["active_clients"] <= 200
+    assert result["report_ms"] > 0 and result["count_ms"] > 0
+    print_table(rows_report([result]))
+    assert "200 clients, 2,000 messages, a month (SQLite)" in capsys.readouterr().out

@@ -57,6 +57,8 @@ def profile(tmp_path, monkeypatch):
     ("cancellable_statuses: [confirmed, preparing]", "cancellable_statuses: [confirmed, packed]",
      "orders.cancellable_statuses.1: Input should be"),
     ("    en: \"We accept card", "    english: \"We accept card", "answers.ask_payment.english: unknown key"),
+    ("attribution_days: 7", "attribution_days: 0", "reports.attribution_days: Input should be greater than or equal"),
+    ('monthly_at: "09:00"', 'monthly_at: "9 am"', "reports.monthly_at: "),
 ])
 def test_each_error_names_the_key_and_its_line(tmp_path, old, new, expected):
     assert old in GOOD
@@ -147,5 +149,5 @@ def test_a_broken_profile_stops_start_up_with_the_reason(tmp_path):
 def test_the_shipped_profile_is_valid():
     profile = yaml.safe_load(GOOD)
     assert set(profile) == {"name", "answers", "orders", "complaints", "desk", "leads", "meetings", "review",
-                            "retention"}
+                            "retention", "reports"}
     assert load(ROOT / "company.yml")["desk"]["queue_timeout_minutes"] == 120

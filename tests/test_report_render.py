@@ -1,0 +1,96 @@
+"""How a report reads (bot/report_render.py): durations, moves and money in each language, the CSV
+a spreadsheet opens, charts only when they show something, and a PDF of 2 to 4 pages whose text
+holds the figures; an empty month says "no data" with no chart and no crash."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+import pypdf
+import pytest
+
+from bot import report_render
+from crm import reports
+from crm.db import unit_of_work
+from tests.test_reports import NOVEMBER, PARIS, seed
+
+
+def plain(text: str) -> str:
+    return text.replace("\u202f", " ").replace("\xa0", " ")
+
+
+@pytest.mark.parametrize("minutes,fr,en", [
+    (0.4, "0 min", "0 min"), (45, "45 min", "45 min"), (200, "3 h 20", "3 h 20"),
+    (47 * 60 + 59, "47 h 59", "47 h 59"), (2 * 1440 + 4 * 60 + 10, "2 j 4 h", "2 d 4 h"),
+])
+def test_durations_read_as_people_say_them(minutes, fr, en):
+    assert report_render.duration(minutes, "fr") == fr and report_render.duration(minutes, "en") == en
+
+
+@pytest.mark.parametrize("key,value,previous,fr,en", [
+    ("clients.active", 12, 10, "▲ 20 %", "▲ 20%"),
+    ("clients.active", 5, 10, "▼ 50 %", "▼ 50%"),
+    ("clients.active", 3, 0, "▲ (0 avant)", "▲ (from 0)"),
+    ("clients.active", 0, 0, "=", "="),
+    ("assistant.automation_rate", 0.62, 0.5, "▲ 12 pts", "▲ 12 pts"),
+    ("desk.take_median", None, 10, "", ""),
+    ("desk.take_median", 10, None, "", ""),
+])
+def test_each_move_is_an_arrow_and_a_percentage_or_points_for_a_rate(key, value, previous, fr, en):
+    figure = reports.Figure(key, value, previous)
+    assert plain(report_render.change_text(figure, "fr")) == fr
+    assert plain(report_render.change_text(figure, "en")) == en
+
+
+@pytest.fixture
+def november(sqlite_engine):
+    with unit_of_work(sqlite_engine) as s:
+        seed(s)
+    with unit_of_work(sqlite_engine) as s:
+        return reports.build_report(s, NOVEMBER)
+
+
+def test_the_csv_has_one_row_per_figure_with_its_previous_value_and_unit(november):
+    rows = list(csv.reader(io.StringIO(report_render.csv_text(november))))
+    assert rows[0] == ["name", "value", "previous", "unit"]
+    assert len(rows) == len(november.figures) + 1
+    by_name = {row[0]: row[1:] for row in rows[1:]}
+    assert by_name["orders.revenue"] == ["130", "50", "EUR"]
+    assert by_name["desk.take_median"] == ["10", "30", "minutes"]
+    assert by_name["desk.satisfaction_by_manager:Bob"] == ["3", "", "score"]
+    assert by_name["assistant.automation_rate"] == ["0.3333", "0", "share"]
+    assert by_name["complaints.by_category:product"] == ["1", "0", "complaints"]
+
+
+def test_the_pdf_has_the_figures_then_the_charts_in_four_pages_at_most(november):
+    document = pypdf.PdfReader(io.BytesIO(report_render.pdf_bytes(november, "fr")))
+    assert 2 <= len(document.pages) <= 4
+    text = plain("\n".join(page.extract_text() for page in document.pages))
+    assert "Rapport mensuel : novembre 2026" in text
+    assert "Clients actifs 4 ▲ 300 %" in text and "Chiffre d'affaires 130,00 € ▲ 160 %" in text
+    assert "Abonnés en fin de période 2 ▼ 33 %" in text  # the last figure: nothing cut off
+    assert "Réclamations par catégorie" in text and "Commandes par semaine" in text  # the charts' titles
+    assert [name for name, _ in report_render.charts(november, "fr")] == [
+        "conversations", "satisfaction", "orders", "funnel", "complaints"]
+
+
+def test_an_empty_month_says_no_data_and_draws_no_chart(sqlite_engine):
+    with unit_of_work(sqlite_engine) as s:
+        report = reports.build_report(s, reports.month_period(date(2026, 2, 1), PARIS))
+    text = plain(report_render.summary_text(report, "en"))
+    assert "Automation rate (no human): no data" in text and "Active clients: 0  =" in text
+    figures = text.split("\n", 2)[2]  # after the title
+    assert "Average basket: no data" in figures and "▲" not in figures and "▼" not in figures
+    assert report_render.charts(report, "en") == []
+    document = pypdf.PdfReader(io.BytesIO(report_render.pdf_bytes(report, "en")))
+    assert len(document.pages) <= 2 and "Monthly report: February 2026" in document.pages[0].extract_text()
+
+
+def test_a_range_is_named_by_its_days(sqlite_engine):
+    period = reports.day_range(date(2027, 3, 27), date(2027, 3, 28), PARIS)
+    assert reports.period_name(period, "fr") == "du 27 mars 2027 au 28 mars 2027"
+    assert reports.period_name(period, "en") == "27 Mar 2027 to 28 Mar 2027"
+    assert report_render.pdf_name(period, "en") == "report-2027-03-27_2027-03-28.pdf"
+    assert report_render.pdf_name(NOVEMBER, "fr") == "rapport-2026-11.pdf"
