@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, insert, select, text
 
 from bot import report_render
-from crm import reports
+from crm import periods, reports
 from crm.db import make_engine, unit_of_work
 from crm.migrate import upgrade
 from crm.models import (
@@ -148,7 +148,7 @@ def measure(engine, clients: int, database: str) -> dict:
     if database == "PostgreSQL":  # what autovacuum does on a live database: statistics, visibility map
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
-    period = reports.month_period(NOVEMBER)
+    period = periods.month_period(NOVEMBER)
 
     def count():
         with unit_of_work(engine) as s:

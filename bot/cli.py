@@ -397,7 +397,7 @@ def cmd_client_data(args) -> None:
 def cmd_report(args) -> None:
     """A report (crm/reports.py) as text, CSV (one row per figure) or PDF (the monthly one)."""
     from bot import report_render
-    from crm import reports
+    from crm import periods, reports
     from crm.db import engine_for, unit_of_work
     from crm.i18n import t
 
@@ -409,8 +409,8 @@ def cmd_report(args) -> None:
     if (args.start is None) != (args.end is None):
         sys.exit("Error: --from and --to go together")
     try:
-        period = reports.parse_period(words)
-    except reports.PeriodError as exc:
+        period = periods.parse_period(words)
+    except periods.PeriodError as exc:
         sys.exit("Error: " + t(f"report.period_error.{exc.key}", "en", **exc.values))
     sections = tuple(args.part) if args.part else reports.SECTIONS
     with unit_of_work(engine_for(settings.database_url)) as session:
@@ -444,19 +444,13 @@ def cmd_retention(args) -> None:
         print("Deleted: " + ", ".join(f"{kind.replace('_', ' ')} {count}" for kind, count in counts.items()))
         return
     rules = company_profile()["retention"]
-    periods = {"messages": f"{rules['messages_months']} months", "handoff_texts": f"{rules['messages_months']} months",
-               "review_items": f"{rules['messages_months']} months",
-               "conversation_events": f"{rules['messages_months']} months",
-               "notifications": f"{rules['notifications_months']} months",
-               "buttons": f"{rules['notifications_months']} months", "leads": f"{rules['leads_years']} years",
-               "inactive_clients": f"{rules['inactive_clients_years']} years"}
     with unit_of_work(engine) as session:
         counts = retention.report(session, trackers.tracker_engine(settings.tracker_store_url))
         runs = retention.latest_runs(session)
     print("Past their period now (the next run deletes them; nothing is deleted by this report):")
     print(f"  {'kind':<22}{'kept for':<12}{'rows':>8}")
     for kind, count in counts.items():
-        print(f"  {kind.replace('_', ' '):<22}{periods[kind]:<12}{count:>8}")
+        print(f"  {kind.replace('_', ' '):<22}{retention.kept_for(kind):<12}{count:>8}")
     print(f"Daily run after {rules['run_at']} (desk time). Latest runs:" if runs else
           f"Daily run after {rules['run_at']} (desk time). No run yet.")
     for at, done in runs:

@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 TEXTS = Texts("privacy")
 
 
-def _send(bot):
-    return lambda chat_id, text, **kw: safe_send(bot, chat_id, text, **kw)
-
-
 def _language(user) -> str:
     """The language of someone we hold nothing about: their Telegram's, if we speak it."""
     return normalise_language(user.language_code)
@@ -56,11 +52,10 @@ async def _admin(assistant, telegram_id: int) -> str | None:
 
 async def send_export(bot, assistant, user, chat_id: int) -> None:
     """The client's file, as a JSON document in their chat."""
-    send = _send(bot)
     found = await _client(assistant, user.id)
     language = found[1] if found else _language(user)
     if found is None:
-        await send(chat_id, TEXTS.t("mydata.none", language))
+        await safe_send(bot, chat_id, TEXTS.t("mydata.none", language))
         return
 
     def work(session):
@@ -70,7 +65,7 @@ async def send_export(bot, assistant, user, chat_id: int) -> None:
         document = await assistant.db(work)
     except Exception:  # the CRM is down: say so, never a silence
         log.exception("the data export failed")
-        await send(chat_id, TEXTS.t("mydata.failed", language))
+        await safe_send(bot, chat_id, TEXTS.t("mydata.failed", language))
         return
     data = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
     try:
@@ -78,7 +73,7 @@ async def send_export(bot, assistant, user, chat_id: int) -> None:
                                 caption=TEXTS.t("mydata.caption", language, company=company_profile().get("name", "")))
     except TelegramError as exc:
         log.warning("could not send the data export: %s", type(exc).__name__)
-        await send(chat_id, TEXTS.t("mydata.failed", language))
+        await safe_send(bot, chat_id, TEXTS.t("mydata.failed", language))
 
 
 def _confirm_buttons(client_id: int, language: str) -> InlineKeyboardMarkup:
@@ -90,13 +85,12 @@ def _confirm_buttons(client_id: int, language: str) -> InlineKeyboardMarkup:
 
 async def ask_forget(bot, assistant, user, chat_id: int) -> None:
     """What an erasure does and keeps, with the buttons to confirm or cancel."""
-    send = _send(bot)
     found = await _client(assistant, user.id)
     if found is None:
-        await send(chat_id, TEXTS.t("forget.none", _language(user)))
+        await safe_send(bot, chat_id, TEXTS.t("forget.none", _language(user)))
         return
     client_id, language = found
-    await send(chat_id, TEXTS.t("forget.ask", language), markup=_confirm_buttons(client_id, language))
+    await safe_send(bot, chat_id, TEXTS.t("forget.ask", language), markup=_confirm_buttons(client_id, language))
 
 
 async def mydata_command(update: Update, context: Context) -> None:
@@ -110,23 +104,22 @@ async def forget_command(update: Update, context: Context) -> None:
     if not args:
         await ask_forget(context.bot, context.assistant, user, chat_id)
         return
-    send = _send(context.bot)
     language = await _admin(context.assistant, user.id)
     if language is None:
         found = await _client(context.assistant, user.id)
-        await send(chat_id, TEXTS.t("forget.admins_only", found[1] if found else _language(user)))
+        await safe_send(context.bot, chat_id, TEXTS.t("forget.admins_only", found[1] if found else _language(user)))
         return
     if len(args) != 1 or not args[0].isdigit() or len(args[0]) > 15:
-        await send(chat_id, TEXTS.t("forget.usage", language))
+        await safe_send(context.bot, chat_id, TEXTS.t("forget.usage", language))
         return
     target = await context.assistant.db(lambda s: s.execute(
         select(Client.id, Client.first_name, Client.last_name).where(Client.telegram_id == int(args[0]))).first())
     if target is None:
-        await send(chat_id, TEXTS.t("forget.unknown", language, id=args[0]))
+        await safe_send(context.bot, chat_id, TEXTS.t("forget.unknown", language, id=args[0]))
         return
     name = f"{target[1]} {target[2]}".strip() or args[0]
-    await send(chat_id, TEXTS.t("forget.staff_ask", language, name=name, id=args[0]),
-               markup=_confirm_buttons(target[0], language))
+    await safe_send(context.bot, chat_id, TEXTS.t("forget.staff_ask", language, name=name, id=args[0]),
+                    markup=_confirm_buttons(target[0], language))
 
 
 async def forget_button(update: Update, context: Context) -> None:
@@ -160,7 +153,7 @@ async def forget_button(update: Update, context: Context) -> None:
         if exc.key not in ("unknown", "erased"):  # a double tap: the first press has done it all
             await _edit(query, exc.text(language))
         return
-    await _send(context.bot)(telegram_id, TEXTS.t("forget.done", client_language))
+    await safe_send(context.bot, telegram_id, TEXTS.t("forget.done", client_language))
     for chat, thread in erased.topics:  # the copies of the conversation in the staff group go too
         try:
             await context.bot.delete_forum_topic(chat, thread)

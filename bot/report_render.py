@@ -24,7 +24,8 @@ from matplotlib.figure import Figure as Canvas
 from matplotlib.ticker import MaxNLocator
 
 from crm.i18n import Texts, format_money, format_percent, normalise_language
-from crm.reports import Figure, Period, Report, attribution_days, period_name
+from crm.periods import Period, period_name
+from crm.reports import Figure, Report, attribution_days
 
 TEXTS = Texts("report")
 LABELS = Texts("report.figure")

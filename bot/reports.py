@@ -25,7 +25,7 @@ from bot.render import split_text
 from bot.report_render import charts, pdf_bytes, pdf_name, summary_text
 from bot.shared import Context, safe_send
 from bot.staff import Member, staff_only
-from crm import reports
+from crm import periods, reports
 from crm.i18n import Texts, languages
 from crm.models import Staff
 from crm.outbox import Outgoing
@@ -64,11 +64,11 @@ async def report_command(update: Update, context: Context, member: Member) -> No
             return
         sections, words = (asked,), words[1:]
     try:
-        period = reports.parse_period(words)
-    except reports.PeriodError as exc:
+        period = periods.parse_period(words)
+    except periods.PeriodError as exc:
         await safe_send(context.bot, chat_id, TEXTS.t(f"period_error.{exc.key}", language, **exc.values))
         return
-    await safe_send(context.bot, chat_id, TEXTS.t("working", language, period=reports.period_name(period, language)))
+    await safe_send(context.bot, chat_id, TEXTS.t("working", language, period=periods.period_name(period, language)))
     try:
         report = await context.assistant.db(lambda s: reports.build_report(s, period, sections))
         text = summary_text(report, language)

@@ -129,8 +129,9 @@ def export_client(session: Session, client: Client, now: datetime | None = None)
     cid = client.id
     rows = lambda model, *order: session.scalars(select(model).where(model.client_id == cid)  # noqa: E731
                                                  .order_by(*(order or (model.id,)))).all()
-    orders = []
+    orders, order_numbers = [], {}
     for order in rows(Order):
+        order_numbers[order.id] = order.number
         lines = session.execute(select(OrderLine, Product.sku, Product.name).join(Product)
                                 .where(OrderLine.order_id == order.id).order_by(OrderLine.id)).all()
         orders.append(dict(number=order.number, status=order.status, delivery_address=order.delivery_address,
@@ -138,7 +139,6 @@ def export_client(session: Session, client: Client, now: datetime | None = None)
                            updated_at=_when(order.updated_at),
                            lines=[dict(sku=sku, product=name, quantity=line.quantity,
                                        unit_price=_money(line.unit_price)) for line, sku, name in lines]))
-    order_numbers = {o.id: o.number for o in rows(Order)}
     notifications = session.scalars(select(Notification).where(
         or_(Notification.chat_id == client.telegram_id, Notification.client_id == cid))
         .order_by(Notification.id)).all()

@@ -1,12 +1,10 @@
-"""Managers' reports: the figures of a period, read from the CRM only, each beside the same figure
-of the previous period (README "Reports" defines every one of them).
+"""Managers' reports: the figures of a period (crm/periods.py), read from the CRM only, each beside
+the same figure of the previous period (README "Reports" defines every one of them).
 
-A period is a span of whole days of the desk's calendar (company.yml desk.timezone): a month, the
-month so far, or a range of days. Its bounds are instants in UTC, so a period that crosses a DST
-switch has a day of 23 or 25 hours, as the desk lived it. The figures are grouped in sections; a
-role sees some of them (`ROLE_SECTIONS`: marketers the audience, sales and broadcasts, not the
-desk). Every query is bounded by an indexed time column, and day buckets are computed in SQL with
-the day bounds given (portable between SQLite and PostgreSQL, DST included).
+The figures are grouped in sections; a role sees some of them (`ROLE_SECTIONS`: marketers the
+audience, sales and broadcasts, not the desk). Every query is bounded by an indexed time column,
+and day buckets are computed in SQL with the day bounds given (portable between SQLite and
+PostgreSQL, DST included).
 
 The monthly report (`monthly_due`) goes to every admin on the first working day of the month at
 company.yml reports.monthly_at: the bot claims the month once (an announcement), and the outbox
@@ -17,21 +15,19 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from babel.dates import format_date
 from sqlalchemy import and_, case, distinct, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from crm import clock, desk_hours
 from crm.alerts import announce
 from crm.company import company_profile
-from crm.i18n import Texts, normalise_language
+from crm.i18n import Texts
 from crm.models import (
     COMPLAINT_CATEGORIES,
     HANDOFF_REASONS,
@@ -52,8 +48,8 @@ from crm.models import (
     Staff,
 )
 from crm.outbox import enqueue
+from crm.periods import MONTH, Period, month_before, month_period, period_name
 from crm.review import mask, normalise, understanding
-from crm.text import shorten
 
 SECTIONS = ("clients", "assistant", "desk", "complaints", "orders", "leads", "broadcasts")
 ROLE_SECTIONS = {
@@ -85,137 +81,7 @@ UNITS = {
 SECTION_OF = {"meetings": "leads"}
 TOP_MISUNDERSTOOD, TOP_PRODUCTS = 10, 5
 MISUNDERSTOOD_GROUPS = 500  # texts as written read from the database before masking and merging
-
-
-class PeriodError(ValueError):
-    """A period that cannot be read (a bad date, an end before its start, a month to come)."""
-
-    def __init__(self, key: str, **values):
-        super().__init__(key)
-        self.key, self.values = key, values
-
-
-@dataclass(frozen=True)
-class Period:
-    """Whole days of the desk's calendar, from `first` to `last` (included); `start` and `end` are
-    the UTC instants that bound them (`end` excluded; now, for the month so far)."""
-
-    first: date
-    last: date
-    start: datetime
-    end: datetime
-    kind: str  # "month", "month_so_far", "range"
-
-    @property
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
-
-    @property
-    def month(self) -> str | None:
-        return self.first.strftime("%Y-%m") if self.kind == "month" else None
-
-    def previous(self) -> Period:
-        """What this period is compared with: the month before for a month; the same days of the
-        month before (up to the same instant) for the month so far; for a range, as many days
-        just before it."""
-        zone = desk_hours.zone()
-        if self.kind == "month":
-            return month_period(_month_before(self.first), zone)
-        if self.kind == "month_so_far":
-            first = _month_before(self.first)
-            last_of_month = self.first - timedelta(days=1)
-            start = clock.start_of_day(first, zone)
-            end = min(start + (self.end - self.start), clock.start_of_day(self.first, zone))
-            last = min(first + (self.last - self.first), last_of_month)
-            return Period(first, last, start, end, "month_so_far")
-        length = (self.last - self.first).days + 1
-        return day_range(self.first - timedelta(days=length), self.first - timedelta(days=1), zone)
-
-
-def _month_before(first: date) -> date:
-    return (first.replace(day=1) - timedelta(days=1)).replace(day=1)
-
-
-def _month_after(first: date) -> date:
-    return (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
-def month_period(first: date, zone=None) -> Period:
-    zone = zone or desk_hours.zone()
-    first = first.replace(day=1)
-    after = _month_after(first)
-    return Period(first, after - timedelta(days=1), clock.start_of_day(first, zone),
-                  clock.start_of_day(after, zone), "month")
-
-
-def day_range(first: date, last: date, zone=None) -> Period:
-    zone = zone or desk_hours.zone()
-    return Period(first, last, clock.start_of_day(first, zone),
-                  clock.start_of_day(last + timedelta(days=1), zone), "range")
-
-
-def month_so_far(now: datetime | None = None) -> Period:
-    now = clock.aware(now or clock.now())
-    zone = desk_hours.zone()
-    today = clock.today(zone, now)
-    first = today.replace(day=1)
-    return Period(first, today, clock.start_of_day(first, zone), now, "month_so_far")
-
-
-def last_month(now: datetime | None = None) -> Period:
-    return month_period(_month_before(desk_hours.today(now)))
-
-
 TEXTS = Texts("report")
-
-
-def period_name(period: Period, language: str) -> str:
-    """"novembre 2026" / "November 2026"; a range or the month so far by its first and last days."""
-    code = normalise_language(language)
-    if period.kind == "month":
-        return format_date(period.first, "LLLL y", locale=code)
-    first, last = (format_date(d, "d MMM y", locale=code) for d in (period.first, period.last))
-    return TEXTS.t("range", code, first=first, last=last)
-
-
-MONTH = re.compile(r"(\d{4})-(\d{2})")
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-LAST_WORDS = {"last", "previous", "dernier", "precedent", "précédent"}
-MAX_RANGE_DAYS = 366
-
-
-def parse_period(words: list[str], now: datetime | None = None) -> Period:
-    """The period a staff member asked for: nothing (this month so far), "last" (last month),
-    "2026-11" (a month), or "2026-11-01 2026-11-15" (a range of days, both included). Raises
-    PeriodError for anything else, or for a period that has not begun."""
-    today = desk_hours.today(now)
-    words = [w.strip().lower() for w in words if w.strip()]
-    said = shorten(" ".join(words), 40)
-    if not words:
-        return month_so_far(now)
-    if len(words) == 1 and words[0] in LAST_WORDS:
-        return last_month(now)
-    if len(words) == 1 and (match := MONTH.fullmatch(words[0])):
-        year, month = int(match[1]), int(match[2])
-        if not 1 <= month <= 12 or year < 2000:
-            raise PeriodError("bad_period", text=said)
-        first = date(year, month, 1)
-        if first > today:
-            raise PeriodError("future", text=said)
-        return month_so_far(now) if first == today.replace(day=1) else month_period(first)
-    if len(words) == 2 and all(DAY.fullmatch(w) for w in words):
-        try:
-            first, last = date.fromisoformat(words[0]), date.fromisoformat(words[1])
-        except ValueError:
-            raise PeriodError("bad_period", text=said) from None
-        if last < first:
-            raise PeriodError("reversed", first=words[0], last=words[1])
-        if first > today:
-            raise PeriodError("future", text=said)
-        if (last - first).days >= MAX_RANGE_DAYS:
-            raise PeriodError("too_long", days=MAX_RANGE_DAYS)
-        return day_range(first, last)
-    raise PeriodError("bad_period", text=said)
 
 
 # --- figures -----------------------------------------------------------------------------------
@@ -572,7 +438,7 @@ def monthly_due(session: Session, now: datetime | None = None) -> Period | None:
     today = clock.today(zone, now)
     if now < clock.clock_instant(first_working_day(today.replace(day=1)), monthly_at(), zone):
         return None
-    period = month_period(_month_before(today.replace(day=1)), zone)
+    period = month_period(month_before(today.replace(day=1)), zone)
     return period if announce(session, f"report:{period.month}") else None
 
 

@@ -66,6 +66,18 @@ class Cutoffs:
     clients: datetime
 
 
+# The company.yml retention setting that sets each kind's period, and its unit.
+PERIOD_OF = {"messages": "messages_months", "handoff_texts": "messages_months", "review_items": "messages_months",
+             "conversation_events": "messages_months", "notifications": "notifications_months",
+             "buttons": "notifications_months", "leads": "leads_years", "inactive_clients": "inactive_clients_years"}
+
+
+def kept_for(kind: str) -> str:
+    """How long a kind is kept, as company.yml says: "12 months", "3 years"."""
+    setting = PERIOD_OF[kind]
+    return f"{company_profile()['retention'][setting]} {setting.rsplit('_', 1)[1]}"
+
+
 def cutoffs(now: datetime | None = None) -> Cutoffs:
     rules = company_profile()["retention"]
     now = now or clock.now()

@@ -12,7 +12,7 @@ import pypdf
 import pytest
 
 from bot import report_render
-from crm import reports
+from crm import periods, reports
 from crm.db import unit_of_work
 from tests.test_reports import NOVEMBER, PARIS, seed
 
@@ -78,7 +78,7 @@ def test_the_pdf_has_the_figures_then_the_charts_in_four_pages_at_most(november)
 
 def test_an_empty_month_says_no_data_and_draws_no_chart(sqlite_engine):
     with unit_of_work(sqlite_engine) as s:
-        report = reports.build_report(s, reports.month_period(date(2026, 2, 1), PARIS))
+        report = reports.build_report(s, periods.month_period(date(2026, 2, 1), PARIS))
     text = plain(report_render.summary_text(report, "en"))
     assert "Automation rate (no human): no data" in text and "Active clients: 0  =" in text
     figures = text.split("\n", 2)[2]  # after the title
@@ -89,8 +89,37 @@ def test_an_empty_month_says_no_data_and_draws_no_chart(sqlite_engine):
 
 
 def test_a_range_is_named_by_its_days(sqlite_engine):
-    period = reports.day_range(date(2027, 3, 27), date(2027, 3, 28), PARIS)
-    assert reports.period_name(period, "fr") == "du 27 mars 2027 au 28 mars 2027"
-    assert reports.period_name(period, "en") == "27 Mar 2027 to 28 Mar 2027"
+    period = periods.day_range(date(2027, 3, 27), date(2027, 3, 28), PARIS)
+    assert periods.period_name(period, "fr") == "du 27 mars 2027 au 28 mars 2027"
+    assert periods.period_name(period, "en") == "27 Mar 2027 to 28 Mar 2027"
     assert report_render.pdf_name(period, "en") == "report-2027-03-27_2027-03-28.pdf"
     assert report_render.pdf_name(NOVEMBER, "fr") == "rapport-2026-11.pdf"
+
+
+def test_the_command_line_writes_text_csv_and_pdf_and_refuses_what_it_cannot_read(tmp_path):
+    from crm.db import make_engine
+    from crm.migrate import upgrade
+    from tests.test_settings_cli import cli
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with unit_of_work(engine) as s:
+        seed(s)
+    engine.dispose()
+    text = cli("report", "--month", "2026-11", "--language", "en", "--part", "desk", database_url=url)
+    assert text.returncode == 0, text.stderr
+    assert plain(text.stdout).startswith("📊 Report: November 2026") and "Requests nobody took: 1" in text.stdout
+    assert "Active clients" not in text.stdout
+    table = cli("report", "--month", "2026-11", "--format", "csv", "-o", str(tmp_path / "r.csv"), database_url=url)
+    assert table.returncode == 0 and "written to" in table.stdout
+    rows = list(csv.reader((tmp_path / "r.csv").open(encoding="utf-8")))
+    assert ["clients.active", "4", "1", "clients"] in rows
+    pdf = cli("report", "--month", "2026-11", "--format", "pdf", "-o", str(tmp_path / "r.pdf"), database_url=url)
+    assert pdf.returncode == 0 and 2 <= len(pypdf.PdfReader(tmp_path / "r.pdf").pages) <= 4
+    for args, error in [(("--month", "2026-13"), "I can't read the period \"2026-13\""),
+                        (("--format", "pdf"), "a PDF needs a file"),
+                        (("--from", "2026-11-01"), "--from and --to go together"),
+                        (("--month", "2026-11", "--from", "2026-11-01", "--to", "2026-11-02"), "not both")]:
+        refused = cli("report", *args, database_url=url)
+        assert refused.returncode != 0 and error in refused.stderr, refused.stderr

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from crm import reports
+from crm import periods, reports
 from crm.db import unit_of_work
 from crm.models import (
     Broadcast,
@@ -33,7 +33,7 @@ from crm.models import (
 )
 
 PARIS = ZoneInfo("Europe/Paris")
-NOVEMBER = reports.month_period(date(2026, 11, 1), PARIS)
+NOVEMBER = periods.month_period(date(2026, 11, 1), PARIS)
 
 
 def utc(*args) -> datetime:
@@ -257,7 +257,7 @@ def test_series_for_the_charts(seeded):
 
 def test_december_starts_at_midnight_in_paris_not_in_utc(seeded):
     with unit_of_work(seeded) as s:
-        december = reports.build_report(s, reports.month_period(date(2026, 12, 1), PARIS), ("clients",))
+        december = reports.build_report(s, periods.month_period(date(2026, 12, 1), PARIS), ("clients",))
     got = values(december)
     assert got["clients.messages"] == 1 and got["clients.new"] == 1  # Denis, at 00:30 on 1 December
 
@@ -271,7 +271,7 @@ def test_a_range_across_the_spring_dst_switch_counts_each_day_as_lived(engine):
         # 23:30 in Paris on Saturday 27 March (UTC+1), 23:30 on Sunday 28 March (UTC+2 since 2:00).
         for at in (utc(2027, 3, 27, 22, 30), utc(2027, 3, 28, 21, 30), utc(2027, 3, 28, 22, 30)):
             s.add(ConversationMessage(client_id=client.id, direction="in", text="x", created_at=at))
-    period = reports.day_range(date(2027, 3, 27), date(2027, 3, 28), zone)
+    period = periods.day_range(date(2027, 3, 27), date(2027, 3, 28), zone)
     assert period.end - period.start == timedelta(hours=47)
     with unit_of_work(engine) as s:
         found = reports.measure(s, period, ("clients", "assistant"))
@@ -280,7 +280,7 @@ def test_a_range_across_the_spring_dst_switch_counts_each_day_as_lived(engine):
     assert [(day, conversations) for day, conversations, _ in found.per_day] == [
         (date(2027, 3, 27), 1), (date(2027, 3, 28), 1)]
     assert period.previous().first == date(2027, 3, 25) and period.previous().last == date(2027, 3, 26)
-    october = reports.month_period(date(2026, 10, 1), zone)  # the autumn switch: one 25-hour day
+    october = periods.month_period(date(2026, 10, 1), zone)  # the autumn switch: one 25-hour day
     assert october.end - october.start == timedelta(days=31, hours=1)
 
 
@@ -310,18 +310,19 @@ NOW = utc(2026, 12, 4, 10, 0)  # Friday 4 December, 11:00 in Paris
     (["2026-02"], date(2026, 2, 1), date(2026, 2, 28), "month"),
     (["2026-12"], date(2026, 12, 1), date(2026, 12, 4), "month_so_far"),
     (["2026-11-01", "2026-11-15"], date(2026, 11, 1), date(2026, 11, 15), "range"),
+    (["2026-11-20", "2026-12-31"], date(2026, 11, 20), date(2026, 12, 4), "range"),  # up to today
 ])
 def test_the_periods_staff_can_ask_for(words, first, last, kind):
-    period = reports.parse_period(words, NOW)
+    period = periods.parse_period(words, NOW)
     assert (period.first, period.last, period.kind) == (first, last, kind)
 
 
 def test_the_month_so_far_is_compared_with_the_same_days_of_the_month_before():
-    period = reports.parse_period([], NOW)
+    period = periods.parse_period([], NOW)
     before = period.previous()
     assert (before.first, before.last) == (date(2026, 11, 1), date(2026, 11, 4))
     assert before.end - before.start == period.end - period.start  # up to the same hour
-    march = reports.parse_period([], utc(2027, 3, 31, 12, 0))
+    march = periods.parse_period([], utc(2027, 3, 31, 12, 0))
     assert march.previous().last == date(2027, 2, 28)  # February has no 31st
 
 
@@ -331,8 +332,8 @@ def test_the_month_so_far_is_compared_with_the_same_days_of_the_month_before():
     (["2024-01-01", "2026-01-01"], "too_long"), (["2026-11-01"], "bad_period"), (["x" * 5000], "bad_period"),
 ])
 def test_a_period_that_cannot_be_read_is_refused_with_its_reason(words, key):
-    with pytest.raises(reports.PeriodError) as refused:
-        reports.parse_period(words, NOW)
+    with pytest.raises(periods.PeriodError) as refused:
+        periods.parse_period(words, NOW)
     assert refused.value.key == key
 
 

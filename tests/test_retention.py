@@ -161,3 +161,9 @@ def test_the_command_line_reports_a_dry_run_then_runs(tmp_path):
     assert run.returncode == 0 and run.stdout.startswith("Deleted: messages 1, handoff texts 0"), run.stdout
     after = cli("retention", "report", database_url=url, extra_env=env).stdout.splitlines()
     assert "  messages              12 months          0" in after and after[-1].endswith("UTC: messages 1")
+
+
+def test_every_kind_says_how_long_it_is_kept():
+    assert set(retention.PERIOD_OF) == set(retention.KINDS)
+    assert retention.kept_for("messages") == "12 months" and retention.kept_for("inactive_clients") == "3 years"
+    assert retention.kept_for("buttons") == "3 months"
