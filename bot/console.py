@@ -25,16 +25,17 @@ LOCAL_TOKEN = "100000000:local-chat-token-not-a-real-one"
 LOCAL_USER_ID = 100_000_001
 
 
-def save_document(sent: Sent) -> Path:
-    """A document the bot sent in the local chat, written under var/downloads/ (ours alone)."""
+def save_document(sent: Sent, field: str = "document") -> Path:
+    """A file the bot sent in the local chat (a document, an uploaded photo such as a report's
+    chart), written under var/downloads/ (ours alone)."""
     folder = private_var() / "downloads"
     folder.mkdir(mode=0o700, exist_ok=True)
-    name = Path(str(sent.params.get("document", "file")).removeprefix("<upload ").rstrip(">")).name or "file"
+    name = Path(str(sent.params.get(field, "file")).removeprefix("<upload ").rstrip(">")).name or "file"
     path = folder / name
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    content = sent.params.get("document_bytes")
+    content = sent.params.get(f"{field}_bytes")
     with os.fdopen(descriptor, "wb") as f:
-        f.write(content if isinstance(content, bytes) else str(sent.params.get("document_content", "")).encode())
+        f.write(content if isinstance(content, bytes) else str(sent.params.get(f"{field}_content", "")).encode())
     return path
 
 
@@ -48,7 +49,9 @@ async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.std
 
     def show(sent: Sent) -> None:
         prefix = t("console.edited", language) + " " if sent.method.startswith("edit") else ""
-        if sent.photo:
+        if sent.photo and str(sent.photo).startswith("<upload "):  # a chart: saved beside the CRM
+            stdout.write(f"\n{t('console.file', language, path=save_document(sent, 'photo'))}\n")
+        elif sent.photo:
             stdout.write(f"\n[image] {sent.photo}\n")
         if sent.method == "sendDocument":  # a file (the client's data, /mydata): saved beside the CRM
             stdout.write(f"\n{t('console.file', language, path=save_document(sent))}\n")

@@ -123,3 +123,18 @@ def test_the_command_line_writes_text_csv_and_pdf_and_refuses_what_it_cannot_rea
                         (("--month", "2026-11", "--from", "2026-11-01", "--to", "2026-11-02"), "not both")]:
         refused = cli("report", *args, database_url=url)
         assert refused.returncode != 0 and error in refused.stderr, refused.stderr
+
+
+def test_the_local_chat_saves_a_report_s_charts_and_pdf_as_sent(tmp_path, monkeypatch, november):
+    import bot.console
+    from bot.emulator import Sent
+
+    monkeypatch.setattr(bot.console, "private_var", lambda: tmp_path)
+    [(name, png)] = report_render.charts(reports.Report(november.period, november.previous, ("orders",),
+                                                         november.section("orders"), november.current), "fr")
+    chart = Sent("sendPhoto", 1, 1, photo="<upload orders.png>", params={"photo": "<upload orders.png>",
+                                                                          "photo_bytes": png})
+    assert bot.console.save_document(chart, "photo").read_bytes() == png and name == "orders"
+    pdf = report_render.pdf_bytes(november, "fr")
+    document = Sent("sendDocument", 1, 2, params={"document": "<upload rapport-2026-11.pdf>", "document_bytes": pdf})
+    assert bot.console.save_document(document).read_bytes() == pdf, "a PDF kept byte for byte"
