@@ -278,8 +278,9 @@ def pages(report: Report, language: str) -> Iterator[Canvas]:
                 y -= 0.012
                 figure.text(0.07, y, heading, fontsize=13, fontweight="bold", color=COLOURS[0])
                 y -= 0.02
-            figure.text(0.09, y, _fit(name, 62), fontsize=10)
-            figure.text(0.78, y, value, fontsize=10, ha="right")
+            # A client's text (the misunderstood ones) is printed as written: "$" is no formula.
+            figure.text(0.09, y, _fit(name, 62), fontsize=10, parse_math=False)
+            figure.text(0.78, y, value, fontsize=10, ha="right", parse_math=False)
             figure.text(0.81, y, move, fontsize=10, color="#555555")
             y -= 0.0155
         yield figure

@@ -76,6 +76,25 @@ def test_the_pdf_has_the_figures_then_the_charts_in_four_pages_at_most(november)
         "conversations", "satisfaction", "orders", "funnel", "complaints"]
 
 
+def test_a_client_s_text_with_dollars_and_backslashes_is_printed_as_written(sqlite_engine):
+    from crm.models import Client, ConversationMessage
+    from tests.test_reports import utc
+
+    odd = r"le prix en $\oops$ et {braces} ?"  # a formula to matplotlib, which knows no \oops
+    with unit_of_work(sqlite_engine) as s:
+        client = Client(telegram_id=77, first_name="Eve", language="fr")
+        s.add(client)
+        s.flush()
+        s.add(ConversationMessage(client_id=client.id, direction="in", text=odd, understood=False,
+                                  created_at=utc(2026, 11, 5, 10, 0)))
+    with unit_of_work(sqlite_engine) as s:
+        report = reports.build_report(s, NOVEMBER, ("assistant",))
+    assert report.figures[-1].detail == odd
+    text = plain("\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(report_render.pdf_bytes(report, "fr"))).pages))
+    assert "« le prix en $\\oops$ et {braces} ? »" in text
+    assert "« le prix en $\\oops$ et {braces} ? »" in plain(report_render.summary_text(report, "fr"))
+
+
 def test_an_empty_month_says_no_data_and_draws_no_chart(sqlite_engine):
     with unit_of_work(sqlite_engine) as s:
         report = reports.build_report(s, periods.month_period(date(2026, 2, 1), PARIS))
