@@ -199,8 +199,13 @@ def _count(session: Session, query) -> int:
     return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
+def _inbound(period: Period):
+    """The clients' messages of the period."""
+    return and_(ConversationMessage.direction == "in", _in(ConversationMessage.created_at, period))
+
+
 def _clients(session: Session, period: Period, found: Measures) -> None:
-    inbound = and_(ConversationMessage.direction == "in", _in(ConversationMessage.created_at, period))
+    inbound = _inbound(period)
     messages, active = session.execute(
         select(func.count(ConversationMessage.id), func.count(distinct(ConversationMessage.client_id)))
         .where(inbound)).one()
@@ -212,7 +217,7 @@ def _clients(session: Session, period: Period, found: Measures) -> None:
 def _assistant(session: Session, period: Period, found: Measures) -> None:
     message_day = _day_of(ConversationMessage.created_at, period)
     opened_day = _day_of(Handoff.opened_at, period)
-    inbound = and_(ConversationMessage.direction == "in", _in(ConversationMessage.created_at, period))
+    inbound = _inbound(period)
     wrote = select(ConversationMessage.client_id.label("client"), message_day.label("day")).where(inbound)
     handed = select(Handoff.client_id.label("client"), opened_day.label("day")).where(_in(Handoff.opened_at, period))
     during = (select(ConversationMessage.client_id.label("client"), message_day.label("day"))
@@ -362,7 +367,7 @@ def _leads(session: Session, period: Period, found: Measures) -> None:
 
 
 def attribution_days() -> int:
-    return int(company_profile().get("reports", {}).get("attribution_days", 7))
+    return company_profile()["reports"]["attribution_days"]
 
 
 def _broadcasts(session: Session, period: Period, found: Measures) -> None:
@@ -378,6 +383,8 @@ def _broadcasts(session: Session, period: Period, found: Measures) -> None:
                                          .join(Broadcast, started).where(BroadcastDelivery.status == "sent",
                                                                          BroadcastDelivery.sent_at.is_not(None))):
         sent[client_id].append(clock.aware(at))
+    for times in sent.values():
+        times.sort()
     window = timedelta(days=attribution_days())
     orders, revenue = 0, Decimal(0)
     if sent:
@@ -388,7 +395,7 @@ def _broadcasts(session: Session, period: Period, found: Measures) -> None:
                 .where(Order.client_id.in_(recipients), Order.status != "cancelled",
                        Order.created_at >= period.start.astimezone(timezone.utc),
                        Order.created_at < (period.end + window).astimezone(timezone.utc))):
-            times, at = sorted(sent[client_id]), clock.aware(at)
+            times, at = sent[client_id], clock.aware(at)
             latest = bisect.bisect_right(times, at)  # the last delivery at or before the order
             if latest and at - times[latest - 1] < window:
                 orders, revenue = orders + 1, revenue + total
@@ -414,19 +421,16 @@ MEASURES = {"clients": _clients, "assistant": _assistant, "desk": _desk, "compla
 
 
 def monthly_at() -> str:
-    return company_profile().get("reports", {}).get("monthly_at", "09:00")
+    return company_profile()["reports"]["monthly_at"]
 
 
 def first_working_day(month_first: date) -> date:
     """The month's first day the desk opens (company.yml desk.hours); Monday to Friday when no
     opening hours are set."""
-    hours = desk_hours.desk_settings().get("hours")
-    day = month_first
-    for _ in range(31):
-        if (desk_hours.opening(day) is not None) if hours else day.weekday() < 5:
-            return day
-        day += timedelta(days=1)
-    return month_first
+    def works(day: date) -> bool:
+        return desk_hours.opening(day) is not None if desk_hours.desk_settings().get("hours") else day.weekday() < 5
+
+    return next((day for day in (month_first + timedelta(days=n) for n in range(31)) if works(day)), month_first)
 
 
 def monthly_due(session: Session, now: datetime | None = None) -> Period | None:
