@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Engine, select
@@ -33,13 +32,14 @@ from bot.broadcaster import run_sender
 from bot.callbacks import callback_data, handler_pattern, parse
 from bot.outbox import INTERVAL, deliver_outbox
 from bot.rasa_client import Answer, RasaClient, RasaUnavailable
+from bot.replicas import HEARTBEAT, Replicas
 from bot.render import CAPTION_LIMIT, keyboard, split_text
-from crm import inbox, retention
+from crm import clock, inbox, retention
 from crm.alerts import alert_profile_refused
 from crm.buttons import new_batch, payload_for, purge_buttons, store_buttons
 from crm.choices import typed_choice
 from bot.settings import Settings
-from bot.shared import ALLOWED_UPDATES, Context, safe_send, score_button
+from bot.shared import Context, safe_send, score_button
 from bot.staff import order_command, resolve_command
 from bot.texts import TEXTS, commands
 from crm.clients import (
@@ -71,17 +71,17 @@ MAX_TEXT = 4096
 
 
 class Assistant:
-    """What the handlers share: the CRM, Rasa, and one lock per chat so that a client's messages
-    reach Rasa in the order they were written even though updates are handled concurrently."""
+    """What the handlers share: the CRM, Rasa, and one lock per chat (in Redis too when several
+    bot processes run: bot/replicas.py) so that a client's messages reach Rasa in the order they
+    were written even though updates are handled concurrently."""
 
-    def __init__(self, engine: Engine, rasa: RasaClient, action_health: str | None = None):
+    def __init__(self, engine: Engine, rasa: RasaClient, action_health: str | None = None,
+                 replicas: Replicas | None = None):
         self.engine = engine
         self.rasa = rasa
         self.action_health = action_health
+        self.replicas = replicas or Replicas()
         self._actions_reachable = False  # seen answering once: its silence then means it is down
-        # A chat's lock lives while someone holds or awaits it, then goes: the map stays as small
-        # as the number of chats being handled right now, not every chat ever seen.
-        self._locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     async def db(self, work: Callable[[Session], T], persist: bool = False) -> T:
         """Run `work` in a unit of work, in a thread. `persist`: what was just done in Telegram
@@ -125,12 +125,10 @@ class Assistant:
         self._actions_reachable = self._actions_reachable or reachable
         return self._actions_reachable and not reachable
 
-    def chat_lock(self, chat_id) -> asyncio.Lock:
-        """Held while one message of a chat is handled (desk routing, Rasa, answers)."""
-        lock = self._locks.get(chat_id)
-        if lock is None:
-            lock = self._locks[chat_id] = asyncio.Lock()
-        return lock
+    def chat_lock(self, chat_id):
+        """Held while one message of a chat is handled (desk routing, Rasa, answers), in every
+        bot process; re-entrant within a task."""
+        return self.replicas.hold(chat_id)
 
     async def converse(self, bot, user: User, chat_id: int, text: str, kind: str = "text",
                        update_id: int | None = None) -> None:
@@ -529,6 +527,54 @@ async def tell_crm_down(bot, update: Update) -> None:
     await safe_send(bot, chat.id, TEXTS.t("crm_down", normalise_language(user.language_code)))
 
 
+# --- replicas ----------------------------------------------------------------------------------
+
+STALE = timedelta(seconds=30)  # an earlier update older than this is handled only if replayable()
+
+
+def private_chat(update: object) -> int | None:
+    """The private chat an update belongs to (a client's or a staff member's), or None."""
+    chat = update.effective_chat if isinstance(update, Update) else None
+    return chat.id if chat is not None and chat.type == "private" else None
+
+
+def replayable(update: Update) -> bool:
+    """Whether an update found unfinished long after it arrived is handled still: a message yes; a
+    command no (a /start or /take minutes later surprises); a button press no (Telegram lets a
+    bot answer one for a few seconds only, and the client presses it again)."""
+    return update.message is not None and not (update.message.text or "").startswith("/")
+
+
+async def replay(application: Application) -> int:
+    """Queue the updates that a bot process which is no more (a previous run, or a dead replica)
+    wrote down and did not finish (handlers skip what they had already recorded). Returns how
+    many were queued."""
+    helper = application.assistant
+    dead = await helper.replicas.dead(await helper.db(inbox.owners))
+    queued = 0
+    for payload in await helper.db(lambda s: inbox.take_over(s, helper.replicas.me, dead)):
+        update = Update.de_json(payload, application.bot)
+        if not replayable(update):
+            log.warning("update %s was interrupted by a stop and is not replayed (%s)", update.update_id,
+                        "a command" if update.message else "not a message")
+            await helper.db(lambda s: inbox.done(s, update.update_id))
+            continue
+        await application.update_queue.put(update)
+        queued += 1
+    if queued:
+        log.warning("%d message(s) interrupted by a stopped bot process are handled again", queued)
+    return queued
+
+
+async def take_over(context: Context) -> None:
+    """With replicas: say this process is alive, and handle what a dead one left unfinished."""
+    try:
+        await context.assistant.replicas.beat()
+        await replay(context.application)
+    except Exception:  # the CRM unreachable for a moment: next round
+        log.exception("could not take over the updates of stopped bot processes")
+
+
 # --- assembly ------------------------------------------------------------------------------------
 
 
@@ -545,6 +591,7 @@ async def _post_init(application: Application) -> None:
 
 async def _post_shutdown(application: Application) -> None:
     await application.assistant.rasa.close()
+    await application.assistant.replicas.close()
 
 
 class AssistantApplication(Application):
@@ -572,8 +619,34 @@ class AssistantApplication(Application):
                 self.sender_stop))
 
     async def process_update(self, update: object) -> None:
-        """Handle it, then mark it done in the inbox (bot/poller.py): a crash before this line
-        and the update is handled again at the next start."""
+        """A client's update is handled under their chat's lock (bot/replicas.py), after the chat's
+        earlier updates that another bot process wrote down and has not handled yet (it waits for
+        the lock, or died), in the order Telegram numbered them; an update that another process
+        handled meanwhile is skipped. So two replicas receiving one client's messages answer each
+        once, in order."""
+        chat_id = private_chat(update)
+        if chat_id is None:
+            await self._handle(update)
+            return
+        helper = self.assistant
+        async with helper.chat_lock(chat_id):
+            try:
+                earlier, mine = await helper.db(lambda s: inbox.pending_through(s, chat_id, update.update_id))
+            except DBAPIError:  # the handlers meet it too: on_error handles the update again later
+                earlier, mine = [], True
+            if not mine:
+                return
+            for payload, received_at in earlier:
+                before = Update.de_json(payload, self.bot)
+                if clock.now() - received_at > STALE and not replayable(before):
+                    await helper.db(lambda s: inbox.done(s, before.update_id))
+                    continue
+                await self._handle(before)
+            await self._handle(update)
+
+    async def _handle(self, update: object) -> None:
+        """Handle it, then mark it done in the inbox (crm/inbox.py): a crash before this line
+        and the update is handled again at the next start, or by another replica."""
         try:
             await super().process_update(update)
         finally:
@@ -601,21 +674,6 @@ class AssistantApplication(Application):
 
 
 
-def webhook_options(settings: Settings) -> dict:
-    """How the bot listens in webhook mode: Telegram calls WEBHOOK_URL with the secret token in
-    a header, and python-telegram-bot refuses any request without it."""
-    from urllib.parse import urlparse
-
-    return {
-        "listen": settings.webhook_listen,
-        "port": settings.webhook_port,
-        "url_path": urlparse(settings.webhook_url).path.lstrip("/"),
-        "webhook_url": settings.webhook_url,
-        "secret_token": settings.webhook_secret,
-        "allowed_updates": ALLOWED_UPDATES,
-    }
-
-
 def build_application(settings: Settings, token: str | None = None) -> Application:
     engine = engine_for(settings.database_url)
     rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
@@ -631,7 +689,8 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
         .post_shutdown(_post_shutdown)
         .build()
     )
-    application.assistant = Assistant(engine, rasa, f"{settings.action_url.rstrip('/')}/health")
+    application.assistant = Assistant(engine, rasa, f"{settings.action_url.rstrip('/')}/health",
+                                      Replicas(settings.redis_url))
     application.settings = settings
     install(settings)  # what crm/ reads (the staff group, claim timeouts, the company profile)
     private = filters.ChatType.PRIVATE
@@ -679,6 +738,8 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
     application.add_handler(MessageHandler(private & filters.TEXT, text_message))
     application.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, non_text))
     application.add_error_handler(on_error)
+    if application.assistant.replicas.shared:
+        application.job_queue.run_repeating(take_over, interval=HEARTBEAT, first=0, name="replicas")
     application.job_queue.run_repeating(deliver_outbox, interval=INTERVAL, first=0.5, name="outbox")
     application.job_queue.run_repeating(desk.remind, interval=desk.REMINDER_INTERVAL, first=5, name="desk reminders")
     application.job_queue.run_repeating(answer_backlog, interval=BACKLOG_INTERVAL, first=3, name="answers owed")

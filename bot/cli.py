@@ -78,23 +78,24 @@ def cmd_run(args) -> None:
 
 
 def serve_telegram(settings) -> None:
-    """The Telegram bot until SIGINT/SIGTERM: webhook mode, or long polling through the inbox."""
+    """The Telegram bot until SIGINT/SIGTERM: webhook mode (bot/webhook.py, any number of
+    replicas), or long polling through the inbox (bot/poller.py, one process)."""
     import signal
 
-    from bot.app import build_application, webhook_options
-    from bot.poller import run
+    from bot import poller, webhook
+    from bot.app import build_application
 
     application = build_application(settings)
-    if settings.webhook_url:
-        application.run_webhook(**webhook_options(settings))
-        return
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run(application, stop)
+        if settings.webhook_url:
+            await webhook.run(application, settings, stop)
+        else:
+            await poller.run(application, stop)
 
     asyncio.run(main())
 

@@ -96,6 +96,9 @@ class BotApiEmulator:
         self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) -> message, for copyMessage
         self.topics: dict[int, dict[int, str]] = {}  # forum chat id -> {thread id: name}
         self._thread_ids = itertools.count(50)
+        self._deliveries: dict[int | None, list[dict]] = {}  # chat -> its updates not delivered yet
+        self._spread: itertools.cycle | None = None  # balance(): a load balancer's round robin
+        self.undelivered: list[dict] = []  # updates the webhook refused five times
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -183,22 +186,53 @@ class BotApiEmulator:
             self._cond.notify_all()
             webhook = self.webhook
         if webhook:
-            threading.Thread(target=self._deliver, args=(webhook, update), daemon=True).start()
+            self._queue_delivery(webhook, update)
         return update["update_id"]
 
+    def balance(self, urls: list[str]) -> None:
+        """Deliver the webhook calls to these URLs in turn (each delivery to the next one), as a
+        load balancer in front of bot replicas would, instead of to the URL the bot set."""
+        self._spread = itertools.cycle(urls)
+
+    def _queue_delivery(self, webhook: dict, update: dict) -> None:
+        """As Telegram does, a chat's updates are delivered one at a time (the next once the
+        webhook answered the previous one), chats in parallel."""
+        chat = next((value["chat"]["id"] for value in (update.get("message"), (update.get("callback_query") or {})
+                     .get("message")) if isinstance(value, dict) and "chat" in value), None)
+        with self._cond:
+            queue = self._deliveries.setdefault(chat, [])
+            queue.append(update)
+            if len(queue) > 1:
+                return  # this chat's delivery thread takes it in turn
+        threading.Thread(target=self._deliver_chat, args=(webhook, chat), daemon=True).start()
+
+    def _deliver_chat(self, webhook: dict, chat: int | None) -> None:
+        while True:
+            with self._cond:
+                queue = self._deliveries[chat]
+                update = queue[0]
+            self._deliver(webhook, update)
+            with self._cond:
+                queue.pop(0)
+                if not queue:
+                    del self._deliveries[chat]
+                    return
+
     def _deliver(self, webhook: dict, update: dict) -> None:
-        request = urllib.request.Request(
-            webhook["url"], data=json.dumps(update).encode(), method="POST",
-            headers={"Content-Type": "application/json",
-                     **({"X-Telegram-Bot-Api-Secret-Token": webhook["secret_token"]}
-                        if webhook.get("secret_token") else {})},
-        )
+        headers = {"Content-Type": "application/json",
+                   **({"X-Telegram-Bot-Api-Secret-Token": webhook["secret_token"]}
+                      if webhook.get("secret_token") else {})}
         for attempt in range(5):  # Telegram retries a failed delivery too
+            with self._cond:
+                url = next(self._spread) if self._spread is not None else webhook["url"]
+            request = urllib.request.Request(url, data=json.dumps(update).encode(), method="POST", headers=headers)
             try:
                 with urllib.request.urlopen(request, timeout=10):
                     return
             except (urllib.error.URLError, OSError):
                 time.sleep(0.2 * (attempt + 1))
+        with self._cond:
+            self.undelivered.append(update)
 
     # --- waiting for the bot ---------------------------------------------------------------------
     def messages_to(self, chat_id: int) -> list[Sent]:

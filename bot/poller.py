@@ -15,7 +15,7 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 
-from bot.app import tell_crm_down
+from bot.app import replay, tell_crm_down
 from bot.shared import ALLOWED_UPDATES, retry_seconds
 from crm import inbox
 
@@ -25,26 +25,6 @@ POLL_TIMEOUT = 10
 
 def _chat_id(update: Update) -> int | None:
     return update.effective_chat.id if update.effective_chat else None
-
-
-async def replay(application: Application) -> int:
-    """Queue again the messages a previous run received and did not finish (handlers skip what
-    they had already recorded). A button press is not replayed: Telegram lets a bot answer one
-    for a few seconds only, and the client presses it again. Returns how many were queued."""
-    helper = application.assistant
-    queued = 0
-    for payload in await helper.db(inbox.unfinished):
-        update = Update.de_json(payload, application.bot)
-        if update.message is None or (update.message.text or "").startswith("/"):
-            log.warning("update %s was interrupted by a stop and is not replayed (%s)", update.update_id,
-                        "a command" if update.message else "not a message")
-            await helper.db(lambda s: inbox.done(s, update.update_id))
-            continue
-        await application.update_queue.put(update)
-        queued += 1
-    if queued:
-        log.warning("%d message(s) interrupted by the last stop are handled again", queued)
-    return queued
 
 
 async def poll(application: Application, stop: asyncio.Event, timeout: int = POLL_TIMEOUT) -> None:
@@ -76,7 +56,7 @@ async def poll(application: Application, stop: asyncio.Event, timeout: int = POL
             continue
 
         def write_down(session):
-            return [u for u in updates if inbox.keep(session, u.update_id, _chat_id(u), u.to_dict())]
+            return [u for u in updates if inbox.keep(session, u.update_id, _chat_id(u), u.to_dict(), helper.replicas.me)]
 
         try:
             fresh = await helper.db(write_down)

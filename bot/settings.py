@@ -58,10 +58,7 @@ class Settings(SharedSettings):
     @field_validator("webhook_url")
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
-        value = _http_url(value)
-        if value is not None and not value.startswith("https://"):
-            raise ValueError("must be an https:// URL (Telegram only calls https)")
-        return value
+        return _http_url(value)
 
     @field_validator("webhook_secret")
     @classmethod
@@ -80,6 +77,10 @@ class Settings(SharedSettings):
 
     @model_validator(mode="after")
     def _bot_defaults(self):
+        # Telegram only calls https; a Bot API server of one's own (TELEGRAM_BASE_URL) may call http.
+        if self.webhook_url and not self.webhook_url.startswith("https://") and \
+                self.telegram_base_url == DEFAULT_BASE_URL:
+            raise ValueError("WEBHOOK_URL must be an https:// URL (Telegram only calls https)")
         if self.webhook_url and not self.webhook_secret:
             raise ValueError("WEBHOOK_SECRET is required with WEBHOOK_URL (Telegram's secret token)")
         if not self.rasa_url:

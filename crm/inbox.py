@@ -1,9 +1,10 @@
 """The inbox: Telegram updates written down before Telegram is told they arrived.
 
-Telegram forgets an update once getUpdates is called with a later offset. The bot therefore
-keeps each update here first, then asks for the next ones; a handled update is marked done. When
-the bot is killed in the middle, the updates not done are handled again when it starts (a client
-message already recorded is not recorded or answered twice: see crm.clients). Done rows are
+Telegram forgets an update once getUpdates is called with a later offset (or once the webhook
+answered 200). The bot therefore keeps each update here first, with the process that received it,
+then confirms it; a handled update is marked done. When a bot process is killed in the middle, the
+updates it left are handled again when it starts, or by a live replica (a client message already
+recorded is not recorded or answered twice: see crm.clients). Done rows are
 purged after a day; until then they hold what clients wrote (the client export and erasure of
 issue 16 must include this table).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -22,10 +23,12 @@ from crm.models import InboundUpdate
 KEEP_DONE = timedelta(days=1)
 
 
-def keep(session: Session, update_id: int, chat_id: int | None, payload: dict) -> bool:
-    """Write an update down; False when it already was (fetched twice: handle it once)."""
+def keep(session: Session, update_id: int, chat_id: int | None, payload: dict, owner: str | None = None) -> bool:
+    """Write an update down, received by `owner` (a bot process); False when it already was
+    (fetched twice, or Telegram's retry reaching another replica: handle it once)."""
     return insert_unless_exists(session, InboundUpdate, {
-        "update_id": update_id, "chat_id": chat_id, "payload": payload, "received_at": clock.now()}, ["update_id"])
+        "update_id": update_id, "chat_id": chat_id, "payload": payload, "received_at": clock.now(),
+        "owner": owner}, ["update_id"])
 
 
 def done(session: Session, update_id: int) -> None:
@@ -33,10 +36,44 @@ def done(session: Session, update_id: int) -> None:
                     .values(done_at=clock.now()))
 
 
-def unfinished(session: Session, limit: int = 1000) -> list[dict]:
-    """The updates a previous run received and did not finish, oldest first."""
-    return list(session.scalars(select(InboundUpdate.payload).where(InboundUpdate.done_at.is_(None))
-                                .order_by(InboundUpdate.update_id).limit(limit)))
+def owners(session: Session) -> list[str | None]:
+    """The bot processes that have updates not finished (None: updates written down by no one
+    in particular, before replicas)."""
+    return list(session.scalars(select(InboundUpdate.owner).where(InboundUpdate.done_at.is_(None)).distinct()))
+
+
+def take_over(session: Session, me: str, dead: list[str | None], limit: int = 1000) -> list[dict]:
+    """The unfinished updates of dead processes become `me`'s (two live processes racing for
+    them: the second finds them taken); returns them, oldest first."""
+    if not dead:
+        return []
+    named = [owner for owner in dead if owner is not None]
+    whose = or_(InboundUpdate.owner.in_(named), InboundUpdate.owner.is_(None)) if None in dead else \
+        InboundUpdate.owner.in_(named)
+    ids = list(session.scalars(select(InboundUpdate.update_id).where(InboundUpdate.done_at.is_(None), whose)
+                               .order_by(InboundUpdate.update_id).limit(limit)))
+    if not ids:
+        return []
+    session.execute(update(InboundUpdate).where(InboundUpdate.update_id.in_(ids), InboundUpdate.done_at.is_(None),
+                                                whose).values(owner=me))
+    return list(session.scalars(select(InboundUpdate.payload).where(
+        InboundUpdate.update_id.in_(ids), InboundUpdate.owner == me, InboundUpdate.done_at.is_(None))
+        .order_by(InboundUpdate.update_id)))
+
+
+def pending_through(session: Session, chat_id: int, update_id: int) -> tuple[list[tuple[dict, datetime]], bool]:
+    """What the holder of a chat's lock handles before this update: the chat's earlier updates not
+    done yet (another bot process received them and waits for the lock, or died), oldest first,
+    each with when it arrived; and whether this update itself is still to handle (False when
+    another process handled it meanwhile; True when it was never written down here)."""
+    rows = session.execute(
+        select(InboundUpdate.update_id, InboundUpdate.payload, InboundUpdate.received_at, InboundUpdate.done_at)
+        .where(InboundUpdate.chat_id == chat_id, InboundUpdate.update_id <= update_id,
+               or_(InboundUpdate.done_at.is_(None), InboundUpdate.update_id == update_id))
+        .order_by(InboundUpdate.update_id)).all()
+    earlier = [(row.payload, clock.aware(row.received_at)) for row in rows if row.update_id != update_id]
+    mine = next((row for row in rows if row.update_id == update_id), None)
+    return earlier, mine is None or mine.done_at is None
 
 
 def purge(session: Session, now: datetime | None = None) -> int:

@@ -159,6 +159,7 @@ class InboundUpdate(Base):
     payload: Mapped[dict] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=clock.now)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    owner: Mapped[str | None] = mapped_column(String(80))  # the bot process that received it
 
 
 class ButtonPayload(Base):

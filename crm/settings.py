@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     broadcast_claim_timeout: ClaimSeconds = Field(
         60, validation_alias=env("BROADCAST_CLAIM_TIMEOUT", "broadcast_claim_timeout"))
     outbox_claim_timeout: ClaimSeconds = Field(60, validation_alias=env("OUTBOX_CLAIM_TIMEOUT", "outbox_claim_timeout"))
+    # Bot replicas share their chats' locks and say they are alive in Redis (bot/replicas.py);
+    # unset: one bot process, locks in memory.
+    redis_url: str | None = Field(None, repr=False, validation_alias=env("REDIS_URL", "redis_url"))
     # Rasa's tracker store, where endpoints.yml (a SQLite file) or endpoints.production.yml
     # (PostgreSQL, when RASA_DB_HOST is set) put it: a client's erasure and the retention job
     # delete conversations there too (crm/trackers.py).
@@ -106,6 +109,13 @@ class Settings(BaseSettings):
         if url and not url.startswith(("sqlite", "postgresql")):
             raise ValueError(f"must start with sqlite:// or postgresql:// (got {url.split(':', 1)[0]!r})")
         return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must start with redis://, rediss:// or unix:// (got {url.split(':', 1)[0]!r})")
+        return url or None
 
     @field_validator("staff_chat_id", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ def test_defaults_need_nothing(env):
     ("STAFF_CHAT_LANGUAGE", "de"),
     ("BROADCAST_RATE", "0"),
     ("BROADCAST_RATE", "fast"),
+    ("REDIS_URL", "127.0.0.1:6379"),
 ])
 def test_a_wrong_value_is_named(env, name, value):
     env.setenv(name, value)
@@ -67,6 +68,16 @@ def test_webhook_needs_its_secret(env):
         load_settings()
     env.setenv("WEBHOOK_SECRET", "s3cret_token_of_24_chars")
     assert load_settings().webhook_secret == "s3cret_token_of_24_chars"
+
+
+def test_a_plain_http_webhook_only_with_a_bot_api_server_of_ones_own(env):
+    """Telegram calls https only; a self-hosted Bot API server (or the local emulator) may call http."""
+    env.setenv("WEBHOOK_URL", "http://127.0.0.1:8080/telegram")
+    env.setenv("WEBHOOK_SECRET", "s3cret_token_of_24_chars")
+    with pytest.raises(SettingError, match="WEBHOOK_URL must be an https"):
+        load_settings()
+    env.setenv("TELEGRAM_BASE_URL", "http://127.0.0.1:8081/bot")
+    assert load_settings().webhook_url == "http://127.0.0.1:8080/telegram"
 
 
 def cli(*args, database_url: str, extra_env: dict | None = None):

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot.emulator import User
 from crm.db import unit_of_work
-from crm.models import Client, ConversationMessage
+from crm.models import Client, ConversationMessage, InboundUpdate
 from tests.harness import BotHarness, StubRasa, free_port, make_settings
 
 FR = User(id=501, first_name="Élodie", last_name="Martin", username="elodie", language_code="fr")
@@ -155,7 +155,8 @@ async def test_chat_locks_do_not_pile_up(bot, stub):
         await bot.wait(user, 1)
     await asyncio.sleep(0.2)
     gc.collect()
-    assert len(bot.application.assistant._locks) == 0, "a lock per chat being handled, none after"
+    replicas = bot.application.assistant.replicas
+    assert len(replicas._local) == 0 and replicas._owners == {}, "a lock per chat being handled, none after"
 
 
 async def test_long_answers_are_split_under_telegram_limit(bot, stub):
@@ -315,38 +316,92 @@ async def test_huge_messages_are_capped(bot, stub):
     assert len(stub.received[0]["message"]) == 4096
 
 
-async def test_webhook_mode_checks_the_secret_token(database_url, stub):
+class WebhookBot:
+    """The bot in webhook mode (bot/webhook.py) on a free port, inside the test's event loop."""
+
+    def __init__(self, database_url: str, rasa_url: str, emulator=None, **overrides):
+        from bot.emulator import BotApiEmulator
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/telegram"
+        self.emulator = emulator or BotApiEmulator().start()
+        self.settings = make_settings(database_url, rasa_url, telegram_base_url=self.emulator.base_url,
+                                      webhook_url=self.url, webhook_secret="the_secret_of_24_chars__",
+                                      webhook_port=self.port, **overrides)
+        self.harness = BotHarness(self.settings, self.emulator)
+        self.application = self.harness.application
+
+    async def __aenter__(self):
+        from bot import webhook
+
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(webhook.run(self.application, self.settings, self.stop))
+        for _ in range(100):  # listening once Telegram was told where
+            if self.emulator.webhook:
+                break
+            await asyncio.sleep(0.05)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.stop.set()
+        await self.task
+
+
+async def test_webhook_mode_checks_the_secret_token_and_refuses_what_is_no_update(database_url, stub):
     import httpx
 
-    from bot.app import webhook_options
-
-    port = free_port()
-    # Telegram only calls https (WEBHOOK_URL is checked for it); the emulator calls plain http on
-    # loopback, so the checked settings are amended after the check.
-    settings = make_settings(database_url, stub.url).model_copy(update=dict(
-        webhook_url=f"http://127.0.0.1:{port}/telegram", webhook_secret="the_secret",
-        webhook_listen="127.0.0.1", webhook_port=port))
-    harness = BotHarness(settings)
-    app = harness.application
-    await app.initialize()
-    await app.start()
-    try:
-        await app.updater.start_webhook(**webhook_options(settings))
-        assert harness.emulator.webhook == {"url": f"http://127.0.0.1:{port}/telegram", "secret_token": "the_secret"}
-        [answer] = await harness.say(FR, "bonjour")  # delivered by the emulator, with the secret
+    async with WebhookBot(database_url, stub.url) as bot:
+        assert bot.emulator.webhook == {"url": bot.url, "secret_token": "the_secret_of_24_chars__"}
+        [answer] = await bot.harness.say(FR, "bonjour")  # delivered by the emulator, with the secret
         assert answer.text == "[fr] bonjour"
         forged = {"update_id": 99, "message": {"message_id": 1, "date": 0, "text": "forged",
                                                "chat": {"id": 77, "type": "private"},
                                                "from": {"id": 77, "is_bot": False, "first_name": "X"}}}
+        secret = {"X-Telegram-Bot-Api-Secret-Token": "the_secret_of_24_chars__"}
         async with httpx.AsyncClient() as http:
-            response = await http.post(f"http://127.0.0.1:{port}/telegram", json=forged)
-        assert response.status_code == 403
-        assert [r["message"] for r in stub.received] == ["bonjour"]
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
-        harness.emulator.stop()
+            assert (await http.post(bot.url, json=forged)).status_code == 403
+            wrong = {"X-Telegram-Bot-Api-Secret-Token": "not_the_secret"}
+            assert (await http.post(bot.url, json=forged, headers=wrong)).status_code == 403
+            assert (await http.post(bot.url, content=b"{not json", headers=secret)).status_code == 400
+            assert (await http.post(bot.url, json=[1, 2], headers=secret)).status_code == 400
+            assert (await http.post(bot.url, json={"message": "no id"}, headers=secret)).status_code == 400
+            huge = b'{"update_id": 5, "junk": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+            with pytest.raises(httpx.HTTPError):  # over a megabyte: the connection is closed unread
+                await http.post(bot.url, content=huge, headers=secret)
+            assert (await http.get(bot.url)).status_code == 405
+        await bot.harness.say(FR, "encore")  # the server still answers after all that
+        assert [r["message"] for r in stub.received] == ["bonjour", "encore"]
+        with crm(bot.harness) as s:
+            assert s.scalar(select(func.count()).select_from(InboundUpdate)) == 2
+
+
+async def test_webhook_keeps_each_update_before_answering_telegram_and_once(database_url, stub):
+    """Telegram's retry of an update (on another replica, say) is handled once; with the CRM
+    unreachable Telegram gets a 503 and the update is handled when it delivers it again."""
+    import httpx
+
+    async with WebhookBot(database_url, stub.url) as bot:
+        bot.emulator.user_says(FR, "premier")
+        await bot.harness.wait(FR, 1)
+        update = bot.emulator.updates[-1]
+        secret = {"X-Telegram-Bot-Api-Secret-Token": "the_secret_of_24_chars__"}
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(bot.url, json=update, headers=secret)).status_code == 200
+        await asyncio.sleep(0.5)
+        assert [r["message"] for r in stub.received] == ["premier"]
+
+        engine = bot.application.assistant.engine
+        real_connect = engine.pool._creator
+        engine.dispose()
+        engine.pool._creator = lambda: (_ for _ in ()).throw(OSError("the CRM is down"))
+        second = dict(update, update_id=update["update_id"] + 1000,
+                      message=dict(update["message"], message_id=9999, text="pendant la panne"))
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(bot.url, json=second, headers=secret)).status_code == 503
+            engine.pool._creator = real_connect
+            assert (await http.post(bot.url, json=second, headers=secret)).status_code == 200
+        await bot.harness.wait(FR, 2)
+        assert [r["message"] for r in stub.received] == ["premier", "pendant la panne"]
 
 
 def seed_order_and_complaint(bot):

@@ -1,0 +1,182 @@
+"""Bot replicas (bot/replicas.py, bot/webhook.py): two bot processes in webhook mode behind a
+round-robin balancer, on one CRM (SQLite and PostgreSQL) and one Redis, with a stub Rasa. The
+end-to-end version with real processes, haproxy and Rasa workers is tests/e2e/test_replicas.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections import defaultdict
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from bot.emulator import BotApiEmulator, User
+from bot.replicas import ALIVE_PREFIX, Replicas
+from crm import inbox
+from crm.db import unit_of_work
+from crm.models import ConversationMessage, InboundUpdate
+from tests.harness import StubRasa
+from tests.stack import redis_reachable
+from tests.test_telegram_edge import WebhookBot
+
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('TEST_REDIS_DB', '0')}"
+
+
+@pytest.fixture
+def redis_url():
+    reason = redis_reachable()
+    if reason:
+        pytest.skip(reason)
+    return REDIS_URL
+
+
+@pytest.fixture
+def database_url(engine):
+    return engine.url.render_as_string(hide_password=False)
+
+
+def slow_echo(sender, message, metadata):
+    time.sleep(random.uniform(0, 0.02))  # answers overtake each other unless the bot keeps order
+    return [{"recipient_id": sender, "text": f"echo {message}"}]
+
+
+@pytest.fixture
+def stub():
+    rasa = StubRasa(slow_echo)
+    yield rasa
+    rasa.close()
+
+
+def clients(count: int) -> list[User]:
+    base = random.randint(10**6, 10**7)  # the Redis keys of one run never meet another's
+    return [User(id=base + i, first_name=f"Client {i}", language_code="fr") for i in range(count)]
+
+
+async def test_two_replicas_answer_each_message_once_in_order_per_client(database_url, stub, redis_url):
+    emulator = BotApiEmulator().start()
+    try:
+        async with WebhookBot(database_url, stub.url, emulator, redis_url=redis_url) as first, \
+                WebhookBot(database_url, stub.url, emulator, redis_url=redis_url) as second:
+            emulator.balance([first.url, second.url])  # one client's messages alternate replicas
+            people, count = clients(30), 6
+            for i in range(count):
+                for user in people:
+                    emulator.user_says(user, f"message {i}")
+            for user in people:
+                await asyncio.to_thread(emulator.wait_for_messages, user.id, count, 60)
+            await asyncio.sleep(0.3)  # a doubled answer would arrive now
+            expected = [f"echo message {i}" for i in range(count)]
+            for user in people:
+                assert [m.text for m in emulator.messages_to(user.id)] == expected
+            to_rasa = defaultdict(list)
+            for call in stub.received:
+                to_rasa[call["sender"]].append(call["message"])
+            assert all(to_rasa[str(user.id)] == [f"message {i}" for i in range(count)] for user in people)
+            with unit_of_work(first.application.assistant.engine) as s:
+                owners = set(s.scalars(select(InboundUpdate.owner)))
+                assert s.scalar(select(func.count()).where(InboundUpdate.done_at.is_(None))) == 0
+                inbound = s.scalar(select(func.count()).where(ConversationMessage.direction == "in"))
+            assert owners == {first.application.assistant.replicas.me, second.application.assistant.replicas.me}
+            assert inbound == len(people) * count
+            assert emulator.undelivered == []
+    finally:
+        emulator.stop()
+
+
+async def test_what_a_dead_replica_left_is_answered_once_by_the_live_ones(database_url, stub, redis_url):
+    """Updates written down by a process that died (no heartbeat) are answered, once, by one of
+    two live replicas; a command is not replayed late; a live process's updates are left to it."""
+    emulator = BotApiEmulator().start()
+    dead, alive_user, command_user, live = clients(4)[:4]
+    live_owner = f"another-live-process-{random.randint(0, 10**9)}"
+    client = redis.Redis.from_url(redis_url)
+    client.set(ALIVE_PREFIX + live_owner, "1", ex=60)
+    try:
+        async with WebhookBot(database_url, stub.url, emulator, redis_url=redis_url) as first:
+            engine = first.application.assistant.engine
+            base = random.randint(10**8, 9 * 10**8)
+            rows = [(dead, "laissé par un mort", "ghost:1:abc"), (alive_user, "aussi", "ghost:1:abc"),
+                    (command_user, "/start", "ghost:1:abc"), (live, "en cours ailleurs", live_owner)]
+            with unit_of_work(engine) as s:
+                for i, (user, text, owner) in enumerate(rows):
+                    payload = {"update_id": base + i, "message": {
+                        "message_id": 5000 + i, "date": int(time.time()), "text": text,
+                        "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+                        "from": user.as_json(),
+                        **({"entities": [{"type": "bot_command", "offset": 0, "length": 6}]} if text == "/start" else {})}}
+                    inbox.keep(s, base + i, user.id, payload, owner)
+            async with WebhookBot(database_url, stub.url, emulator, redis_url=redis_url):
+                await asyncio.to_thread(emulator.wait_for_messages, dead.id, 1, 30)
+                await asyncio.to_thread(emulator.wait_for_messages, alive_user.id, 1, 30)
+                await asyncio.sleep(6)  # both replicas' take-over rounds have run at least once more
+            assert [m.text for m in emulator.messages_to(dead.id)] == ["echo laissé par un mort"]
+            assert [m.text for m in emulator.messages_to(alive_user.id)] == ["echo aussi"]
+            assert emulator.messages_to(command_user.id) == [] and emulator.messages_to(live.id) == []
+            with unit_of_work(engine) as s:
+                left = s.execute(select(InboundUpdate.chat_id, InboundUpdate.owner)
+                                 .where(InboundUpdate.done_at.is_(None))).all()
+            assert left == [(live.id, live_owner)]
+    finally:
+        client.delete(ALIVE_PREFIX + live_owner)
+        client.close()
+        emulator.stop()
+
+
+async def test_with_redis_down_messages_are_still_answered(database_url, stub):
+    async with WebhookBot(database_url, stub.url, redis_url="redis://127.0.0.1:1/0") as bot:
+        [user] = clients(1)
+        for i in range(3):
+            bot.emulator.user_says(user, f"m{i}")
+        answers = await asyncio.to_thread(bot.emulator.wait_for_messages, user.id, 3, 30)
+        assert [a.text for a in answers] == ["echo m0", "echo m1", "echo m2"]
+        assert bot.application.assistant.replicas.unshared >= 3
+    bot.emulator.stop()
+
+
+async def test_the_lock_holder_handles_a_chats_earlier_updates_first(database_url, stub):
+    """An update another process wrote down and has not handled yet (it waits for the chat's
+    lock) is handled before a later one of the same chat, then skipped by that process."""
+    async with WebhookBot(database_url, stub.url) as bot:
+        [user] = clients(1)
+        engine = bot.application.assistant.engine
+        later = {"message_id": 7001, "date": int(time.time()), "text": "deuxième",
+                 "chat": {"id": user.id, "type": "private", "first_name": user.first_name}, "from": user.as_json()}
+        earlier = dict(later, message_id=7000, text="premier")
+        first_id = random.randint(10**8, 9 * 10**8)
+        with unit_of_work(engine) as s:
+            inbox.keep(s, first_id, user.id, {"update_id": first_id, "message": earlier}, "busy-replica")
+        from telegram import Update
+
+        app = bot.application
+        await app.process_update(Update.de_json({"update_id": first_id + 1, "message": later}, app.bot))
+        await app.process_update(Update.de_json({"update_id": first_id, "message": earlier}, app.bot))
+        assert [r["message"] for r in stub.received] == ["premier", "deuxième"]
+        with unit_of_work(engine) as s:
+            assert s.scalar(select(InboundUpdate.done_at).where(InboundUpdate.update_id == first_id)) is not None
+
+
+async def test_the_chat_lock_is_shared_by_two_processes_and_reentrant_in_a_task(redis_url):
+    one, two = Replicas(redis_url), Replicas(redis_url)
+    order = []
+
+    async def hold(replicas, name, seconds):
+        async with replicas.hold(("test", name)):
+            async with replicas.hold(("test", name)):  # the same task again: no wait on itself
+                order.append(f"{name} in")
+                await asyncio.sleep(seconds)
+                order.append(f"{name} out")
+
+    key = f"k{random.randint(0, 10**9)}"
+    first = asyncio.create_task(hold(one, key, 0.3))
+    await asyncio.sleep(0.05)
+    await hold(two, key, 0)
+    await first
+    assert order == [f"{key} in", f"{key} out", f"{key} in", f"{key} out"]
+    await one.beat()
+    assert await two.dead([one.me, "never-seen", None]) == ["never-seen", None]
+    await one.close()
+    await two.close()
