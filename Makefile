@@ -13,7 +13,7 @@ NLU_TEST ?= tests/nlu/heldout.yml
 # DST switch, New Year's Eve 23:30, Friday 18:55 just after the desk closes, a leap day.
 CLOCK_INSTANTS ?= "2027-03-27 22:45" "2026-12-31 22:30" "2026-12-04 17:55" "2028-02-29 11:00"
 
-.PHONY: help setup run test test-at test-clocks train nlu-eval bench clean python310 messages
+.PHONY: help setup run test test-at test-clocks train nlu-eval bench clean python310 messages replicas-setup replicas
 
 # The message catalogues (crm/i18n.py): each locales/<language>/LC_MESSAGES/messages.po compiled
 # to its .mo by Babel (a missing .mo is compiled in memory, so this only saves start-up time).
@@ -29,6 +29,8 @@ help:
 	@echo "make nlu-eval   NLU_TEST=file.yml: evaluate the model (writes results/)"
 	@echo "make bench      run the benchmarks (bench/), print a table, write bench/results/"
 	@echo "make messages   compile the message catalogues (locales/) and check them"
+	@echo "make replicas   the production layout on this machine: K=2 bots behind haproxy, Rasa with"
+	@echo "                N=2 workers, M=2 action servers (needs PostgreSQL and Redis; see README Replicas)"
 	@echo "make clean      remove environments, models, results and the local databases"
 
 python310:
@@ -86,6 +88,21 @@ nlu-eval: setup
 
 bench: setup
 	@.venv/bin/python -m bench
+
+# haproxy spreads Telegram's webhook calls over the bot replicas (deploy/haproxy.cfg), from
+# Debian's packages; the replica tests skip with a message without it.
+replicas-setup:
+	@command -v haproxy >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -q haproxy >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q haproxy >/dev/null 2>&1; }; \
+	  fi; }
+	@command -v haproxy >/dev/null 2>&1 || { echo "haproxy is needed for the replica layout: apt-get install haproxy"; exit 1; }
+
+K ?= 2
+N ?= 2
+M ?= 2
+replicas: setup replicas-setup
+	@.venv/bin/python -m bot run --replicas $(K) --rasa-workers $(N) --action-servers $(M)
 
 clean:
 	rm -rf .venv .venv-rasa models results var bench/results/*.json

@@ -48,6 +48,7 @@ from crm.clients import (
     claim_unanswered,
     mark_answered,
     recorded,
+    recorded_message,
     record_message,
     register_client,
     set_language,
@@ -134,13 +135,22 @@ class Assistant:
                        update_id: int | None = None) -> None:
         """One client message to Rasa and its answers back. Never raises for Rasa or Telegram.
         The caller holds the chat's lock. The message is recorded owed an answer until it is
-        delivered; an update replayed after a crash whose message was recorded is left to
-        answer_backlog (it answers it once the dead process's claim is stale)."""
+        delivered. An update replayed after a crash (or handled for a dead replica) whose message
+        was recorded and not answered is answered now, in its turn: holding the chat's lock for
+        every process, nobody else is answering it. Without that certainty (Redis unreachable)
+        it is left to answer_backlog (once the dead process's claim is stale)."""
+        orphans = self.replicas.exclusive(chat_id)
+
         def record_in(session):
-            if recorded(session, update_id):
+            message = recorded_message(session, update_id)
+            if message is not None and (message.answered or message.direction != "in" or not orphans):
                 return None
-            client, _ = register_client(session, profile(user))
-            message = record_message(session, client, "in", text, kind=kind, answered=False, update_id=update_id)
+            if message is not None:  # recorded by a process that died before answering: ours now
+                message.claimed_at = clock.now()
+                client = session.get(Client, message.client_id)
+            else:
+                client, _ = register_client(session, profile(user))
+                message = record_message(session, client, "in", text, kind=kind, answered=False, update_id=update_id)
             # A typed answer naming one of the buttons on screen ("livraison", "mardi 10h") is
             # that button pressed; anything else goes to Rasa as written.
             said = (typed_choice(session, client, text) if kind == "text" else None) or text
@@ -676,7 +686,7 @@ class AssistantApplication(Application):
 
 def build_application(settings: Settings, token: str | None = None) -> Application:
     engine = engine_for(settings.database_url)
-    rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
+    rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout, settings.rasa_concurrency)
     application = (
         ApplicationBuilder()
         .application_class(AssistantApplication)

@@ -57,6 +57,9 @@ def cmd_run(args) -> None:
     from bot.services import ServiceError, Services
 
     settings = _settings()
+    if args.replicas:
+        run_replicas(settings, args)
+        return
     prepare_database(settings.database_url)
     model = model_to_serve(settings)
     services = Services(settings, model, endpoints=args.endpoints)
@@ -75,6 +78,57 @@ def cmd_run(args) -> None:
     finally:
         print("Stopping Rasa and the action server...", flush=True)
         services.stop()
+
+
+def run_replicas(settings, args) -> None:
+    """The replica layout on this machine (bot/layout.py): K bots behind haproxy, N Rasa workers,
+    M action servers. With no TELEGRAM_BOT_TOKEN the emulator plays Telegram, calls haproxy's
+    webhook front end, and the terminal is the client."""
+    import signal
+
+    from bot.console import LOCAL_TOKEN, chat
+    from bot.emulator import BotApiEmulator
+    from bot.layout import Layout, Shape, missing
+    from bot.services import ServiceError
+
+    shape = Shape(bots=args.replicas, rasa_workers=args.rasa_workers, action_servers=args.action_servers)
+    emulator = None
+    if settings.local_chat:
+        emulator = BotApiEmulator().start()
+        settings = settings.model_copy(update={"telegram_token": LOCAL_TOKEN, "telegram_base_url": emulator.base_url})
+    problems = missing(settings, shape)
+    if problems:
+        sys.exit("The replica layout cannot start:\n  - " + "\n  - ".join(problems))
+    prepare_database(settings.database_url)
+    layout = Layout(settings, model_to_serve(settings), shape)
+    print(f"Starting {shape.action_servers} action server(s), Rasa with {shape.rasa_workers} worker(s), haproxy "
+          f"and {shape.bots} bot process(es) (about a minute)...", flush=True)
+    try:
+        layout.start()
+        print(f"Telegram's webhook calls: {layout.webhook_url} (haproxy, port {settings.webhook_port}); "
+              f"logs in {layout.services.log_dir}", flush=True)
+        if emulator is not None:
+            print("No TELEGRAM_BOT_TOKEN: opening the local chat, answered by the replicas.")
+            asyncio.run(chat(settings, args.language, emulator=emulator))
+            return
+        stop = asyncio.Event()
+
+        async def wait() -> None:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+
+        asyncio.run(wait())
+    except ServiceError as exc:
+        sys.exit(str(exc))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("Stopping the bots, haproxy, Rasa and the action servers...", flush=True)
+        layout.stop()
+        if emulator is not None:
+            emulator.stop()
 
 
 def serve_telegram(settings) -> None:
@@ -590,6 +644,10 @@ def parser() -> argparse.ArgumentParser:
                                      "(the local chat when there is no TELEGRAM_BOT_TOKEN)")
     run.add_argument("--language", choices=languages(), default=DEFAULT_LANGUAGE, help="local chat client's language")
     run.add_argument("--endpoints", default="endpoints.yml", help="Rasa endpoints file (default endpoints.yml)")
+    run.add_argument("--replicas", type=int, metavar="K", help="the production layout on this machine: K bot processes "
+                     "in webhook mode behind haproxy (needs PostgreSQL, Redis and haproxy; see README Replicas)")
+    run.add_argument("--rasa-workers", type=int, default=2, metavar="N", help="with --replicas: Rasa's Sanic workers (2)")
+    run.add_argument("--action-servers", type=int, default=2, metavar="M", help="with --replicas: action servers (2)")
     run.set_defaults(func=cmd_run)
 
     sub.add_parser("serve", help="the Telegram bot alone, with Rasa and the action server running elsewhere "

@@ -18,6 +18,7 @@ from bot.app import build_application
 from bot.emulator import BotApiEmulator, Sent, User
 from bot.settings import Settings
 from crm.clients import TelegramProfile, register_client, set_language
+from crm.db import engine_for, unit_of_work
 from crm.i18n import t
 from crm.settings import private_var
 
@@ -40,10 +41,11 @@ def save_document(sent: Sent, field: str = "document") -> Path:
 
 
 async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.stdin,
-               stdout: TextIO = sys.stdout) -> None:
-    emulator = BotApiEmulator().start()
-    application = build_application(settings.model_copy(update={"telegram_base_url": emulator.base_url}),
-                                    token=LOCAL_TOKEN)
+               stdout: TextIO = sys.stdout, emulator: BotApiEmulator | None = None) -> None:
+    """The local chat. With `emulator`, bot processes of the replica layout already answer it
+    (bot/layout.py): no bot runs here, the terminal only plays the client."""
+    layout = emulator is not None
+    emulator = emulator or BotApiEmulator().start()
     user = User(id=LOCAL_USER_ID, first_name="Client", last_name="Local", language_code=language)
     choices: list[Sent] = []
 
@@ -84,31 +86,41 @@ async def chat(settings: Settings, language: str = "fr", stdin: TextIO = sys.std
         client, _ = register_client(session, TelegramProfile(user.id, user.first_name, user.last_name, None, language))
         set_language(session, client, language)
 
+    async def talk() -> None:
+        before = len(emulator.sent)
+        emulator.user_says(user, "/start")
+        await asyncio.to_thread(wait_for_answer, before, settings.rasa_timeout + 10)
+        while True:
+            stdout.write(f"\n{t('console.you', language)}> ")
+            stdout.flush()
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                break
+            line = line.strip()
+            if line in ("/quit", "/exit", "/q"):
+                break
+            before = len(emulator.sent)
+            if line.isdigit() and choices and 1 <= int(line) <= len(choices[0].button_titles):
+                emulator.user_presses(user, choices[0], index=int(line) - 1)
+            elif line:
+                emulator.user_says(user, line)
+            else:
+                continue
+            await asyncio.to_thread(wait_for_answer, before, settings.rasa_timeout + 10)
+
+    if layout:
+        with unit_of_work(engine_for(settings.database_url)) as session:
+            remember_language(session)
+        await talk()
+        return
+    application = build_application(settings.model_copy(update={"telegram_base_url": emulator.base_url}),
+                                    token=LOCAL_TOKEN)
     async with application:
         await application.assistant.db(remember_language)
         await application.start()
         await application.updater.start_polling(poll_interval=0, timeout=5)
         try:
-            before = len(emulator.sent)
-            emulator.user_says(user, "/start")
-            await asyncio.to_thread(wait_for_answer, before, settings.rasa_timeout + 10)
-            while True:
-                stdout.write(f"\n{t('console.you', language)}> ")
-                stdout.flush()
-                line = await asyncio.to_thread(stdin.readline)
-                if not line:
-                    break
-                line = line.strip()
-                if line in ("/quit", "/exit", "/q"):
-                    break
-                before = len(emulator.sent)
-                if line.isdigit() and choices and 1 <= int(line) <= len(choices[0].button_titles):
-                    emulator.user_presses(user, choices[0], index=int(line) - 1)
-                elif line:
-                    emulator.user_says(user, line)
-                else:
-                    continue
-                await asyncio.to_thread(wait_for_answer, before, settings.rasa_timeout + 10)
+            await talk()
         finally:
             await application.updater.stop()
             await application.stop()

@@ -49,6 +49,7 @@ class Replicas:
         self.lease = lease
         self._local: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._owners: dict[str, asyncio.Task] = {}
+        self._alone: set[str] = set()  # chats whose lock this process holds in Redis (or without Redis)
         self._redis = None
         self._redis_url = redis_url
         self._warned_at = 0.0
@@ -83,10 +84,21 @@ class Replicas:
             finally:
                 self._owners.pop(name, None)
 
+    def exclusive(self, key: Hashable) -> bool:
+        """Whether the current task holds this chat's lock for every bot process (False when Redis
+        was unreachable as it took it): then nothing of the chat is being handled anywhere else,
+        and what a process recorded for it and did not finish is orphaned."""
+        name = lock_name(key)
+        return self._owners.get(name) is asyncio.current_task() and name in self._alone
+
     @asynccontextmanager
     async def _shared(self, name: str) -> AsyncIterator[None]:
         if self._redis_url is None:
-            yield
+            self._alone.add(name)
+            try:
+                yield
+            finally:
+                self._alone.discard(name)
             return
         from redis.exceptions import LockError, RedisError
 
@@ -100,9 +112,11 @@ class Replicas:
             yield
             return
         keeper = asyncio.create_task(self._keep(lock, name))
+        self._alone.add(name)
         try:
             yield
         finally:
+            self._alone.discard(name)
             keeper.cancel()
             with suppress(asyncio.CancelledError):
                 await keeper

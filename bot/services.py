@@ -1,4 +1,5 @@
-"""Starts and stops the Rasa server and the action server for `make run` and the tests."""
+"""Starts and stops the Rasa server and the action server(s) for `make run`, the replica layout
+(bot/layout.py) and the tests."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ class ServiceError(RuntimeError):
     pass
 
 
+def service_environment(extra: dict | None = None) -> dict:
+    """The environment the services start with. Rasa reads its stores from it (endpoints*.yml:
+    RASA_DB_HOST, REDIS_HOST...): what `.env` sets reaches it too, the real environment winning,
+    as for our settings."""
+    dotenv = {k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}
+    return {**dotenv, **os.environ, **(extra or {})}
+
+
 class Services:
     """The two Rasa processes, each in its own process group, logging under var/logs/."""
 
@@ -31,14 +40,12 @@ class Services:
         self.settings = settings
         self.model = model
         self.endpoints = endpoints
-        # Rasa reads its stores from the environment (endpoints*.yml: RASA_DB_HOST, REDIS_HOST...):
-        # what `.env` sets reaches it too, the real environment winning, as for our settings.
-        dotenv = {k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}
-        self.env = {**dotenv, **os.environ, **(env or {})}
+        self.env = service_environment(env)
         self.log_dir = log_dir or VAR / "logs"
         self.processes: dict[str, subprocess.Popen] = {}
+        self.health: dict[str, str] = {}  # process name -> the URL that answers 200 once it is ready
 
-    def _spawn(self, name: str, command: list[str], env: dict) -> None:
+    def spawn(self, name: str, command: list[str], env: dict) -> None:
         self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.log_dir / f"{name}.log"
         log = open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
@@ -49,12 +56,15 @@ class Services:
         )
         log.close()
 
-    def start_actions(self) -> None:
+    def start_actions(self, port: int | None = None, name: str = "actions") -> None:
         """Our action server (actions/server.py): rasa-sdk behind the shared secret, on
-        ACTION_SERVER_HOST (127.0.0.1 unless a setting opens it)."""
+        ACTION_SERVER_HOST (127.0.0.1 unless a setting opens it), on ACTION_PORT or `port`."""
         env = {**self.env, "DATABASE_URL": self.settings.database_url, "PYTHONPATH": str(ROOT),
                "ACTION_SERVER_TOKEN": self.settings.action_token}
-        self._spawn("actions", [str(PYTHON), "-m", "actions.server", "--port", str(self.settings.action_port)], env)
+        port = port or self.settings.action_port
+        self.spawn(name, [str(PYTHON), "-m", "actions.server", "--port", str(port)], env)
+        self.health[name] = f"http://127.0.0.1:{port}/health" if port != self.settings.action_port else \
+            f"{self.settings.action_url}/health"
 
     def start_rasa(self) -> None:
         private_var()
@@ -65,12 +75,13 @@ class Services:
             "ACTION_SERVER_TOKEN": self.settings.action_token,  # endpoints.yml sends it as a header
             "RASA_TOKEN": self.settings.rasa_token,  # read by tools/rasa_server.py, never on the command line
         })
-        self._spawn("rasa", [
+        self.spawn("rasa", [
             str(RASA_PYTHON), str(ROOT / "tools" / "rasa_server.py"), "run", "--enable-api",
             "--interface", self.settings.rasa_host, "--port", str(self.settings.rasa_port),
             "--model", str(self.model), "--endpoints", self.endpoints,
             "--credentials", "credentials.yml", "--cors", "[]",
         ], env)
+        self.health["rasa"] = f"{self.settings.rasa_url}/status?token={self.settings.rasa_token}"
 
     def start(self, timeout: float = 180.0) -> None:
         self.start_actions()
@@ -79,10 +90,7 @@ class Services:
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
-        checks = {
-            "actions": f"{self.settings.action_url}/health",
-            "rasa": f"{self.settings.rasa_url}/status?token={self.settings.rasa_token}",
-        }
+        checks = self.health
         pending = {name for name in checks if name in self.processes}
         while pending:
             for name in sorted(pending):
@@ -103,6 +111,13 @@ class Services:
                                    f"see {self.log_dir}")
             if pending:
                 time.sleep(0.5)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as a crash: nothing of the process's own clean-up runs."""
+        process = self.processes.pop(name, None)
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     def stop(self, name: str | None = None) -> None:
         names = [name] if name else list(self.processes)

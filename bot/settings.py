@@ -36,6 +36,8 @@ class Settings(SharedSettings):
     action_url: str = Field("", validation_alias=env("ACTION_SERVER_URL", "action_url"))
     rasa_token: str = Field("", repr=False, validation_alias=env("RASA_TOKEN", "rasa_token"))
     rasa_timeout: Annotated[float, Field(gt=0, le=600)] = Field(15.0, validation_alias=env("RASA_TIMEOUT", "rasa_timeout"))
+    rasa_concurrency: Annotated[int, Field(ge=1, le=1000)] = Field(
+        16, validation_alias=env("RASA_CONCURRENCY", "rasa_concurrency"))
     webhook_url: str | None = Field(None, validation_alias=env("WEBHOOK_URL", "webhook_url"))
     webhook_secret: str | None = Field(None, repr=False, validation_alias=env("WEBHOOK_SECRET", "webhook_secret"))
     webhook_listen: str = Field("0.0.0.0", validation_alias=env("WEBHOOK_LISTEN", "webhook_listen"))

@@ -71,10 +71,20 @@ class TelegramUpdates(tornado.web.RequestHandler):
         self.finish()
 
 
+class Health(tornado.web.RequestHandler):
+    """GET /healthz: 200 while this process takes updates (the load balancer's check)."""
+
+    SUPPORTED_METHODS = ("GET",)
+
+    def get(self) -> None:
+        self.finish("ok")
+
+
 def webhook_app(application: Application, settings: Settings) -> tornado.web.Application:
     path = urlparse(settings.webhook_url).path.rstrip("/") or "/"
     return tornado.web.Application(
-        [(rf"{path}/?", TelegramUpdates, {"bot_application": application, "secret": settings.webhook_secret})],
+        [(rf"{path}/?", TelegramUpdates, {"bot_application": application, "secret": settings.webhook_secret}),
+         (r"/healthz", Health)],
         log_function=lambda handler: None)
 
 

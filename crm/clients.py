@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from crm import clock
 from crm.settings import current as settings
@@ -92,14 +92,19 @@ def record_message(
 REPLAY_WINDOW = timedelta(days=1)  # how long an update may be replayed (crm.inbox keeps it that long)
 
 
-def recorded(session: Session, update_id: int | None) -> bool:
-    """Whether the message of this Telegram update is already recorded (the update is replayed
+def recorded_message(session: Session, update_id: int | None) -> ConversationMessage | None:
+    """The message of this Telegram update if it is already recorded (the update is replayed
     after a crash: what was done for it is not done twice). Only recent messages count: update
     ids are not unique over time."""
-    return update_id is not None and session.scalar(
-        select(ConversationMessage.id).where(ConversationMessage.update_id == update_id,
-                                             ConversationMessage.created_at >= clock.now() - REPLAY_WINDOW)
-        .limit(1)) is not None
+    if update_id is None:
+        return None
+    return session.scalar(select(ConversationMessage).where(
+        ConversationMessage.update_id == update_id, ConversationMessage.created_at >= clock.now() - REPLAY_WINDOW)
+        .order_by(ConversationMessage.id).limit(1))
+
+
+def recorded(session: Session, update_id: int | None) -> bool:
+    return recorded_message(session, update_id) is not None
 
 
 def mark_answered(session: Session, message_id: int) -> None:
@@ -161,9 +166,15 @@ def unanswered_count(session: Session) -> int:
 
 
 def claim_unanswered(session: Session, message_id: int) -> bool:
-    """Taken by one process before it asks Rasa again: two bot processes answer it once."""
+    """Taken by one process before it asks Rasa again: two bot processes answer it once. Not when
+    the client wrote again since (their later message is answered first: an answer to the older
+    one after it would come out of order; backlog() settles it)."""
     now = clock.now()
-    return session.execute(update(ConversationMessage).where(ConversationMessage.id == message_id, _owed(now))
+    later = aliased(ConversationMessage)
+    wrote_again = exists().where(later.client_id == ConversationMessage.client_id, later.direction == "in",
+                                 later.id > ConversationMessage.id)
+    return session.execute(update(ConversationMessage).where(ConversationMessage.id == message_id, _owed(now),
+                                                             ~wrote_again)
                            .values(claimed_at=now).execution_options(synchronize_session=False)).rowcount == 1
 
 

@@ -613,7 +613,9 @@ def client_message_at_desk(session: Session, telegram_id: int, update_id: int | 
 
     if recorded(session, update_id):
         handoff = open_handoff_of(session, client)
-        if handoff is None or relayed(session, update_id):
+        if handoff is None:  # the assistant's: answered already, or owed (bot.app converse decides)
+            return None
+        if relayed(session, update_id):
             return AtDesk("replayed")
         return relay(handoff)
     handoff = open_handoff_of(session, client)

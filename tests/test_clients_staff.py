@@ -26,6 +26,24 @@ def test_unanswered_messages_are_kept(session):
     assert [m.text for m in unanswered_messages(session, client)] == ["vous êtes là ?"]
 
 
+def test_an_owed_message_is_not_answered_after_a_later_one_of_the_same_client(session):
+    """Rasa was down for "vous êtes là ?" (owed); the client wrote again: their later message is
+    answered first, so the owed one may no longer be claimed (its answer would come after)."""
+    from crm.clients import claim_unanswered, settle
+
+    client, _ = register_client(session, TelegramProfile(8))
+    other, _ = register_client(session, TelegramProfile(9))
+    owed = record_message(session, client, "in", "vous êtes là ?", answered=False)
+    elsewhere = record_message(session, other, "in", "allô ?", answered=False)
+    settle(session, owed.id, answered=False)
+    settle(session, elsewhere.id, answered=False)
+    record_message(session, other, "in", "toujours là ?", answered=True)  # another client's: no matter
+    assert claim_unanswered(session, owed.id)
+    settle(session, owed.id, answered=False)
+    record_message(session, client, "in", "bon, je repasse", answered=False)
+    assert not claim_unanswered(session, owed.id)
+
+
 def test_staff_roles(session):
     add_staff(session, 100, "manager", "Claire")
     add_staff(session, 101, "marketer", "Hugo")

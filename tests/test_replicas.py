@@ -180,3 +180,35 @@ async def test_the_chat_lock_is_shared_by_two_processes_and_reentrant_in_a_task(
     assert await two.dead([one.me, "never-seen", None]) == ["never-seen", None]
     await one.close()
     await two.close()
+
+
+async def test_a_message_recorded_by_a_killed_process_is_answered_in_its_turn(database_url, stub):
+    """Killed after recording a message and before answering it: the process that takes its
+    update over (at restart, or a live replica) answers it at once, before the client's later
+    message, instead of waiting for the dead process's claim to go stale."""
+    from crm.clients import TelegramProfile, record_message, register_client
+
+    [user] = clients(1)
+    first_id = random.randint(10**8, 9 * 10**8)
+
+    def update(update_id: int, text: str) -> dict:
+        return {"update_id": update_id, "message": {
+            "message_id": update_id % 10**6, "date": int(time.time()), "text": text,
+            "chat": {"id": user.id, "type": "private", "first_name": user.first_name}, "from": user.as_json()}}
+
+    from crm.db import engine_for
+
+    with unit_of_work(engine_for(database_url)) as s:
+        client, _ = register_client(s, TelegramProfile(user.id, user.first_name, "", None, "fr"))
+        record_message(s, client, "in", "bonjour", answered=False, update_id=first_id)  # claimed by the dead
+        inbox.keep(s, first_id, user.id, update(first_id, "bonjour"), "killed-process")
+        inbox.keep(s, first_id + 1, user.id, update(first_id + 1, "au revoir"), "killed-process")
+    async with WebhookBot(database_url, stub.url) as bot:
+        answers = await asyncio.to_thread(bot.emulator.wait_for_messages, user.id, 2, 20)
+        await asyncio.sleep(0.5)
+        assert [a.text for a in bot.emulator.messages_to(user.id)] == ["echo bonjour", "echo au revoir"]
+        with unit_of_work(bot.application.assistant.engine) as s:
+            rows = s.execute(select(ConversationMessage.direction, ConversationMessage.text,
+                                    ConversationMessage.answered).order_by(ConversationMessage.id)).all()
+    assert answers and rows == [("in", "bonjour", True), ("out", "echo bonjour", True),
+                                ("in", "au revoir", True), ("out", "echo au revoir", True)]

@@ -369,6 +369,7 @@ async def test_webhook_mode_checks_the_secret_token_and_refuses_what_is_no_updat
             with pytest.raises(httpx.HTTPError):  # over a megabyte: the connection is closed unread
                 await http.post(bot.url, content=huge, headers=secret)
             assert (await http.get(bot.url)).status_code == 405
+            assert (await http.get(f"http://127.0.0.1:{bot.port}/healthz")).text == "ok"  # the balancer's check
         await bot.harness.say(FR, "encore")  # the server still answers after all that
         assert [r["message"] for r in stub.received] == ["bonjour", "encore"]
         with crm(bot.harness) as s:
