@@ -2,7 +2,7 @@
 against baselines measured in the same run. Prints one table; writes every figure (per-intent
 scores, confusions, per-size and per-load details) to bench/results/bench-<time>.json.
 
-    python -m bench [nlu] [search] [e2e] [broadcast] [report]   (default: all; cost comes with e2e)"""
+    python -m bench [nlu] [search] [e2e] [broadcast] [report] [scale]   (default: all; cost comes with e2e)"""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import broadcast, e2e, nlu, report, search, search_quality
+from bench import broadcast, e2e, nlu, report, scale, search, search_quality
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEARCH_SIZES = (1_000, 10_000, 100_000)
 LOADS = (10, 50, 200)
 BROADCAST_RECIPIENTS, BROADCAST_LIMIT = 10_000, 200.0
 REPORT_SIZES = (1_000, 100_000)
-BENCHMARKS = ("nlu", "search", "e2e", "broadcast", "report")
+BENCHMARKS = ("nlu", "search", "e2e", "broadcast", "report", "scale")
 
 
 def rows_nlu(result: dict) -> list[tuple]:
@@ -122,6 +122,31 @@ def rows_report(result: list[dict]) -> list[tuple]:
             for r in result]
 
 
+def rows_scale(result: dict) -> list[tuple]:
+    if result.get("skipped"):
+        return [("scale", "replica layout", "", f"skipped: {result['skipped']}", "", "")]
+    rows = []
+    for r in result["rows"]:
+        ours, base = r["ours"], r["rasa_only"]
+        checked = f"{ours['lost']} lost, {r['doubled']} doubled, order {'kept' if r['in_order'] else 'BROKEN'}"
+        rows.append(("scale", f"{r['rasa_workers']} Rasa worker(s), {r['bots']} bot(s): {result['clients']} clients x "
+                              f"{result['per_client']}", "median / p95 ms, msg/s; checked",
+                     f"{ours['median_ms']:.0f} / {ours['p95_ms']:.0f}, {ours['messages_per_s']:.1f}/s; {checked}",
+                     f"{base['median_ms']:.0f} / {base['p95_ms']:.0f}, {base['messages_per_s']:.1f}/s (Rasa REST)",
+                     f"{ours['median_ms'] / base['median_ms']:.2f}" if base["median_ms"] else ""))
+        cpu = r["cpu_ms_per_message"]
+        rows.append(("scale", f"  CPU per message ({r['rasa_workers']} worker(s), {r['bots']} bot(s))", "ms",
+                     ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(cpu.items())), "", ""))
+    if result.get("workers_2_over_1"):
+        rows.append(("scale", "messages a second, 2 Rasa workers over 1 (1 bot)", "ratio",
+                     f"{result['workers_2_over_1']:.2f}", f"{result['workers_2_over_1_rasa_only']:.2f} (Rasa REST)", ""))
+    for r in result["open_loop"]:
+        rows.append(("scale", f"open loop at {r['share']:.0%} of capacity ({r['offered_per_s']:.1f} msg/s, "
+                              f"{r['clients']} clients every 5-15 s)", "median / p95 ms, lost",
+                     f"{r['median_ms']:.0f} / {r['p95_ms']:.0f}, {r['lost']} lost", "", ""))
+    return rows
+
+
 def training_record() -> dict | None:
     from bot.rasa_model import model_path, training_record as record
 
@@ -169,6 +194,9 @@ def main() -> None:
     if "report" in chosen:
         figures["report"] = report.run(REPORT_SIZES)
         rows += rows_report(figures["report"])
+    if "scale" in chosen:
+        figures["scale"] = scale.run()
+        rows += rows_scale(figures["scale"])
     print()
     print_table(rows)
     RESULTS.mkdir(exist_ok=True)

@@ -3,7 +3,8 @@ in its own process, to measure it as in production)."""
 
 from __future__ import annotations
 
-from bot.app import ALLOWED_UPDATES, build_application
+from bot.app import build_application
+from bot.shared import ALLOWED_UPDATES
 from bot.settings import load_settings
 
 

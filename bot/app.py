@@ -39,7 +39,7 @@ from crm.alerts import alert_profile_refused
 from crm.buttons import new_batch, payload_for, purge_buttons, store_buttons
 from crm.choices import typed_choice
 from bot.settings import Settings
-from bot.shared import Context, safe_send, score_button
+from bot.shared import ROUTE, Context, assistant_only, route as route_read, safe_send, score_button
 from bot.staff import order_command, resolve_command
 from bot.texts import TEXTS, commands
 from crm.clients import (
@@ -59,7 +59,7 @@ from crm.complaints import rate_complaint
 from crm.consent import TEXTS as CONSENT_TEXTS
 from crm.consent import set_consent
 from crm.db import engine_for, unit_of_work
-from crm.handoffs import client_text, open_handoff_of, request_callback
+from crm.handoffs import client_text, open_handoff_of, request_callback, route_of
 from crm.i18n import DEFAULT_LANGUAGE, language_name, languages, normalise_language
 from crm.models import Client
 from crm.text import shorten
@@ -337,7 +337,8 @@ async def text_message(update: Update, context: Context) -> None:
         return
     helper = context.assistant
     async with helper.chat_lock(message.chat_id):
-        if (await broadcasts.compose_input(update, context) or await desk.relay_from_manager(update, context)
+        if not assistant_only(update) and (
+                await broadcasts.compose_input(update, context) or await desk.relay_from_manager(update, context)
                 or await desk.relay_from_client(update, context)):
             return
         await helper.converse(context.bot, update.effective_user, message.chat_id, text, update_id=update.update_id)
@@ -404,7 +405,8 @@ async def non_text(update: Update, context: Context) -> None:
     helper = context.assistant
 
     async with helper.chat_lock(message.chat_id):
-        if (await broadcasts.compose_input(update, context) or await desk.relay_from_manager(update, context)
+        if not assistant_only(update) and (
+                await broadcasts.compose_input(update, context) or await desk.relay_from_manager(update, context)
                 or await desk.relay_from_client(update, context)):
             return
 
@@ -434,6 +436,9 @@ async def seen(update: Update, context: Context) -> None:
     """Any update from a client in their private chat means Telegram delivers to them again: a
     client who had blocked the bot and came back gets messages and broadcasts again."""
     chat, user = update.effective_chat, update.effective_user
+    known = route_read(update)
+    if known is not None and known.reachable:
+        return  # reachable already: nothing to write
     if update.my_chat_member is None and chat is not None and user is not None and chat.type == "private":
         # Beside the handling, not before it: awaiting here would let a client's next message
         # overtake this one on its way to the chat's lock (and to Rasa).
@@ -639,11 +644,15 @@ class AssistantApplication(Application):
             await self._handle(update)
             return
         helper = self.assistant
+
+        def look(session):  # one round trip: the chat's earlier updates, and who is concerned
+            return (*inbox.pending_through(session, chat_id, update.update_id), route_of(session, chat_id))
+
         async with helper.chat_lock(chat_id):
             try:
-                earlier, mine = await helper.db(lambda s: inbox.pending_through(s, chat_id, update.update_id))
+                earlier, mine, route = await helper.db(look)
             except DBAPIError:  # the handlers meet it too: on_error handles the update again later
-                earlier, mine = [], True
+                earlier, mine, route = [], True, None
             if not mine:
                 return
             for payload, received_at in earlier:
@@ -652,7 +661,11 @@ class AssistantApplication(Application):
                     await helper.db(lambda s: inbox.done(s, before.update_id))
                     continue
                 await self._handle(before)
-            await self._handle(update)
+            token = ROUTE.set((update.update_id, route))
+            try:
+                await self._handle(update)
+            finally:
+                ROUTE.reset(token)
 
     async def _handle(self, update: object) -> None:
         """Handle it, then mark it done in the inbox (crm/inbox.py): a crash before this line

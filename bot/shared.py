@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardMarkup, ReplyKeyboardRemove, Update
@@ -14,6 +15,23 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import CallbackContext, ExtBot
 
 from bot.callbacks import parse
+
+# (update id, crm.handoffs.Route) of the update this task handles: bot.app's process_update reads
+# it with the chat's earlier updates, in the same query; the handlers skip what it rules out.
+ROUTE: ContextVar = ContextVar("route", default=None)
+
+
+def route(update: Update):
+    """The crm.handoffs.Route read for this update, or None (not read: take the full path)."""
+    found = ROUTE.get()
+    return found[1] if found is not None and found[0] == update.update_id else None
+
+
+def assistant_only(update: Update) -> bool:
+    """Neither the desk nor the broadcast composer has anything to do with this message."""
+    found = route(update)
+    return found is not None and found.assistant_only
+
 
 if TYPE_CHECKING:
     from bot.app import Assistant, AssistantApplication

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -594,6 +594,28 @@ class AtDesk:
     opened: str | None = None            # a VIP's message opened the conversation: what to tell them
     callback: str | None = None          # they shared their phone number: what to tell them
     notices: tuple[Notice, ...] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who is concerned by what a person writes, in one query (bot.app reads it before the
+    handlers): `assistant_only` when no active staff member writes and the client, not VIP, has
+    no conversation open with the desk (the desk and the broadcast composer then have nothing to
+    do with it); `reachable`: not marked as having blocked the bot."""
+
+    assistant_only: bool
+    reachable: bool
+
+
+def route_of(session: Session, telegram_id: int) -> Route | None:
+    """None for someone the CRM does not know yet (the handlers register them)."""
+    staff = exists().where(Staff.telegram_id == telegram_id, Staff.active.is_(True))
+    held = exists().where(Handoff.client_id == Client.id, Handoff.status.in_(OPEN))
+    row = session.execute(select(Client.vip, Client.unreachable, held.label("held"), staff.label("staff"))
+                          .where(Client.telegram_id == telegram_id)).first()
+    if row is None:
+        return None
+    return Route(assistant_only=not (row.vip or row.held or row.staff), reachable=not row.unreachable)
 
 
 def client_message_at_desk(session: Session, telegram_id: int, update_id: int | None, text: str, kind: str,

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import threading
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bot.app import build_application
@@ -39,6 +40,37 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_block(count: int) -> int:
+    """A port such that it and the `count` after it are free (the replica layout numbers its
+    processes' ports from a base)."""
+    import os
+
+    for _ in range(200):
+        base = 20000 + int.from_bytes(os.urandom(2), "big") % 30000
+        try:
+            for port in range(base, base + count + 1):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no block of free ports")
+
+
+def always_open_profile(folder: Path) -> Path:
+    """The company profile with the desk open around the clock, so that desk answers do not
+    depend on the hour the tests run at."""
+    import yaml
+
+    from crm.settings import ROOT
+
+    profile = yaml.safe_load((ROOT / "company.yml").read_text(encoding="utf-8"))
+    profile["desk"]["hours"] = {day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    path = folder / "company.yml"
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 def make_settings(database_url: str, rasa_url: str, **overrides) -> Settings:

@@ -22,7 +22,7 @@ from bot.rasa_model import train_if_needed
 from bot.services import Services
 from bot.settings import Settings
 from tests.conftest import PG_URL, postgres_reachable
-from tests.harness import free_port, make_settings
+from tests.harness import always_open_profile, free_port, make_settings  # noqa: F401 (used by the e2e tests)
 
 
 def redis_reachable() -> str | None:
@@ -40,20 +40,6 @@ class Stack:
     name: str
     settings: Settings
     services: Services
-
-
-def always_open_profile(folder: Path) -> Path:
-    """The company profile with the desk open around the clock, so that desk answers do not
-    depend on the hour the tests run at."""
-    import yaml
-
-    from crm.settings import ROOT
-
-    profile = yaml.safe_load((ROOT / "company.yml").read_text(encoding="utf-8"))
-    profile["desk"]["hours"] = {day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    path = folder / "company.yml"
-    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
-    return path
 
 
 def _start(name: str, database_url: str, endpoints: str, env: dict, log_dir: Path) -> Stack:

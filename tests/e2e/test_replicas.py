@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -25,26 +24,12 @@ from crm import clock
 from crm.db import engine_for, unit_of_work
 from crm.models import ConversationMessage, Handoff
 from tests.conftest import PG_URL, postgres_reachable
-from tests.harness import make_settings
-from tests.stack import always_open_profile, redis_reachable
+from tests.harness import always_open_profile, free_block, make_settings
+from tests.stack import redis_reachable
 
 REDIS_DB = os.environ.get("TEST_REDIS_DB", "0")
 GREETING = "Bonjour ! Je suis"
 GOODBYE = "Au revoir, et merci"
-
-
-def free_block(count: int) -> int:
-    """A port such that it and the `count` after it are free."""
-    for _ in range(200):
-        base = 20000 + int.from_bytes(os.urandom(2), "big") % 30000
-        try:
-            for port in range(base, base + count + 1):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no block of free ports")
 
 
 def wait_until(condition, timeout: float, step: float = 0.5) -> bool:

@@ -1,0 +1,268 @@
+"""Scale: the replica layout (bot/layout.py) with 1 and 2 Rasa workers and 1 and 2 bot processes,
+on PostgreSQL and Redis, on this machine.
+
+For each shape: a closed-loop load (CLIENTS clients, each writing PER_CLIENT messages, the next
+once the answer came) through the emulator, haproxy and the bots; the same messages sent straight
+to Rasa's REST webhook, at the same concurrency (the baseline, in the same run, on the same Rasa).
+Checked for every message: answered, once, and each client's messages recorded in the order
+written. Then, on the largest shape, an open-loop load: clients writing every 5 to 15 s
+(independent arrivals, near Poisson), at 25 %, 50 % and 90 % of the capacity just measured; the
+latency at each is what clients feel in practice.
+
+Needs PostgreSQL, Redis (127.0.0.1) and haproxy; skipped with the reason otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, select, text
+
+from bench.e2e import MESSAGES, REPLY_TIMEOUT, percentile
+from bot.emulator import BotApiEmulator, User
+
+CLIENTS, PER_CLIENT = 60, 4
+SHAPES = ((1, 1), (2, 1), (1, 2), (2, 2))  # (Rasa workers, bot processes)
+OPEN_LOOP = (0.25, 0.5, 0.9)
+OPEN_SECONDS = 30.0
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+REDIS_DB = os.environ.get("BENCH_REDIS_DB", "0")
+
+
+def unavailable() -> str | None:
+    import redis
+
+    if shutil.which("haproxy") is None:
+        return "haproxy is not installed (make replicas-setup)"
+    try:
+        with create_engine(PG_URL).connect() as conn:
+            conn.execute(text("select 1"))
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
+    except Exception as exc:  # reported, not raised: the other benchmarks go on
+        return f"PostgreSQL or Redis unreachable on 127.0.0.1 ({type(exc).__name__})"
+    return None
+
+
+class Replies:
+    """Each client's outstanding messages, oldest first: a reply answers the oldest (open loop:
+    a client may write again before the answer came)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.pending: dict[int, deque] = defaultdict(deque)
+        self.counts: dict[int, int] = defaultdict(int)
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+
+    def sent(self, chat_id: int) -> asyncio.Future:
+        future = self.loop.create_future()
+        with self.lock:
+            self.pending[chat_id].append((time.perf_counter(), future))
+        return future
+
+    def __call__(self, sent) -> None:  # the emulator's threads
+        with self.lock:
+            self.counts[sent.chat_id] += 1
+            queue = self.pending.get(sent.chat_id)
+            if not queue:
+                return
+            started, future = queue.popleft()
+            self.latencies.append(time.perf_counter() - started)
+        self.loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+
+
+def row(latencies: list[float], expected: int, seconds: float) -> dict:
+    return {"messages": expected, "answered": len(latencies), "lost": expected - len(latencies),
+            "median_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
+            "p95_ms": percentile(latencies, 0.95) * 1000, "messages_per_s": len(latencies) / seconds}
+
+
+async def closed_loop(emulator: BotApiEmulator, first_id: int) -> tuple[dict, dict]:
+    replies = Replies(asyncio.get_running_loop())
+    emulator.listeners.append(replies)
+    written: dict[int, list[str]] = {}
+
+    async def client(number: int) -> None:
+        user = User(id=first_id + number, first_name=f"Scale{number}", language_code="fr")
+        written[user.id] = []
+        for i in range(PER_CLIENT):
+            said = MESSAGES[(number + i) % len(MESSAGES)]
+            written[user.id].append(said)
+            future = replies.sent(user.id)
+            emulator.user_says(user, said)
+            try:
+                await asyncio.wait_for(future, REPLY_TIMEOUT)
+            except asyncio.TimeoutError:
+                pass
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
+    seconds = time.perf_counter() - started
+    await asyncio.sleep(1.0)  # a doubled answer lands now
+    emulator.listeners.remove(replies)
+    doubled = sum(max(0, replies.counts[chat] - len(said)) for chat, said in written.items())
+    return row(replies.latencies, CLIENTS * PER_CLIENT, seconds), {"written": written, "doubled": doubled}
+
+
+async def straight_to_rasa(rasa_url: str, first_id: int) -> dict:
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=CLIENTS)) as http:
+        async def client(number: int) -> None:
+            for i in range(PER_CLIENT):
+                started = time.perf_counter()
+                try:
+                    response = await http.post(f"{rasa_url}/webhooks/rest/webhook", json={
+                        "sender": str(first_id + number), "message": MESSAGES[(number + i) % len(MESSAGES)],
+                        "metadata": {"language": "fr", "first_name": "Scale"}})
+                    if response.status_code == 200 and response.json():
+                        latencies.append(time.perf_counter() - started)
+                except httpx.HTTPError:
+                    pass
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n) for n in range(CLIENTS)))
+    return row(latencies, CLIENTS * PER_CLIENT, time.perf_counter() - started)
+
+
+async def open_loop(emulator: BotApiEmulator, rate: float, first_id: int) -> dict:
+    """Clients writing every 5-15 s (10 s on average), as many as make `rate` messages a second."""
+    replies = Replies(asyncio.get_running_loop())
+    emulator.listeners.append(replies)
+    clients = max(1, round(rate * 10))
+    sent = 0
+    deadline = time.perf_counter() + OPEN_SECONDS
+    rng = random.Random(first_id)
+
+    async def client(number: int) -> None:
+        nonlocal sent
+        user = User(id=first_id + number, first_name=f"Open{number}", language_code="fr")
+        await asyncio.sleep(rng.uniform(0, 10))
+        i = 0
+        while time.perf_counter() < deadline:
+            replies.sent(user.id)
+            emulator.user_says(user, MESSAGES[(number + i) % len(MESSAGES)])
+            sent += 1
+            i += 1
+            await asyncio.sleep(rng.uniform(5, 15))
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    waited = time.perf_counter() + REPLY_TIMEOUT
+    while len(replies.latencies) < sent and time.perf_counter() < waited:
+        await asyncio.sleep(0.2)
+    emulator.listeners.remove(replies)
+    result = row(replies.latencies, sent, OPEN_SECONDS)
+    result.update(clients=clients, offered_per_s=rate)
+    return result
+
+
+def cpu_seconds(layout) -> dict[str, float]:
+    """CPU time so far of each kind of process of the layout (each process group: Rasa's forked
+    workers count with Rasa), from /proc."""
+    groups = {name: process.pid for name, process in layout.services.processes.items()}
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = defaultdict(float)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pgid, used = int(fields[2]), (int(fields[11]) + int(fields[12])) / ticks
+        for name, pid in groups.items():
+            if pgid == pid:
+                found[name.rstrip("0123456789")] += used
+    return dict(found)
+
+
+def in_order(engine, written: dict[int, list[str]]) -> bool:
+    """Each client's messages recorded once, in the order written."""
+    from crm.db import unit_of_work
+    from crm.models import Client, ConversationMessage
+
+    found: dict[int, list[str]] = defaultdict(list)
+    with unit_of_work(engine) as s:
+        for telegram_id, said in s.execute(
+                select(Client.telegram_id, ConversationMessage.text).join(Client)
+                .where(ConversationMessage.direction == "in", Client.telegram_id.in_(list(written)))
+                .order_by(ConversationMessage.id)):
+            found[telegram_id].append(said)
+    return all(found[chat] == said for chat, said in written.items())
+
+
+def run() -> dict:
+    from bot.cli import prepare_database
+    from bot.layout import Layout, Shape
+    from bot.rasa_model import train_if_needed
+    from crm.db import engine_for
+    from tests.harness import always_open_profile, free_block, make_settings
+
+    reason = unavailable()
+    if reason:
+        return {"benchmark": "scale", "skipped": reason}
+    model = train_if_needed()
+    ids = itertools.count(7_000_000, 10_000)
+    rows, open_rows = [], []
+    admin = create_engine(PG_URL)
+    for workers, bots in SHAPES:
+        schema = f"bench_scale_{uuid.uuid4().hex[:8]}"
+        with admin.begin() as conn:
+            conn.execute(text(f'create schema "{schema}"'))
+        database_url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        with tempfile.TemporaryDirectory() as folder:
+            tmp = Path(folder)
+            emulator = BotApiEmulator().start()
+            url = admin.url
+            env = {"RASA_DB_HOST": url.host or "127.0.0.1", "RASA_DB_PORT": str(url.port or 5432),
+                   "RASA_DB_NAME": url.database or "test", "RASA_DB_USER": url.username or "postgres",
+                   "RASA_DB_PASSWORD": url.password or "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
+                   "REDIS_DB": REDIS_DB, "COMPANY_PROFILE": str(always_open_profile(tmp)), "RASA_TIMEOUT": "60"}
+            webhook_port, action_port, rasa_port = free_block(bots), free_block(2), free_block(0)
+            settings = make_settings(database_url, f"http://127.0.0.1:{rasa_port}", rasa_port=rasa_port,
+                                     action_port=action_port, action_url=f"http://127.0.0.1:{action_port}",
+                                     rasa_timeout=60.0, telegram_base_url=emulator.base_url, webhook_port=webhook_port,
+                                     redis_url=f"redis://127.0.0.1:6379/{REDIS_DB}", rasa_db_host=env["RASA_DB_HOST"])
+            prepare_database(database_url, demo=True)
+            layout = Layout(settings, model, Shape(bots=bots, rasa_workers=workers, action_servers=2), env=env,
+                            log_dir=tmp / "logs")
+            try:
+                layout.start()
+                before = cpu_seconds(layout)
+                ours, check = asyncio.run(closed_loop(emulator, next(ids)))
+                after = cpu_seconds(layout)
+                raw = asyncio.run(straight_to_rasa(settings.rasa_url, next(ids)))
+                answered = max(1, ours["answered"])
+                cpu = {name: (after.get(name, 0.0) - before.get(name, 0.0)) * 1000 / answered for name in after}
+                rows.append({"rasa_workers": workers, "bots": bots, "ours": ours, "rasa_only": raw,
+                             "doubled": check["doubled"], "cpu_ms_per_message": cpu,
+                             "in_order": in_order(engine_for(database_url), check["written"]),
+                             "overhead_median": ours["median_ms"] / raw["median_ms"] - 1 if raw["median_ms"] else None})
+                if (workers, bots) == SHAPES[-1]:
+                    capacity = ours["messages_per_s"]
+                    for share in OPEN_LOOP:
+                        result = asyncio.run(open_loop(emulator, share * capacity, next(ids)))
+                        result["share"] = share
+                        open_rows.append(result)
+            finally:
+                layout.stop()
+                emulator.stop()
+        with admin.begin() as conn:
+            conn.execute(text(f'drop schema "{schema}" cascade'))
+    admin.dispose()
+    by_shape = {(r["rasa_workers"], r["bots"]): r for r in rows}
+    one, two = by_shape.get((1, 1)), by_shape.get((2, 1))
+    ratio = two["ours"]["messages_per_s"] / one["ours"]["messages_per_s"] if one and two else None
+    raw_ratio = two["rasa_only"]["messages_per_s"] / one["rasa_only"]["messages_per_s"] if one and two else None
+    return {"benchmark": "scale", "clients": CLIENTS, "per_client": PER_CLIENT, "rows": rows, "open_loop": open_rows,
+            "workers_2_over_1": ratio, "workers_2_over_1_rasa_only": raw_ratio}
