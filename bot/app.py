@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -542,6 +543,26 @@ async def tell_crm_down(bot, update: Update) -> None:
     await safe_send(bot, chat.id, TEXTS.t("crm_down", normalise_language(user.language_code)))
 
 
+@asynccontextmanager
+async def running(application: Application) -> AsyncIterator[None]:
+    """The application started as python-telegram-bot's run_polling and run_webhook start it
+    (initialize, post_init, start), stopped and shut down the same way on exit, for our own
+    receivers (bot/poller.py, bot/webhook.py)."""
+    await application.initialize()
+    if application.post_init:
+        await application.post_init(application)
+    await application.start()
+    try:
+        yield
+    finally:
+        await application.stop()
+        if application.post_stop:
+            await application.post_stop(application)
+        await application.shutdown()
+        if application.post_shutdown:
+            await application.post_shutdown(application)
+
+
 # --- replicas ----------------------------------------------------------------------------------
 
 STALE = timedelta(seconds=30)  # an earlier update older than this is handled only if replayable()
@@ -646,7 +667,8 @@ class AssistantApplication(Application):
         helper = self.assistant
 
         def look(session):  # one round trip: the chat's earlier updates, and who is concerned
-            return (*inbox.pending_through(session, chat_id, update.update_id), route_of(session, chat_id))
+            mine_only = None if helper.replicas.shared else helper.replicas.me
+            return (*inbox.pending_through(session, chat_id, update.update_id, mine_only), route_of(session, chat_id))
 
         async with helper.chat_lock(chat_id):
             try:

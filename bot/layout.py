@@ -14,11 +14,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from sqlalchemy.engine import make_url
 
 from bot.services import PYTHON, ServiceError, Services, service_environment
@@ -135,26 +133,10 @@ class Layout:
 
     def start_bot(self, i: int) -> None:
         self.services.spawn(f"bot{i}", [str(PYTHON), "-m", "bot", "serve"], self.bot_env(i))
+        self.services.health[f"bot{i}"] = f"http://127.0.0.1:{self.bot_ports[i - 1]}/healthz"
 
     def wait_bots(self, timeout: float = 60.0, which: list[int] | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        pending = set(which or range(1, self.shape.bots + 1))
-        while pending:
-            for i in sorted(pending):
-                process = self.services.processes[f"bot{i}"]
-                if process.poll() is not None:
-                    raise ServiceError(f"bot{i} stopped at start-up (exit code {process.returncode}); "
-                                       f"see {self.services.log_dir / f'bot{i}.log'}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{self.bot_ports[i - 1]}/healthz", timeout=2).status_code == 200:
-                        pending.discard(i)
-                except httpx.HTTPError:
-                    pass
-            if pending and time.monotonic() > deadline:
-                raise ServiceError(f"bot{', bot'.join(map(str, sorted(pending)))} not ready after {timeout:.0f}s; "
-                                   f"see {self.services.log_dir}")
-            if pending:
-                time.sleep(0.3)
+        self.services.wait_ready(timeout, [f"bot{i}" for i in which or range(1, self.shape.bots + 1)])
 
     def kill(self, name: str) -> None:
         """Kill one process at once (SIGKILL), as a crash would: for the tests."""

@@ -15,7 +15,7 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 
-from bot.app import replay, tell_crm_down
+from bot.app import replay, running, tell_crm_down
 from bot.shared import ALLOWED_UPDATES, retry_seconds
 from crm import inbox
 
@@ -83,19 +83,8 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
 
 async def run(application: Application, stop: asyncio.Event) -> None:
     """The bot in polling mode until `stop` is set: what run_polling does, with our poller."""
-    await application.initialize()
-    if application.post_init:
-        await application.post_init(application)
-    await application.bot.delete_webhook()
-    await application.start()
-    try:
+    async with running(application):
+        await application.bot.delete_webhook()
         await application.assistant.actions_down()  # learns whether it can reach them
         await replay(application)
         await poll(application, stop)
-    finally:
-        await application.stop()
-        if application.post_stop:
-            await application.post_stop(application)
-        await application.shutdown()
-        if application.post_shutdown:
-            await application.post_shutdown(application)

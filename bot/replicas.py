@@ -85,20 +85,17 @@ class Replicas:
                 self._owners.pop(name, None)
 
     def exclusive(self, key: Hashable) -> bool:
-        """Whether the current task holds this chat's lock for every bot process (False when Redis
-        was unreachable as it took it): then nothing of the chat is being handled anywhere else,
-        and what a process recorded for it and did not finish is orphaned."""
+        """Whether the current task holds this chat's lock for every bot process: then nothing of
+        the chat is being handled anywhere else, and what a process recorded for it and did not
+        finish is orphaned. False without Redis (an old process still stopping may be on it) and
+        when Redis was unreachable as the lock was taken."""
         name = lock_name(key)
         return self._owners.get(name) is asyncio.current_task() and name in self._alone
 
     @asynccontextmanager
     async def _shared(self, name: str) -> AsyncIterator[None]:
         if self._redis_url is None:
-            self._alone.add(name)
-            try:
-                yield
-            finally:
-                self._alone.discard(name)
+            yield
             return
         from redis.exceptions import LockError, RedisError
 

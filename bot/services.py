@@ -88,10 +88,12 @@ class Services:
         self.start_rasa()
         self.wait_ready(timeout)
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
+    def wait_ready(self, timeout: float = 180.0, names: list[str] | None = None) -> None:
+        """Until each process (or each of `names`) answers its health check; a process that
+        stopped, or one not ready in time, is a ServiceError naming its log."""
         deadline = time.monotonic() + timeout
         checks = self.health
-        pending = {name for name in checks if name in self.processes}
+        pending = {name for name in names or checks if name in checks and name in self.processes}
         while pending:
             for name in sorted(pending):
                 process = self.processes[name]

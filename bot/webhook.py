@@ -24,7 +24,7 @@ from tornado.httpserver import HTTPServer
 from telegram import Update
 from telegram.ext import Application
 
-from bot.app import replay
+from bot.app import replay, running
 from bot.settings import Settings
 from bot.shared import ALLOWED_UPDATES
 from crm import inbox
@@ -92,25 +92,16 @@ async def run(application: Application, settings: Settings, stop: asyncio.Event)
     """The bot in webhook mode until `stop` is set: listen on WEBHOOK_LISTEN:WEBHOOK_PORT, tell
     Telegram the public WEBHOOK_URL (every replica says the same), handle what a stopped process
     left unfinished."""
-    await application.initialize()
-    if application.post_init:
-        await application.post_init(application)
-    await application.start()
-    await application.assistant.replicas.beat()  # alive before the first update: none taken over
-    server = HTTPServer(webhook_app(application, settings), max_body_size=MAX_BODY, xheaders=True)
-    server.listen(settings.webhook_port, address=settings.webhook_listen)
-    try:
-        await application.bot.set_webhook(settings.webhook_url, secret_token=settings.webhook_secret,
-                                          allowed_updates=ALLOWED_UPDATES)
-        await application.assistant.actions_down()  # learns whether it can reach them
-        await replay(application)
-        await stop.wait()
-    finally:
-        server.stop()
-        await server.close_all_connections()
-        await application.stop()
-        if application.post_stop:
-            await application.post_stop(application)
-        await application.shutdown()
-        if application.post_shutdown:
-            await application.post_shutdown(application)
+    async with running(application):
+        await application.assistant.replicas.beat()  # alive before the first update: none taken over
+        server = HTTPServer(webhook_app(application, settings), max_body_size=MAX_BODY, xheaders=True)
+        server.listen(settings.webhook_port, address=settings.webhook_listen)
+        try:
+            await application.bot.set_webhook(settings.webhook_url, secret_token=settings.webhook_secret,
+                                              allowed_updates=ALLOWED_UPDATES)
+            await application.assistant.actions_down()  # learns whether it can reach them
+            await replay(application)
+            await stop.wait()
+        finally:
+            server.stop()
+            await server.close_all_connections()

@@ -61,15 +61,19 @@ def take_over(session: Session, me: str, dead: list[str | None], limit: int = 10
         .order_by(InboundUpdate.update_id)))
 
 
-def pending_through(session: Session, chat_id: int, update_id: int) -> tuple[list[tuple[dict, datetime]], bool]:
+def pending_through(session: Session, chat_id: int, update_id: int,
+                    owner: str | None = None) -> tuple[list[tuple[dict, datetime]], bool]:
     """What the holder of a chat's lock handles before this update: the chat's earlier updates not
-    done yet (another bot process received them and waits for the lock, or died), oldest first,
-    each with when it arrived; and whether this update itself is still to handle (False when
-    another process handled it meanwhile; True when it was never written down here)."""
+    done yet (another bot process received them and waits for the lock, or died; only `owner`'s
+    when given: without a lock shared by the processes, another one may be handling its own),
+    oldest first, each with when it arrived; and whether this update itself is still to handle
+    (False when another process handled it meanwhile; True when it was never written down)."""
+    earlier_ones = InboundUpdate.done_at.is_(None) if owner is None else \
+        (InboundUpdate.done_at.is_(None) & (InboundUpdate.owner == owner))
     rows = session.execute(
         select(InboundUpdate.update_id, InboundUpdate.payload, InboundUpdate.received_at, InboundUpdate.done_at)
         .where(InboundUpdate.chat_id == chat_id, InboundUpdate.update_id <= update_id,
-               or_(InboundUpdate.done_at.is_(None), InboundUpdate.update_id == update_id))
+               or_(earlier_ones, InboundUpdate.update_id == update_id))
         .order_by(InboundUpdate.update_id)).all()
     earlier = [(row.payload, clock.aware(row.received_at)) for row in rows if row.update_id != update_id]
     mine = next((row for row in rows if row.update_id == update_id), None)

@@ -137,10 +137,10 @@ async def test_with_redis_down_messages_are_still_answered(database_url, stub):
     bot.emulator.stop()
 
 
-async def test_the_lock_holder_handles_a_chats_earlier_updates_first(database_url, stub):
+async def test_the_lock_holder_handles_a_chats_earlier_updates_first(database_url, stub, redis_url):
     """An update another process wrote down and has not handled yet (it waits for the chat's
     lock) is handled before a later one of the same chat, then skipped by that process."""
-    async with WebhookBot(database_url, stub.url) as bot:
+    async with WebhookBot(database_url, stub.url, redis_url=redis_url) as bot:
         [user] = clients(1)
         engine = bot.application.assistant.engine
         later = {"message_id": 7001, "date": int(time.time()), "text": "deuxième",
@@ -182,7 +182,7 @@ async def test_the_chat_lock_is_shared_by_two_processes_and_reentrant_in_a_task(
     await two.close()
 
 
-async def test_a_message_recorded_by_a_killed_process_is_answered_in_its_turn(database_url, stub):
+async def test_a_message_recorded_by_a_killed_process_is_answered_in_its_turn(database_url, stub, redis_url):
     """Killed after recording a message and before answering it: the process that takes its
     update over (at restart, or a live replica) answers it at once, before the client's later
     message, instead of waiting for the dead process's claim to go stale."""
@@ -203,7 +203,7 @@ async def test_a_message_recorded_by_a_killed_process_is_answered_in_its_turn(da
         record_message(s, client, "in", "bonjour", answered=False, update_id=first_id)  # claimed by the dead
         inbox.keep(s, first_id, user.id, update(first_id, "bonjour"), "killed-process")
         inbox.keep(s, first_id + 1, user.id, update(first_id + 1, "au revoir"), "killed-process")
-    async with WebhookBot(database_url, stub.url) as bot:
+    async with WebhookBot(database_url, stub.url, redis_url=redis_url) as bot:
         answers = await asyncio.to_thread(bot.emulator.wait_for_messages, user.id, 2, 20)
         await asyncio.sleep(0.5)
         assert [a.text for a in bot.emulator.messages_to(user.id)] == ["echo bonjour", "echo au revoir"]

@@ -24,21 +24,13 @@ from crm import clock
 from crm.db import engine_for, unit_of_work
 from crm.models import ConversationMessage, Handoff
 from tests.conftest import PG_URL, postgres_reachable
+from tests.faults.harness import wait_until
 from tests.harness import always_open_profile, free_block, make_settings
 from tests.stack import redis_reachable
 
 REDIS_DB = os.environ.get("TEST_REDIS_DB", "0")
 GREETING = "Bonjour ! Je suis"
 GOODBYE = "Au revoir, et merci"
-
-
-def wait_until(condition, timeout: float, step: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return condition()
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +134,7 @@ def test_200_clients_at_once_a_bot_killed_midway_outbox_and_reminders_once(repli
                 ConversationMessage.direction == "in", ConversationMessage.answered.is_(False)))
         return owed == 0 and all(answers_of(emulator, u)[-1:] == ["goodbye"] for u in people)
 
-    if not wait_until(settled, 120, 1.0):
+    if not wait_until(settled, 240, 1.0):
         from crm.models import InboundUpdate
 
         with unit_of_work(engine) as s:
