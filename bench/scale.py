@@ -206,7 +206,7 @@ def run() -> dict:
     from bot.layout import Layout, Shape
     from bot.rasa_model import train_if_needed
     from crm.db import engine_for
-    from tests.harness import always_open_profile, free_block, make_settings
+    from tests.harness import always_open_profile, free_block, make_settings, production_stores
 
     reason = unavailable()
     if reason:
@@ -224,10 +224,8 @@ def run() -> dict:
             tmp = Path(folder)
             emulator = BotApiEmulator().start()
             url = admin.url
-            env = {"RASA_DB_HOST": url.host or "127.0.0.1", "RASA_DB_PORT": str(url.port or 5432),
-                   "RASA_DB_NAME": url.database or "test", "RASA_DB_USER": url.username or "postgres",
-                   "RASA_DB_PASSWORD": url.password or "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
-                   "REDIS_DB": REDIS_DB, "COMPANY_PROFILE": str(always_open_profile(tmp)), "RASA_TIMEOUT": "60"}
+            env = {**production_stores(url, REDIS_DB), "COMPANY_PROFILE": str(always_open_profile(tmp)),
+                   "RASA_TIMEOUT": "60"}
             webhook_port, action_port, rasa_port = free_block(bots), free_block(2), free_block(0)
             settings = make_settings(database_url, f"http://127.0.0.1:{rasa_port}", rasa_port=rasa_port,
                                      action_port=action_port, action_url=f"http://127.0.0.1:{action_port}",

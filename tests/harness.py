@@ -73,6 +73,15 @@ def always_open_profile(folder: Path) -> Path:
     return path
 
 
+def production_stores(url, redis_db: str) -> dict:
+    """The environment endpoints.production.yml reads: Rasa's trackers in the PostgreSQL at
+    `url` (a SQLAlchemy URL), its locks in the local Redis database `redis_db`."""
+    return {"RASA_DB_HOST": url.host or "127.0.0.1", "RASA_DB_PORT": str(url.port or 5432),
+            "RASA_DB_NAME": url.database or "test", "RASA_DB_USER": url.username or "postgres",
+            "RASA_DB_PASSWORD": url.password or "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
+            "REDIS_DB": redis_db}
+
+
 def make_settings(database_url: str, rasa_url: str, **overrides) -> Settings:
     values = dict(
         telegram_token=TOKEN, telegram_base_url="http://127.0.0.1:1/bot", database_url=database_url,

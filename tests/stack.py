@@ -22,7 +22,7 @@ from bot.rasa_model import train_if_needed
 from bot.services import Services
 from bot.settings import Settings
 from tests.conftest import PG_URL, postgres_reachable
-from tests.harness import always_open_profile, free_port, make_settings  # noqa: F401 (used by the e2e tests)
+from tests.harness import always_open_profile, free_port, make_settings, production_stores  # noqa: F401 (used by the e2e tests)
 
 
 def redis_reachable() -> str | None:
@@ -85,12 +85,7 @@ def postgresql_stack(tmp_path_factory):
     with admin.begin() as conn:
         conn.execute(text(f'create schema "{schema}"'))
     url = create_engine(PG_URL).url
-    env = {
-        "RASA_DB_HOST": url.host or "127.0.0.1", "RASA_DB_PORT": str(url.port or 5432),
-        "RASA_DB_NAME": url.database or "test", "RASA_DB_USER": url.username or "postgres",
-        "RASA_DB_PASSWORD": url.password or "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
-        "REDIS_DB": os.environ.get("TEST_REDIS_DB", "0"),
-    }
+    env = production_stores(url, os.environ.get("TEST_REDIS_DB", "0"))
     stack = _start("postgresql", f"{PG_URL}?options=-csearch_path%3D{schema}",
                    "endpoints.production.yml", env, tmp / "logs")
     yield stack

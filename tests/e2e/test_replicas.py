@@ -25,7 +25,7 @@ from crm.db import engine_for, unit_of_work
 from crm.models import ConversationMessage, Handoff
 from tests.conftest import PG_URL, postgres_reachable
 from tests.faults.harness import wait_until
-from tests.harness import always_open_profile, free_block, make_settings
+from tests.harness import always_open_profile, free_block, make_settings, production_stores
 from tests.stack import redis_reachable
 
 REDIS_DB = os.environ.get("TEST_REDIS_DB", "0")
@@ -48,10 +48,7 @@ def replicas(tmp_path_factory):
     emulator = BotApiEmulator().start()
     url = admin.url
     env = {
-        "RASA_DB_HOST": url.host or "127.0.0.1", "RASA_DB_PORT": str(url.port or 5432),
-        "RASA_DB_NAME": url.database or "test", "RASA_DB_USER": url.username or "postgres",
-        "RASA_DB_PASSWORD": url.password or "", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
-        "REDIS_DB": REDIS_DB, "COMPANY_PROFILE": str(always_open_profile(tmp)),
+        **production_stores(url, REDIS_DB), "COMPANY_PROFILE": str(always_open_profile(tmp)),
         # A killed process's claims go stale quickly here (60 s in production).
         "ANSWER_CLAIM_TIMEOUT": "5", "OUTBOX_CLAIM_TIMEOUT": "5", "RASA_TIMEOUT": "30",
     }
