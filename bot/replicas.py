@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 PREFIX = "assistant:chat:"
 ALIVE_PREFIX = "assistant:replica:"
 LEASE = 10.0  # seconds a killed holder keeps a chat locked; renewed every third of it
+# Nothing a holder does takes this long (Rasa's timeout, a few sends): a holder still there after
+# it is wedged, and stops renewing; a waiter gives up after it and goes on with its local lock.
+MAX_HOLD = 120.0
 HEARTBEAT = 5.0  # seconds between two "alive" of a process; dead after three missed
 WARN_EVERY = 60.0
 
@@ -101,7 +104,10 @@ class Replicas:
 
         lock = self._client().lock(PREFIX + name, timeout=self.lease, sleep=0.01, thread_local=False)
         try:
-            await lock.acquire()
+            if not await lock.acquire(blocking_timeout=MAX_HOLD):
+                log.error("chat %s: its lock was held over %.0f s: going on without it", name, MAX_HOLD)
+                self.unshared += 1
+                lock = None
         except RedisError as exc:
             lock = None
             self._unreachable(exc)
@@ -125,13 +131,15 @@ class Replicas:
     async def _keep(self, lock, name: str) -> None:
         from redis.exceptions import LockError, RedisError
 
-        while True:
+        deadline = time.monotonic() + MAX_HOLD
+        while time.monotonic() < deadline:
             await asyncio.sleep(self.lease / 3)
             try:
                 await lock.reacquire()
             except (LockError, RedisError) as exc:
                 log.error("chat %s: its lock could not be renewed (%s): another process may take the chat",
                           name, type(exc).__name__)
+        log.error("chat %s: held over %.0f s, its lock is left to expire", name, MAX_HOLD)
 
     def _unreachable(self, exc: Exception) -> None:
         self.unshared += 1

@@ -56,7 +56,29 @@ def clients(count: int) -> list[User]:
     return [User(id=base + i, first_name=f"Client {i}", language_code="fr") for i in range(count)]
 
 
+def dump_tasks() -> str:
+    """Every asyncio task's stack, for a test that timed out."""
+    import io
+
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=out)
+    return out.getvalue()
+
+
 async def test_two_replicas_answer_each_message_once_in_order_per_client(database_url, stub, redis_url):
+    # Bounded: a deadlock fails the test with every task's stack instead of stalling the suite.
+    task = asyncio.create_task(two_replicas_in_order(database_url, stub, redis_url))
+    done, _ = await asyncio.wait({task}, timeout=150)
+    if not done:
+        stacks = dump_tasks()
+        task.cancel()
+        await asyncio.wait({task}, timeout=90)
+        pytest.fail(f"two replicas hung; the tasks:\n{stacks}")
+    task.result()
+
+
+async def two_replicas_in_order(database_url, stub, redis_url):
     emulator = BotApiEmulator().start()
     try:
         async with WebhookBot(database_url, stub.url, emulator, redis_url=redis_url) as first, \

@@ -344,7 +344,10 @@ class WebhookBot:
 
     async def __aexit__(self, *exc):
         self.stop.set()
-        await self.task
+        done, _ = await asyncio.wait({self.task}, timeout=30)
+        if not done:  # stopping waits for every update in hand: a stuck one must not stall the suite
+            self.task.cancel()
+            await asyncio.wait({self.task}, timeout=10)
 
 
 async def test_webhook_mode_checks_the_secret_token_and_refuses_what_is_no_update(database_url, stub):
