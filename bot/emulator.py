@@ -98,7 +98,7 @@ class BotApiEmulator:
         self._thread_ids = itertools.count(50)
         self._deliveries: dict[int | None, list[dict]] = {}  # chat -> its updates not delivered yet
         self._spread: itertools.cycle | None = None  # balance(): a load balancer's round robin
-        self.undelivered: list[dict] = []  # updates the webhook refused five times
+        self.undelivered: list[dict] = []  # updates the webhook refused for two minutes
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -222,7 +222,8 @@ class BotApiEmulator:
         headers = {"Content-Type": "application/json",
                    **({"X-Telegram-Bot-Api-Secret-Token": webhook["secret_token"]}
                       if webhook.get("secret_token") else {})}
-        for attempt in range(5):  # Telegram retries a failed delivery too
+        # Telegram retries a failed delivery for hours; here for about two minutes, backing off.
+        for attempt in range(30):
             with self._cond:
                 url = next(self._spread) if self._spread is not None else webhook["url"]
             request = urllib.request.Request(url, data=json.dumps(update).encode(), method="POST", headers=headers)
@@ -230,7 +231,7 @@ class BotApiEmulator:
                 with urllib.request.urlopen(request, timeout=10):
                     return
             except (urllib.error.URLError, OSError):
-                time.sleep(0.2 * (attempt + 1))
+                time.sleep(min(0.2 * (attempt + 1), 5.0))
         with self._cond:
             self.undelivered.append(update)
 

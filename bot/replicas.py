@@ -27,7 +27,7 @@ import secrets
 import socket
 import time
 import weakref
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import AsyncIterator, Hashable
 
 log = logging.getLogger(__name__)
@@ -114,26 +114,35 @@ class Replicas:
         if lock is None:  # Redis is down: handled in this process's order only, never dropped
             yield
             return
-        keeper = asyncio.create_task(self._keep(lock, name))
+        released = asyncio.Event()
+        keeper = asyncio.create_task(self._keep(lock, name, released))
         self._alone.add(name)
         try:
             yield
         finally:
             self._alone.discard(name)
-            keeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await keeper
+            # Told to stop, never cancelled mid-command: a cancellation landing inside redis-py's
+            # reacquire() could be swallowed there, the keeper renewing for ever while this
+            # waited on it (seen under load: a chat locked for good). Waited on for a lease at most.
+            released.set()
+            await asyncio.wait({keeper}, timeout=self.lease)
+            if not keeper.done():
+                keeper.cancel()
             try:
                 await lock.release()
             except (LockError, RedisError) as exc:  # expired (held past its lease) or Redis gone
                 log.warning("chat %s: its lock could not be released (%s)", name, type(exc).__name__)
 
-    async def _keep(self, lock, name: str) -> None:
+    async def _keep(self, lock, name: str, released: asyncio.Event) -> None:
         from redis.exceptions import LockError, RedisError
 
         deadline = time.monotonic() + MAX_HOLD
         while time.monotonic() < deadline:
-            await asyncio.sleep(self.lease / 3)
+            try:
+                await asyncio.wait_for(released.wait(), timeout=self.lease / 3)
+                return
+            except asyncio.TimeoutError:
+                pass
             try:
                 await lock.reacquire()
             except (LockError, RedisError) as exc:
