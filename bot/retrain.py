@@ -125,7 +125,8 @@ def gate(before: Figures, after: Figures) -> str | None:
 
 def served_model(rasa_url: str, token: str) -> Path | None:
     """The model file Rasa serves now (GET /status names the file; ours live in models/)."""
-    response = httpx.get(f"{rasa_url}/status", params={"token": token}, timeout=10)
+    # Rasa answers /status between the messages it is working through: slow under a burst.
+    response = httpx.get(f"{rasa_url}/status", params={"token": token}, timeout=60)
     response.raise_for_status()
     name = response.json().get("model_file")
     if not name:
