@@ -75,14 +75,14 @@ class Layout:
         # endpoints.production.yml reads every value from the environment: the settings' own
         # defaults fill what is not set there.
         defaults = {"RASA_DB_PORT": str(settings.rasa_db_port), "RASA_DB_NAME": settings.rasa_db_name,
-                  "RASA_DB_USER": settings.rasa_db_user or "", "RASA_DB_PASSWORD": settings.rasa_db_password,
-                  "REDIS_PORT": "6379", "REDIS_DB": "0"}
+                    "RASA_DB_USER": settings.rasa_db_user or "", "RASA_DB_PASSWORD": settings.rasa_db_password,
+                    "REDIS_PORT": "6379", "REDIS_DB": "0"}
         # Each Rasa worker and action server would otherwise use every core for TensorFlow's and
         # numpy's threads: N of them fight over the cores (measured on 2 cores, 2 workers: 285 ms
         # of Rasa CPU a message instead of 124, and fewer messages a second than 1 worker).
         threads = str(max(1, (os.cpu_count() or 1) // max(shape.rasa_workers, shape.action_servers)))
         defaults.update({"TF_INTRA_OP_PARALLELISM_THREADS": threads, "TF_INTER_OP_PARALLELISM_THREADS": threads,
-                       "OMP_NUM_THREADS": threads})
+                         "OMP_NUM_THREADS": threads})
         known = service_environment(env)
         self.services = Services(settings, model, endpoints=PRODUCTION_ENDPOINTS, log_dir=log_dir, env={
             **{name: value for name, value in defaults.items() if not known.get(name)}, **(env or {}),
