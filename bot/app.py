@@ -50,6 +50,7 @@ from crm.clients import (
     mark_answered,
     recorded,
     recorded_message,
+    record_answers,
     record_message,
     register_client,
     set_language,
@@ -83,6 +84,8 @@ class Assistant:
         self.rasa = rasa
         self.action_health = action_health
         self.replicas = replicas or Replicas()
+        # Updates marked done in the inbox with their answers (one unit of work less a message).
+        self.finished: set[int] = set()
         self._actions_reachable = False  # seen answering once: its silence then means it is down
 
     async def db(self, work: Callable[[Session], T], persist: bool = False) -> T:
@@ -151,12 +154,16 @@ class Assistant:
                 client = session.get(Client, message.client_id)
             else:
                 client, _ = register_client(session, profile(user))
-                message = record_message(session, client, "in", text, kind=kind, answered=False, update_id=update_id)
             # A typed answer naming one of the buttons on screen ("livraison", "mardi 10h") is
             # that button pressed; anything else goes to Rasa as written.
             said = (typed_choice(session, client, text) if kind == "text" else None) or text
-            if kind == "text" and said == text and not text.startswith("/"):
-                message.understood = True  # read by the model; the action server notes a fallback
+            # Read by the model (the action server notes a fallback), or not at all.
+            read = True if kind == "text" and said == text and not text.startswith("/") else None
+            if message is None:
+                message = record_message(session, client, "in", text, kind=kind, answered=False,
+                                         update_id=update_id, understood=read)
+            elif read:
+                message.understood = True
             return client.id, client.language, message.id, said
 
         found = await self.db(record_in)
@@ -178,10 +185,10 @@ class Assistant:
             await self.db(lambda s: settle(s, message_id, answered=False))
             await safe_send(bot, chat_id, TEXTS.t("rasa_down", language))
             return
-        await self._answer(bot, chat_id, client_id, language, answers, message_id)
+        await self._answer(bot, chat_id, client_id, language, answers, message_id, update_id)
 
     async def _answer(self, bot, chat_id: int, client_id: int, language: str, answers: list[Answer],
-                      message_id: int) -> None:
+                      message_id: int, update_id: int | None = None) -> None:
         if not answers and await self.actions_down():  # owed an answer once the actions are back
             await self.db(lambda s: settle(s, message_id, answered=False))
             await safe_send(bot, chat_id, TEXTS.t("rasa_down", language))
@@ -190,7 +197,7 @@ class Assistant:
             await safe_send(bot, chat_id, TEXTS.t("no_answer", language))
             await self.db(lambda s: mark_answered(s, message_id))
             return
-        await self.deliver(bot, chat_id, client_id, answers, message_id)
+        await self.deliver(bot, chat_id, client_id, answers, message_id, update_id)
 
     async def answer_backlog(self, bot) -> int:
         """Rasa is back: each client's last message it could not answer gets its answer, once (a
@@ -226,9 +233,10 @@ class Assistant:
         return answered
 
     async def deliver(self, bot, chat_id: int, client_id: int, answers: list[Answer],
-                      message_id: int | None = None) -> None:
-        """Send Rasa's answers, then record them (and the message they answer as answered). The
-        buttons of the last answer are the client's choices on screen (crm/choices.py)."""
+                      message_id: int | None = None, update_id: int | None = None) -> None:
+        """Send Rasa's answers, then record them (and the message they answer as answered, and
+        the update `update_id` done in the inbox when nothing is left to do for it). The buttons
+        of the last answer are the client's choices on screen (crm/choices.py)."""
         batch = new_batch() if answers and answers[-1].buttons else None
         for i, answer in enumerate(answers):
             mine = batch if i == len(answers) - 1 else None
@@ -244,16 +252,16 @@ class Assistant:
             for i, chunk in enumerate(chunks):
                 await safe_send(bot, chat_id, chunk, markup=markup if i == len(chunks) - 1 else None)
         texts = [a.text for a in answers if a.text]
+        finishing = update_id if not any(a.privacy for a in answers) else None
 
         def record_out(session):
-            client = session.get(Client, client_id)
-            client.choices_batch = batch
-            for text in texts:
-                record_message(session, client, "out", text)
-            if message_id is not None:
-                mark_answered(session, message_id)
+            record_answers(session, client_id, texts, batch, message_id)
+            if finishing is not None:
+                inbox.done(session, finishing)
 
         await self.db(record_out, persist=True)
+        if finishing is not None:
+            self.finished.add(finishing)
         for kind in dict.fromkeys(a.privacy for a in answers if a.privacy):  # "send me my data", "erase it"
             await privacy.deliver_privacy(bot, self, User(chat_id, "", False), chat_id, kind)
 
@@ -700,7 +708,10 @@ class AssistantApplication(Application):
                 self.handle_again.discard(update.update_id)
             elif isinstance(update, Update):
                 self.db_retries.pop(update.update_id, None)
-            if isinstance(update, Update) and not retrying:
+            finished = isinstance(update, Update) and update.update_id in self.assistant.finished
+            if finished:
+                self.assistant.finished.discard(update.update_id)
+            if isinstance(update, Update) and not retrying and not finished:
                 try:
                     await self.assistant.db(lambda s: inbox.done(s, update.update_id))
                 except Exception as exc:  # replayed later; its handlers skip what they recorded

@@ -115,39 +115,45 @@ class Replicas:
             yield
             return
         released = asyncio.Event()
-        keeper = asyncio.create_task(self._keep(lock, name, released))
+        keeper: list[asyncio.Task] = []
+        # Most holds end well within a lease: the keeper starts only for one that lasts.
+        timer = asyncio.get_running_loop().call_later(
+            self.lease / 3, lambda: keeper.append(asyncio.create_task(self._keep(lock, name, released))))
         self._alone.add(name)
         try:
             yield
         finally:
             self._alone.discard(name)
+            timer.cancel()
             # Told to stop, never cancelled mid-command: a cancellation landing inside redis-py's
             # reacquire() could be swallowed there, the keeper renewing for ever while this
             # waited on it (seen under load: a chat locked for good). Waited on for a lease at most.
             released.set()
-            await asyncio.wait({keeper}, timeout=self.lease)
-            if not keeper.done():
-                keeper.cancel()
+            if keeper:
+                await asyncio.wait(keeper, timeout=self.lease)
+                if not keeper[0].done():
+                    keeper[0].cancel()
             try:
                 await lock.release()
             except (LockError, RedisError) as exc:  # expired (held past its lease) or Redis gone
                 log.warning("chat %s: its lock could not be released (%s)", name, type(exc).__name__)
 
     async def _keep(self, lock, name: str, released: asyncio.Event) -> None:
+        """Renews the lease every third of it, from a third of it after the lock was taken."""
         from redis.exceptions import LockError, RedisError
 
-        deadline = time.monotonic() + MAX_HOLD
+        deadline = time.monotonic() + MAX_HOLD - self.lease / 3
         while time.monotonic() < deadline:
-            try:
-                await asyncio.wait_for(released.wait(), timeout=self.lease / 3)
-                return
-            except asyncio.TimeoutError:
-                pass
             try:
                 await lock.reacquire()
             except (LockError, RedisError) as exc:
                 log.error("chat %s: its lock could not be renewed (%s): another process may take the chat",
                           name, type(exc).__name__)
+            try:
+                await asyncio.wait_for(released.wait(), timeout=self.lease / 3)
+                return
+            except asyncio.TimeoutError:
+                pass
         log.error("chat %s: held over %.0f s, its lock is left to expire", name, MAX_HOLD)
 
     def _unreachable(self, exc: Exception) -> None:

@@ -77,12 +77,13 @@ def record_message(
     kind: str = "text",
     answered: bool = True,
     update_id: int | None = None,
+    understood: bool | None = None,
 ) -> ConversationMessage:
     """Record a message. A message to the assistant is recorded `answered=False`, claimed by this
     process until its answer is delivered (`answered(...)`)."""
     message = ConversationMessage(
         client_id=client.id, direction=direction, text=text, kind=kind, answered=answered, update_id=update_id,
-        claimed_at=None if answered else clock.now(),
+        claimed_at=None if answered else clock.now(), understood=understood,
     )
     session.add(message)
     session.flush()
@@ -176,6 +177,18 @@ def claim_unanswered(session: Session, message_id: int) -> bool:
     return session.execute(update(ConversationMessage).where(ConversationMessage.id == message_id, _owed(now),
                                                              ~wrote_again)
                            .values(claimed_at=now).execution_options(synchronize_session=False)).rowcount == 1
+
+
+def record_answers(session: Session, client_id: int, texts: list[str], choices_batch: str | None,
+                   answering: int | None = None) -> None:
+    """The assistant's answers sent to a client, the buttons now on their screen
+    (crm/choices.py) and the message they answer (`answering`) settled: one round trip each,
+    nothing read first."""
+    session.execute(update(Client).where(Client.id == client_id).values(choices_batch=choices_batch)
+                    .execution_options(synchronize_session=False))
+    session.add_all([ConversationMessage(client_id=client_id, direction="out", text=text) for text in texts])
+    if answering is not None:
+        settle(session, answering)
 
 
 def settle(session: Session, message_id: int, answered: bool = True) -> None:

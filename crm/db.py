@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from crm.settings import current as settings
 
@@ -70,8 +70,9 @@ def default_engine() -> Engine:
 @contextmanager
 def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
     """A session that commits when the block ends normally and rolls back otherwise."""
-    factory = sessionmaker(bind=engine or default_engine(), expire_on_commit=False)
-    session = factory()
+    # A plain Session: sessionmaker() makes a new Session subclass each time it is called (a
+    # fifth of the bot's CPU per message when it was called here).
+    session = Session(bind=engine or default_engine(), expire_on_commit=False)
     try:
         yield session
         session.commit()
