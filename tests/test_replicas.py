@@ -204,6 +204,28 @@ async def test_the_chat_lock_is_shared_by_two_processes_and_reentrant_in_a_task(
     await two.close()
 
 
+async def test_a_hold_longer_than_its_lease_keeps_the_chat(redis_url):
+    """A long answer (Rasa slow, many sends) outlives the lease: the lease is renewed while the
+    holder lives, so another process never handles the chat meanwhile."""
+    one, two = Replicas(redis_url, lease=0.6), Replicas(redis_url, lease=0.6)
+    order = []
+    key = f"k{random.randint(0, 10**9)}"
+
+    async def hold(replicas, name, seconds):
+        async with replicas.hold(("test", key)):
+            order.append(f"{name} in")
+            await asyncio.sleep(seconds)
+            order.append(f"{name} out")
+
+    first = asyncio.create_task(hold(one, "one", 2.0))  # over three leases
+    await asyncio.sleep(0.1)
+    await hold(two, "two", 0)
+    await first
+    assert order == ["one in", "one out", "two in", "two out"]
+    await one.close()
+    await two.close()
+
+
 async def test_a_message_recorded_by_a_killed_process_is_answered_in_its_turn(database_url, stub, redis_url):
     """Killed after recording a message and before answering it: the process that takes its
     update over (at restart, or a live replica) answers it at once, before the client's later
