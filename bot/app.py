@@ -739,7 +739,7 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
         .context_types(ContextTypes(context=Context))
         .token(token or settings.telegram_token)
         .base_url(settings.telegram_base_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(AIORateLimiter(overall_max_rate=settings.telegram_rate, max_retries=3))
         .concurrent_updates(True)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)

@@ -129,6 +129,9 @@ class Layout:
             "ACTION_SERVER_URL": settings.action_url, "ACTION_SERVER_TOKEN": settings.action_token,
             "WEBHOOK_URL": self.webhook_url, "WEBHOOK_SECRET": self.webhook_secret,
             "WEBHOOK_LISTEN": "127.0.0.1", "WEBHOOK_PORT": str(self.bot_ports[i - 1]),
+            # Telegram's pace is the bot's, whatever the number of processes sending for it.
+            "TELEGRAM_RATE": str(settings.telegram_rate / self.shape.bots),
+            "BROADCAST_RATE": str(settings.broadcast_rate / self.shape.bots),
         }
 
     def start_bot(self, i: int) -> None:

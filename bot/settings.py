@@ -42,6 +42,9 @@ class Settings(SharedSettings):
     webhook_secret: str | None = Field(None, repr=False, validation_alias=env("WEBHOOK_SECRET", "webhook_secret"))
     webhook_listen: str = Field("0.0.0.0", validation_alias=env("WEBHOOK_LISTEN", "webhook_listen"))
     webhook_port: Port = Field(8443, validation_alias=env("WEBHOOK_PORT", "webhook_port"))
+    # Telegram's pace for one bot (about 30 messages a second), shared by this process's sends
+    # (answers, the desk, the outbox); the replica layout divides it among the bot processes.
+    telegram_rate: Annotated[float, Field(gt=0, le=1000)] = Field(30.0, validation_alias=env("TELEGRAM_RATE", "telegram_rate"))
     broadcast_rate: Annotated[float, Field(gt=0, le=1000)] = Field(30.0, validation_alias=env("BROADCAST_RATE", "broadcast_rate"))
     broadcast_sender: Literal["bot", "separate"] = Field("bot", validation_alias=env("BROADCAST_SENDER", "broadcast_sender"))
 

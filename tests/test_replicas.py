@@ -204,6 +204,24 @@ async def test_the_chat_lock_is_shared_by_two_processes_and_reentrant_in_a_task(
     await two.close()
 
 
+async def test_bot_processes_share_telegrams_pace(database_url, stub, tmp_path):
+    """K bot processes send for one bot, whose pace Telegram limits (about 30 messages a second):
+    the layout gives each process its share, and a process keeps to it."""
+    from bot.layout import Layout, Shape
+    from tests.harness import make_settings
+
+    layout = Layout(make_settings(database_url, stub.url), tmp_path / "model",
+                    Shape(bots=3, rasa_workers=1, action_servers=1), log_dir=tmp_path)
+    assert [(layout.bot_env(i)["TELEGRAM_RATE"], layout.bot_env(i)["BROADCAST_RATE"]) for i in (1, 2, 3)] == \
+        [("10.0", "10.0")] * 3
+    async with WebhookBot(database_url, stub.url, telegram_rate=10.0) as bot:
+        started = time.monotonic()
+        await asyncio.gather(*(bot.application.bot.send_message(1000 + i, "x") for i in range(30)))
+        spent = time.monotonic() - started
+        assert len(bot.emulator.sent) == 30
+    assert spent >= 1.5  # 30 messages at 10 a second (unpaced, they all go within milliseconds)
+
+
 async def test_a_hold_longer_than_its_lease_keeps_the_chat(redis_url):
     """A long answer (Rasa slow, many sends) outlives the lease: the lease is renewed while the
     holder lives, so another process never handles the chat meanwhile."""

@@ -13,7 +13,7 @@ from crm.settings import ROOT, SettingError
 
 SETTING_NAMES = ["TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "DATABASE_URL", "RASA_URL", "RASA_PORT",
                  "ACTION_PORT", "ACTION_SERVER_URL", "RASA_TIMEOUT", "WEBHOOK_URL", "WEBHOOK_SECRET",
-                 "WEBHOOK_PORT", "STAFF_CHAT_ID", "STAFF_CHAT_LANGUAGE", "BROADCAST_RATE",
+                 "WEBHOOK_PORT", "STAFF_CHAT_ID", "STAFF_CHAT_LANGUAGE", "BROADCAST_RATE", "TELEGRAM_RATE",
                  "BROADCAST_SENDER", "ACTION_SERVER_TOKEN", "RASA_HOST"]
 
 
@@ -49,6 +49,7 @@ def test_defaults_need_nothing(env):
     ("STAFF_CHAT_LANGUAGE", "de"),
     ("BROADCAST_RATE", "0"),
     ("BROADCAST_RATE", "fast"),
+    ("TELEGRAM_RATE", "0"),
     ("REDIS_URL", "127.0.0.1:6379"),
 ])
 def test_a_wrong_value_is_named(env, name, value):
