@@ -141,9 +141,12 @@ def rows_scale(result: dict) -> list[tuple]:
         rows.append(("scale", "messages a second, 2 Rasa workers over 1 (1 bot)", "ratio",
                      f"{result['workers_2_over_1']:.2f}", f"{result['workers_2_over_1_rasa_only']:.2f} (Rasa REST)", ""))
     for r in result["open_loop"]:
+        base = r.get("rasa_only") or {}
         rows.append(("scale", f"open loop at {r['share']:.0%} of capacity ({r['offered_per_s']:.1f} msg/s, "
                               f"{r['clients']} clients every 5-15 s)", "median / p95 ms, lost",
-                     f"{r['median_ms']:.0f} / {r['p95_ms']:.0f}, {r['lost']} lost", "", ""))
+                     f"{r['median_ms']:.0f} / {r['p95_ms']:.0f}, {r['lost']} lost",
+                     f"{base['median_ms']:.0f} / {base['p95_ms']:.0f}, {base['lost']} lost (Rasa REST)" if base else "",
+                     f"{r['median_ms'] / base['median_ms']:.2f}" if base.get("median_ms") else ""))
     return rows
 
 

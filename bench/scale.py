@@ -4,9 +4,11 @@ on PostgreSQL and Redis, on this machine.
 For each shape: a closed-loop load (CLIENTS clients, each writing PER_CLIENT messages, the next
 once the answer came) through the emulator, haproxy and the bots; the same messages sent straight
 to Rasa's REST webhook, at the same concurrency (the baseline, in the same run, on the same Rasa).
-Checked for every message: answered, once, and each client's messages recorded in the order
-written. Then, on the largest shape, an open-loop load: clients writing every 5 to 15 s
-(independent arrivals, near Poisson), at 25 %, 50 % and 90 % of the capacity just measured; the
+The two loads alternate, ROUNDS times each, so that a slow
+moment of the machine weighs on both. Checked for every message: answered, once, and each
+client's messages recorded in the order written. Then, on the largest shape, an open-loop load:
+clients writing every 5 to 15 s (independent arrivals, near Poisson), at 25 %, 50 % and 90 % of
+the capacity just measured, through the bots and, on the same schedule, straight to Rasa; the
 latency at each is what clients feel in practice.
 
 Needs PostgreSQL, Redis (127.0.0.1) and haproxy; skipped with the reason otherwise."""
@@ -33,6 +35,7 @@ from bench.e2e import MESSAGES, REPLY_TIMEOUT, percentile
 from bot.emulator import BotApiEmulator, User
 
 CLIENTS, PER_CLIENT = 60, 4
+ROUNDS = 2  # closed-loop rounds of each load, alternating
 SHAPES = ((1, 1), (2, 1), (1, 2), (2, 2))  # (Rasa workers, bot processes)
 OPEN_LOOP = (0.25, 0.5, 0.9)
 OPEN_SECONDS = 30.0
@@ -82,13 +85,18 @@ class Replies:
         self.loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
 
 
+def combine(parts: list[tuple[list[float], int, float]]) -> dict:
+    """One row from several rounds of (latencies, messages sent, seconds)."""
+    return row([x for latencies, _, _ in parts for x in latencies], sum(p[1] for p in parts), sum(p[2] for p in parts))
+
+
 def row(latencies: list[float], expected: int, seconds: float) -> dict:
     return {"messages": expected, "answered": len(latencies), "lost": expected - len(latencies),
             "median_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
             "p95_ms": percentile(latencies, 0.95) * 1000, "messages_per_s": len(latencies) / seconds}
 
 
-async def closed_loop(emulator: BotApiEmulator, first_id: int) -> tuple[dict, dict]:
+async def closed_loop(emulator: BotApiEmulator, first_id: int) -> tuple[tuple[list[float], int, float], dict]:
     replies = Replies(asyncio.get_running_loop())
     emulator.listeners.append(replies)
     written: dict[int, list[str]] = {}
@@ -112,37 +120,40 @@ async def closed_loop(emulator: BotApiEmulator, first_id: int) -> tuple[dict, di
     await asyncio.sleep(1.0)  # a doubled answer lands now
     emulator.listeners.remove(replies)
     doubled = sum(max(0, replies.counts[chat] - len(said)) for chat, said in written.items())
-    return row(replies.latencies, CLIENTS * PER_CLIENT, seconds), {"written": written, "doubled": doubled}
+    return (replies.latencies, CLIENTS * PER_CLIENT, seconds), {"written": written, "doubled": doubled}
 
 
-async def straight_to_rasa(rasa_url: str, first_id: int) -> dict:
+async def straight_to_rasa(rasa_url: str, first_id: int) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     async with httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=CLIENTS)) as http:
         async def client(number: int) -> None:
             for i in range(PER_CLIENT):
-                started = time.perf_counter()
-                try:
-                    response = await http.post(f"{rasa_url}/webhooks/rest/webhook", json={
-                        "sender": str(first_id + number), "message": MESSAGES[(number + i) % len(MESSAGES)],
-                        "metadata": {"language": "fr", "first_name": "Scale"}})
-                    if response.status_code == 200 and response.json():
-                        latencies.append(time.perf_counter() - started)
-                except httpx.HTTPError:
-                    pass
+                await rasa_message(http, rasa_url, first_id + number, MESSAGES[(number + i) % len(MESSAGES)], latencies)
 
         started = time.perf_counter()
         await asyncio.gather(*(client(n) for n in range(CLIENTS)))
-    return row(latencies, CLIENTS * PER_CLIENT, time.perf_counter() - started)
+    return latencies, CLIENTS * PER_CLIENT, time.perf_counter() - started
 
 
-async def open_loop(emulator: BotApiEmulator, rate: float, first_id: int) -> dict:
+async def rasa_message(http: httpx.AsyncClient, rasa_url: str, sender: int, said: str, latencies: list[float]) -> None:
+    started = time.perf_counter()
+    try:
+        response = await http.post(f"{rasa_url}/webhooks/rest/webhook", json={
+            "sender": str(sender), "message": said, "metadata": {"language": "fr", "first_name": "Scale"}})
+        if response.status_code == 200 and response.json():
+            latencies.append(time.perf_counter() - started)
+    except httpx.HTTPError:
+        pass
+
+
+async def open_loop(emulator: BotApiEmulator, rate: float, first_id: int, seed: int) -> dict:
     """Clients writing every 5-15 s (10 s on average), as many as make `rate` messages a second."""
     replies = Replies(asyncio.get_running_loop())
     emulator.listeners.append(replies)
     clients = max(1, round(rate * 10))
     sent = 0
     deadline = time.perf_counter() + OPEN_SECONDS
-    rng = random.Random(first_id)
+    rng = random.Random(seed)
 
     async def client(number: int) -> None:
         nonlocal sent
@@ -162,6 +173,30 @@ async def open_loop(emulator: BotApiEmulator, rate: float, first_id: int) -> dic
         await asyncio.sleep(0.2)
     emulator.listeners.remove(replies)
     result = row(replies.latencies, sent, OPEN_SECONDS)
+    result.update(clients=clients, offered_per_s=rate)
+    return result
+
+
+async def open_loop_rasa(rasa_url: str, rate: float, first_id: int, seed: int) -> dict:
+    """The same schedule as open_loop (same seed), straight to Rasa's REST webhook."""
+    latencies: list[float] = []
+    clients = max(1, round(rate * 10))
+    deadline = time.perf_counter() + OPEN_SECONDS
+    rng = random.Random(seed)
+    asked: list[asyncio.Task] = []
+    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=clients + 10)) as http:
+        async def client(number: int) -> None:
+            await asyncio.sleep(rng.uniform(0, 10))
+            i = 0
+            while time.perf_counter() < deadline:
+                asked.append(asyncio.create_task(rasa_message(
+                    http, rasa_url, first_id + number, MESSAGES[(number + i) % len(MESSAGES)], latencies)))
+                i += 1
+                await asyncio.sleep(rng.uniform(5, 15))
+
+        await asyncio.gather(*(client(n) for n in range(clients)))
+        await asyncio.gather(*asked)
+    result = row(latencies, len(asked), OPEN_SECONDS)
     result.update(clients=clients, offered_per_s=rate)
     return result
 
@@ -236,20 +271,34 @@ def run() -> dict:
                             log_dir=tmp / "logs")
             try:
                 layout.start()
-                before = cpu_seconds(layout)
-                ours, check = asyncio.run(closed_loop(emulator, next(ids)))
-                after = cpu_seconds(layout)
-                raw = asyncio.run(straight_to_rasa(settings.rasa_url, next(ids)))
+                spent: dict[str, float] = defaultdict(float)
+                ours_parts, raw_parts, written, doubled = [], [], {}, 0
+                for _ in range(ROUNDS):
+                    before, mine = cpu_seconds(layout), os.times()
+                    part, check = asyncio.run(closed_loop(emulator, next(ids)))
+                    after, mine_after = cpu_seconds(layout), os.times()
+                    for name in after:
+                        spent[name] += after[name] - before.get(name, 0.0)
+                    spent["bench process (emulator, clients)"] += \
+                        (mine_after.user + mine_after.system) - (mine.user + mine.system)
+                    ours_parts.append(part)
+                    written.update(check["written"])
+                    doubled += check["doubled"]
+                    raw_parts.append(asyncio.run(straight_to_rasa(settings.rasa_url, next(ids))))
+                ours, raw = combine(ours_parts), combine(raw_parts)
                 answered = max(1, ours["answered"])
-                cpu = {name: (after.get(name, 0.0) - before.get(name, 0.0)) * 1000 / answered for name in after}
+                cpu = {name: seconds * 1000 / answered for name, seconds in spent.items()}
                 rows.append({"rasa_workers": workers, "bots": bots, "ours": ours, "rasa_only": raw,
-                             "doubled": check["doubled"], "cpu_ms_per_message": cpu,
-                             "in_order": in_order(engine_for(database_url), check["written"]),
+                             "doubled": doubled, "cpu_ms_per_message": cpu,
+                             "in_order": in_order(engine_for(database_url), written),
                              "overhead_median": ours["median_ms"] / raw["median_ms"] - 1 if raw["median_ms"] else None})
                 if (workers, bots) == SHAPES[-1]:
                     capacity = ours["messages_per_s"]
                     for share in OPEN_LOOP:
-                        result = asyncio.run(open_loop(emulator, share * capacity, next(ids)))
+                        seed = next(ids)
+                        result = asyncio.run(open_loop(emulator, share * capacity, next(ids), seed))
+                        result["rasa_only"] = asyncio.run(open_loop_rasa(settings.rasa_url, share * capacity,
+                                                                         next(ids), seed))
                         result["share"] = share
                         open_rows.append(result)
             finally:
