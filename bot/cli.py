@@ -405,6 +405,27 @@ def cmd_promotion(args) -> None:
     _crm_command(work, ValueError)
 
 
+def _forget_in_turn(engine, telegram_id: int, settings):
+    """The erasure under the client's chat lock in Redis when bot processes share one
+    (REDIS_URL): a message of theirs being answered is finished first, and none is handled
+    half-erased. Without Redis the bot's locks are its process's own, out of reach here."""
+    from crm import privacy
+
+    if not settings.redis_url:
+        return privacy.forget(engine, telegram_id, "cli", settings.tracker_store_url)
+    from bot.replicas import Replicas
+
+    async def locked():
+        replicas = Replicas(settings.redis_url)
+        try:
+            async with replicas.hold(telegram_id):
+                return await asyncio.to_thread(privacy.forget, engine, telegram_id, "cli", settings.tracker_store_url)
+        finally:
+            await replicas.close()
+
+    return asyncio.run(locked())
+
+
 def cmd_client_data(args) -> None:
     """A client's data: `client export ID` (the JSON document of crm/privacy.py) and `client
     forget ID --yes` (the erasure; without --yes, what it would do)."""
@@ -439,7 +460,7 @@ def cmd_client_data(args) -> None:
                       "complaints, handoffs, consents (but the proof of withdrawal) and their conversation in Rasa. "
                       "Orders stay for accounting, without name, address or Telegram id. Add --yes to do it.")
             sys.exit(1)
-        erased = privacy.forget(engine, args.telegram_id, "cli", settings.tracker_store_url)
+        erased = _forget_in_turn(engine, args.telegram_id, settings)
     except (ClientError, privacy.PrivacyError) as exc:
         sys.exit(f"Error: {exc}")
     done = ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in erased.counts.items() if count)

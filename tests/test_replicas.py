@@ -222,6 +222,42 @@ async def test_bot_processes_share_telegrams_pace(database_url, stub, tmp_path):
     assert spent >= 1.5  # 30 messages at 10 a second (unpaced, they all go within milliseconds)
 
 
+async def test_an_erasure_from_the_command_line_waits_for_the_chats_lock(engine, database_url, redis_url, tmp_path):
+    """`python -m bot client forget` beside running bot processes: a message of the client being
+    answered (its chat's lock held) is finished before the erasure starts."""
+    import subprocess
+    import sys
+
+    from crm.clients import TelegramProfile, record_message, register_client
+    from crm.settings import ROOT
+    from tests.test_privacy import rasa_tracker_store
+
+    telegram_id = random.randint(10**8, 10**9)
+    with unit_of_work(engine) as s:
+        client, _ = register_client(s, TelegramProfile(telegram_id, "Ana", None, None, "fr"))
+        record_message(s, client, "in", "bonjour")
+    tracker = tmp_path / "tracker.db"
+    rasa_tracker_store(tracker, {str(telegram_id): [time.time()]})
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "RASA_TRACKER_DB": str(tracker),
+           "RASA_TOKEN": "a-test-token-of-24-chars", "ACTION_SERVER_TOKEN": "an-action-token-of-24-ch",
+           "DEMO_DATA": "off"}
+
+    def messages() -> int:
+        with unit_of_work(engine) as s:
+            return s.scalar(select(func.count()).select_from(ConversationMessage))
+
+    bot_process = Replicas(redis_url)
+    async with bot_process.hold(telegram_id):  # the bot answering one of the client's messages
+        erasure = subprocess.Popen([sys.executable, "-m", "bot", "client", "forget", str(telegram_id), "--yes"],
+                                   cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        await asyncio.sleep(4)
+        assert erasure.poll() is None and messages() == 1  # waiting for the lock, nothing erased yet
+    out, err = await asyncio.to_thread(erasure.communicate, timeout=120)
+    assert erasure.returncode == 0, err
+    assert out.startswith(f"Client {telegram_id} erased (messages 1") and messages() == 0
+    await bot_process.close()
+
+
 async def test_a_hold_longer_than_its_lease_keeps_the_chat(redis_url):
     """A long answer (Rasa slow, many sends) outlives the lease: the lease is renewed while the
     holder lives, so another process never handles the chat meanwhile."""
