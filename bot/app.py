@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import Engine, select
@@ -573,8 +573,6 @@ async def running(application: Application) -> AsyncIterator[None]:
 
 # --- replicas ----------------------------------------------------------------------------------
 
-STALE = timedelta(seconds=30)  # an earlier update older than this is handled only if replayable()
-
 
 def private_chat(update: object) -> int | None:
     """The private chat an update belongs to (a client's or a staff member's), or None."""
@@ -583,7 +581,7 @@ def private_chat(update: object) -> int | None:
 
 
 def replayable(update: Update) -> bool:
-    """Whether an update found unfinished long after it arrived is handled still: a message yes; a
+    """Whether an update a dead process left unfinished is handled still: a message yes; a
     command no (a /start or /take minutes later surprises); a button press no (Telegram lets a
     bot answer one for a few seconds only, and the client presses it again)."""
     return update.message is not None and not (update.message.text or "").startswith("/")
@@ -685,9 +683,12 @@ class AssistantApplication(Application):
                 earlier, mine, route = [], True, None
             if not mine:
                 return
-            for payload, received_at in earlier:
+            # A live process's updates wait for this lock, whatever their age: handled in turn.
+            # A dead one's command or button press is not replayed late (as replay() does).
+            dead = set(await helper.replicas.dead(list({owner for _, owner in earlier}))) if earlier else set()
+            for payload, owner in earlier:
                 before = Update.de_json(payload, self.bot)
-                if clock.now() - received_at > STALE and not replayable(before):
+                if owner in dead and not replayable(before):
                     await helper.db(lambda s: inbox.done(s, before.update_id))
                     continue
                 await self._handle(before)

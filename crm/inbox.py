@@ -62,20 +62,21 @@ def take_over(session: Session, me: str, dead: list[str | None], limit: int = 10
 
 
 def pending_through(session: Session, chat_id: int, update_id: int,
-                    owner: str | None = None) -> tuple[list[tuple[dict, datetime]], bool]:
+                    owner: str | None = None) -> tuple[list[tuple[dict, str | None]], bool]:
     """What the holder of a chat's lock handles before this update: the chat's earlier updates not
     done yet (another bot process received them and waits for the lock, or died; only `owner`'s
     when given: without a lock shared by the processes, another one may be handling its own),
-    oldest first, each with when it arrived; and whether this update itself is still to handle
-    (False when another process handled it meanwhile; True when it was never written down)."""
+    oldest first, each with the process that received it; and whether this update itself is
+    still to handle (False when another process handled it meanwhile; True when it was never
+    written down)."""
     earlier_ones = InboundUpdate.done_at.is_(None) if owner is None else \
         (InboundUpdate.done_at.is_(None) & (InboundUpdate.owner == owner))
     rows = session.execute(
-        select(InboundUpdate.update_id, InboundUpdate.payload, InboundUpdate.received_at, InboundUpdate.done_at)
+        select(InboundUpdate.update_id, InboundUpdate.payload, InboundUpdate.owner, InboundUpdate.done_at)
         .where(InboundUpdate.chat_id == chat_id, InboundUpdate.update_id <= update_id,
                or_(earlier_ones, InboundUpdate.update_id == update_id))
         .order_by(InboundUpdate.update_id)).all()
-    earlier = [(row.payload, clock.aware(row.received_at)) for row in rows if row.update_id != update_id]
+    earlier = [(row.payload, row.owner) for row in rows if row.update_id != update_id]
     mine = next((row for row in rows if row.update_id == update_id), None)
     return earlier, mine is None or mine.done_at is None
 

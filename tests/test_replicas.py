@@ -9,14 +9,15 @@ import os
 import random
 import time
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.emulator import BotApiEmulator, User
 from bot.replicas import ALIVE_PREFIX, Replicas
-from crm import inbox
+from crm import clock, inbox
 from crm.db import unit_of_work
 from crm.models import ConversationMessage, InboundUpdate
 from tests.harness import StubRasa
@@ -160,25 +161,50 @@ async def test_with_redis_down_messages_are_still_answered(database_url, stub):
 
 
 async def test_the_lock_holder_handles_a_chats_earlier_updates_first(database_url, stub, redis_url):
-    """An update another process wrote down and has not handled yet (it waits for the chat's
-    lock) is handled before a later one of the same chat, then skipped by that process."""
-    async with WebhookBot(database_url, stub.url, redis_url=redis_url) as bot:
-        [user] = clients(1)
-        engine = bot.application.assistant.engine
-        later = {"message_id": 7001, "date": int(time.time()), "text": "deuxième",
-                 "chat": {"id": user.id, "type": "private", "first_name": user.first_name}, "from": user.as_json()}
-        earlier = dict(later, message_id=7000, text="premier")
-        first_id = random.randint(10**8, 9 * 10**8)
-        with unit_of_work(engine) as s:
-            inbox.keep(s, first_id, user.id, {"update_id": first_id, "message": earlier}, "busy-replica")
-        from telegram import Update
+    """Updates other processes wrote down and have not handled yet are handled before a later one
+    of the same chat, then skipped by those processes: a live process's (it waits for the chat's
+    lock), however long it has waited, commands included; a dead process's command is not
+    replayed late, its message is."""
+    alive = f"busy-replica-{random.randint(0, 10**9)}"
+    client = redis.Redis.from_url(redis_url)
+    client.set(ALIVE_PREFIX + alive, "1", ex=60)
+    try:
+        async with WebhookBot(database_url, stub.url, redis_url=redis_url) as bot:
+            [user] = clients(1)
+            engine = bot.application.assistant.engine
 
-        app = bot.application
-        await app.process_update(Update.de_json({"update_id": first_id + 1, "message": later}, app.bot))
-        await app.process_update(Update.de_json({"update_id": first_id, "message": earlier}, app.bot))
-        assert [r["message"] for r in stub.received] == ["premier", "deuxième"]
-        with unit_of_work(engine) as s:
-            assert s.scalar(select(InboundUpdate.done_at).where(InboundUpdate.update_id == first_id)) is not None
+            def message(number: int, text: str) -> dict:
+                return {"message_id": number, "date": int(time.time()), "text": text,
+                        "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+                        "from": user.as_json(),
+                        **({"entities": [{"type": "bot_command", "offset": 0, "length": len(text)}]}
+                           if text.startswith("/") else {})}
+
+            first_id = random.randint(10**8, 9 * 10**8)
+            waiting = [("/start", "dead-replica"), ("/start", alive), ("premier", "dead-replica"), ("encore", alive)]
+            with unit_of_work(engine) as s:
+                for i, (text, owner) in enumerate(waiting):
+                    inbox.keep(s, first_id + i, user.id, {"update_id": first_id + i, "message": message(7000 + i, text)},
+                               owner)
+                # The live process's command has waited over a minute for the lock.
+                s.execute(update(InboundUpdate).where(InboundUpdate.update_id == first_id + 1)
+                          .values(received_at=clock.now() - timedelta(minutes=2)))
+            from telegram import Update
+
+            app = bot.application
+            later = len(waiting)
+            await app.process_update(Update.de_json({"update_id": first_id + later, "message": message(7100, "deuxième")},
+                                                    app.bot))
+            for i, (text, _) in enumerate(waiting):  # the other processes get the lock in turn: nothing left
+                await app.process_update(Update.de_json({"update_id": first_id + i, "message": message(7000 + i, text)},
+                                                        app.bot))
+            assert [r["message"] for r in stub.received] == ["/greet", "premier", "encore", "deuxième"]
+            with unit_of_work(engine) as s:
+                assert s.scalar(select(func.count()).select_from(InboundUpdate).where(
+                    InboundUpdate.chat_id == user.id, InboundUpdate.done_at.is_(None))) == 0
+    finally:
+        client.delete(ALIVE_PREFIX + alive)
+        client.close()
 
 
 async def test_the_chat_lock_is_shared_by_two_processes_and_reentrant_in_a_task(redis_url):
