@@ -4,9 +4,9 @@ on PostgreSQL and Redis, on this machine.
 For each shape: a closed-loop load (CLIENTS clients, each writing PER_CLIENT messages, the next
 once the answer came) through the emulator, haproxy and the bots; the same messages sent straight
 to Rasa's REST webhook, at the same concurrency (the baseline, in the same run, on the same Rasa).
-The two loads alternate, ROUNDS times each, so that a slow
-moment of the machine weighs on both. Checked for every message: answered, once, and each
-client's messages recorded in the order written. Then, on the largest shape, an open-loop load:
+The two loads alternate, ROUNDS times each, so that a slow moment of the machine weighs on both.
+Checked for every message: answered, once, and each client's messages recorded in the order
+written. Then, on the largest shape, an open-loop load:
 clients writing every 5 to 15 s (independent arrivals, near Poisson), at 25 %, 50 % and 90 % of
 the capacity just measured, through the bots and, on the same schedule, straight to Rasa; the
 latency at each is what clients feel in practice.
