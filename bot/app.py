@@ -56,6 +56,7 @@ from crm.clients import (
     set_language,
     set_reachable,
     settle,
+    touch_client,
 )
 from crm.complaints import rate_complaint
 from crm.consent import TEXTS as CONSENT_TEXTS
@@ -153,7 +154,7 @@ class Assistant:
                 message.claimed_at = clock.now()
                 client = session.get(Client, message.client_id)
             else:
-                client, _ = register_client(session, profile(user))
+                client = touch_client(session, profile(user)) or register_client(session, profile(user))[0]
             # A typed answer naming one of the buttons on screen ("livraison", "mardi 10h") is
             # that button pressed; anything else goes to Rasa as written.
             said = (typed_choice(session, client, text) if kind == "text" else None) or text

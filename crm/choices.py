@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +25,9 @@ from crm.desk_hours import zone
 from crm.leads import SKIP, SKIP_EXACT
 from crm.models import ButtonPayload, Client
 from crm.text import fold, typo_budget, within_edits
+
+if TYPE_CHECKING:
+    from crm.clients import Known
 
 # A message longer than this is a sentence, not the choice of a button.
 MAX_WORDS = 5
@@ -165,7 +169,7 @@ def choose(text: str, buttons: list[tuple[str, str]]) -> str | None:
 # --- the buttons on screen ------------------------------------------------------------------------
 
 
-def choices_on_screen(session: Session, client: Client) -> list[tuple[str, str]]:
+def choices_on_screen(session: Session, client: Client | Known) -> list[tuple[str, str]]:
     if not client.choices_batch:
         return []
     rows = session.execute(
@@ -176,7 +180,7 @@ def choices_on_screen(session: Session, client: Client) -> list[tuple[str, str]]
     return [(title, payload) for title, payload, created in rows if clock.aware(created) >= fresh]
 
 
-def typed_choice(session: Session, client: Client, text: str) -> str | None:
+def typed_choice(session: Session, client: Client | Known, text: str) -> str | None:
     """What a typed message means when it names one of the buttons on screen: that button's payload."""
     buttons = choices_on_screen(session, client)
     return choose(text, buttons) if buttons else None

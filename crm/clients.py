@@ -30,6 +30,30 @@ class TelegramProfile:
     language_code: str | None = None
 
 
+@dataclass(frozen=True)
+class Known:
+    """A known client as a message's path to the assistant needs them."""
+    id: int
+    telegram_id: int
+    language: str
+    choices_batch: str | None
+
+
+def _names(profile: TelegramProfile) -> dict:
+    return {"first_name": (profile.first_name or "")[:255], "last_name": (profile.last_name or "")[:255],
+            "username": (profile.username or None) and profile.username[:255]}
+
+
+def touch_client(session: Session, profile: TelegramProfile) -> Known | None:
+    """A known client's names and last visit refreshed in one statement, nothing loaded first (the
+    path of every message); None for someone who is no client yet (register_client)."""
+    row = session.execute(update(Client).where(Client.telegram_id == profile.telegram_id)
+                          .values(**_names(profile), last_seen=clock.now())
+                          .returning(Client.id, Client.telegram_id, Client.language, Client.choices_batch)
+                          .execution_options(synchronize_session=False)).first()
+    return Known(*row) if row else None
+
+
 def register_client(session: Session, profile: TelegramProfile) -> tuple[Client, bool]:
     """Find or create the client; keep names fresh. Returns (client, created)."""
     client = session.scalar(select(Client).where(Client.telegram_id == profile.telegram_id))
@@ -43,9 +67,8 @@ def register_client(session: Session, profile: TelegramProfile) -> tuple[Client,
             "first_seen": now, "last_seen": now, "first_name": "", "last_name": "", "vip": False,
             "unreachable": False}, ["telegram_id"])
         client = session.scalar(select(Client).where(Client.telegram_id == profile.telegram_id))
-    client.first_name = (profile.first_name or "")[:255]
-    client.last_name = (profile.last_name or "")[:255]
-    client.username = (profile.username or None) and profile.username[:255]
+    for name, value in _names(profile).items():
+        setattr(client, name, value)
     client.last_seen = clock.now()
     session.flush()
     return client, created
