@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TypeVar
@@ -88,6 +89,10 @@ class Assistant:
         # Updates marked done in the inbox with their answers (one unit of work less a message).
         self.finished: set[int] = set()
         self._actions_reachable = False  # seen answering once: its silence then means it is down
+        # What was just sent is written down here, not behind the other work queued for the
+        # default threads: a process killed between a send and its record (the send then
+        # repeated by another process, with an apology) has milliseconds to be caught in.
+        self._after_send: ThreadPoolExecutor | None = None
 
     async def db(self, work: Callable[[Session], T], persist: bool = False) -> T:
         """Run `work` in a unit of work, in a thread. `persist`: what was just done in Telegram
@@ -100,6 +105,10 @@ class Assistant:
         attempts, delay = (12 if persist else 1), 0.25
         for attempt in range(1, attempts + 1):
             try:
+                if persist:
+                    if self._after_send is None:
+                        self._after_send = ThreadPoolExecutor(max_workers=2, thread_name_prefix="after-send")
+                    return await asyncio.get_running_loop().run_in_executor(self._after_send, run)
                 return await asyncio.to_thread(run)
             except DBAPIError as exc:
                 if attempt == attempts:
@@ -107,6 +116,12 @@ class Assistant:
                 log.warning("the CRM is unreachable (%s): writing again in %.1f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 8.0)
+
+    def close(self) -> None:
+        """The threads that write down what was sent end (nothing is left in hand by now)."""
+        executor, self._after_send = self._after_send, None
+        if executor is not None:
+            executor.shutdown(wait=True)
 
     async def client(self, user: User) -> tuple[int, str]:
         """Register (or refresh) the client; return (client id, language)."""
@@ -160,17 +175,18 @@ class Assistant:
             said = (typed_choice(session, client, text) if kind == "text" else None) or text
             # Read by the model (the action server notes a fallback), or not at all.
             read = True if kind == "text" and said == text and not text.startswith("/") else None
+            orphan = message is not None
             if message is None:
                 message = record_message(session, client, "in", text, kind=kind, answered=False,
                                          update_id=update_id, understood=read)
             elif read:
                 message.understood = True
-            return client.id, client.language, message.id, said
+            return client.id, client.language, message.id, said, orphan
 
         found = await self.db(record_in)
         if found is None:
             return
-        client_id, language, message_id, said = found
+        client_id, language, message_id, said, orphan = found
         metadata = {
             "language": language,
             "language_code": user.language_code,
@@ -186,6 +202,9 @@ class Assistant:
             await self.db(lambda s: settle(s, message_id, answered=False))
             await safe_send(bot, chat_id, TEXTS.t("rasa_down", language))
             return
+        if orphan and answers:
+            # The process that died may have sent its answer just before: said as answer_backlog says it.
+            await safe_send(bot, chat_id, back_text(text if kind == "text" else "", language))
         await self._answer(bot, chat_id, client_id, language, answers, message_id, update_id)
 
     async def _answer(self, bot, chat_id: int, client_id: int, language: str, answers: list[Answer],
@@ -225,9 +244,8 @@ class Assistant:
                 if not answers and await self.actions_down():  # the actions are still away: later
                     await self.db(lambda s: settle(s, waiting.message_id, answered=False))
                     return answered
-                quoted = waiting.text if waiting.kind == "text" else ""
-                await safe_send(bot, chat_id, TEXTS.t("back" if quoted else "back_no_quote",
-                                                        waiting.language, text=shorten(quoted, 120)))
+                await safe_send(bot, chat_id, back_text(waiting.text if waiting.kind == "text" else "",
+                                                        waiting.language))
                 client_id = await self.db(lambda s: s.scalar(select(Client.id).where(Client.telegram_id == chat_id)))
                 await self._answer(bot, chat_id, client_id, waiting.language, answers, waiting.message_id)
                 answered += 1
@@ -265,6 +283,11 @@ class Assistant:
             self.finished.add(finishing)
         for kind in dict.fromkeys(a.privacy for a in answers if a.privacy):  # "send me my data", "erase it"
             await privacy.deliver_privacy(bot, self, User(chat_id, "", False), chat_id, kind)
+
+
+def back_text(quoted: str, language: str) -> str:
+    """The apology before a late answer, quoting the message it answers (a text)."""
+    return TEXTS.t("back" if quoted else "back_no_quote", language, text=shorten(quoted, 120))
 
 
 def desk_hold(session: Session, telegram_id: int) -> tuple[str, str, datetime] | None:
@@ -635,6 +658,7 @@ async def _post_init(application: Application) -> None:
 async def _post_shutdown(application: Application) -> None:
     await application.assistant.rasa.close()
     await application.assistant.replicas.close()
+    application.assistant.close()
 
 
 class AssistantApplication(Application):
