@@ -710,9 +710,10 @@ class AssistantApplication(Application):
                 return
             # A live process's updates wait for this lock, whatever their age: handled in turn.
             # A dead one's command or button press is not replayed late (as replay() does).
-            dead = set(await helper.replicas.dead(list({owner for _, owner in earlier}))) if earlier else set()
-            for payload, owner in earlier:
-                before = Update.de_json(payload, self.bot)
+            earlier = [(Update.de_json(payload, self.bot), owner) for payload, owner in earlier]
+            unsure = {owner for before, owner in earlier if not replayable(before)}
+            dead = set(await helper.replicas.dead(list(unsure))) if unsure else set()
+            for before, owner in earlier:
                 if owner in dead and not replayable(before):
                     await helper.db(lambda s: inbox.done(s, before.update_id))
                     continue
