@@ -17,6 +17,7 @@ from telegram import Bot
 
 from bot.broadcaster import Sender
 from bot.emulator import BotApiEmulator
+from bot.transport import TelegramRequest
 from crm import broadcasts
 from crm.db import make_engine, unit_of_work
 from crm.migrate import upgrade
@@ -62,7 +63,7 @@ def seed(url: str, recipients: int):
 
 
 async def send_all(engine, emulator: BotApiEmulator, limit: float) -> float:
-    bot = Bot(TOKEN, base_url=emulator.base_url)
+    bot = Bot(TOKEN, base_url=emulator.base_url, request=TelegramRequest())  # as bot/broadcaster.py
     async with bot:
         sender = Sender(engine, bot, rate=limit)
         started = time.perf_counter()

@@ -44,6 +44,7 @@ from bot.settings import Settings
 from bot.shared import ROUTE, Context, assistant_only, route as route_read, safe_send, score_button
 from bot.staff import order_command, resolve_command
 from bot.texts import TEXTS, commands
+from bot.transport import TelegramRequest
 from crm.clients import (
     TelegramProfile,
     backlog,
@@ -766,6 +767,8 @@ def build_application(settings: Settings, token: str | None = None) -> Applicati
         .context_types(ContextTypes(context=Context))
         .token(token or settings.telegram_token)
         .base_url(settings.telegram_base_url)
+        .request(TelegramRequest())
+        .get_updates_request(TelegramRequest(connection_pool_size=1))
         .rate_limiter(AIORateLimiter(overall_max_rate=settings.telegram_rate, max_retries=3))
         .concurrent_updates(True)
         .post_init(_post_init)

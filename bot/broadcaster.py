@@ -22,6 +22,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError, Tim
 
 from bot.callbacks import callback_data
 from bot.shared import retry_seconds
+from bot.transport import TelegramRequest
 from crm import broadcasts
 from crm.db import unit_of_work
 
@@ -127,6 +128,6 @@ async def run_sender(database_url: str, token: str, base_url: str, rate: float, 
     """The sender on its own (python -m bot sender): until interrupted."""
     from crm.db import engine_for
 
-    bot = Bot(token, base_url=base_url)
+    bot = Bot(token, base_url=base_url, request=TelegramRequest())
     async with bot:
         await Sender(engine_for(database_url), bot, rate).run(stop or asyncio.Event())

@@ -6,7 +6,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
+
+from bot.transport import session, timeout
 
 log = logging.getLogger(__name__)
 
@@ -30,31 +32,42 @@ class Answer:
 class RasaClient:
     """At most `concurrency` messages of this process in Rasa at once (RASA_CONCURRENCY): Rasa
     works through a burst at the same pace either way, but the messages beyond wait here, in
-    order, instead of timing out inside Rasa (the client told Rasa is down, then answered twice)."""
+    order, instead of timing out inside Rasa (the client told Rasa is down, then answered twice).
+    Over aiohttp (bot/transport.py): its session opened in the event loop that first uses it."""
 
-    def __init__(self, base_url: str, token: str, timeout: float, concurrency: int = 16):
+    def __init__(self, base_url: str, token: str, timeout_seconds: float, concurrency: int = 16):
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=3.0),
-                                       limits=httpx.Limits(max_connections=concurrency + 4))
+        self._limit = concurrency + 4
+        self._timeout = timeout(connect=3.0, read=timeout_seconds, write=timeout_seconds)
         self._slots = asyncio.Semaphore(concurrency)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session, self._loop = session(self._limit), loop
+        return self._session
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._session is not None and not self._session.closed and self._loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = None
 
     async def send(self, sender: str, message: str, metadata: dict) -> list[Answer]:
         """Send one message; raise RasaUnavailable rather than hang or crash."""
         try:
             async with self._slots:
-                response = await self._http.post(
-                    f"{self.base_url}/webhooks/rest/webhook",
+                async with self._http().post(
+                    f"{self.base_url}/webhooks/rest/webhook", timeout=self._timeout,
                     json={"sender": sender, "message": message, "metadata": metadata},
-                )
-            response.raise_for_status()
-            payload = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+                ) as response:
+                    response.raise_for_status()
+                    payload = await response.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             log.warning("Rasa unavailable for %s: %s %s", sender, type(exc).__name__, exc)
-            raise RasaUnavailable(str(exc)) from exc
+            raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
         if not isinstance(payload, list):
             raise RasaUnavailable(f"unexpected answer from Rasa: {payload!r:.200}")
         return [parse_answer(item) for item in payload if isinstance(item, dict)]
@@ -62,15 +75,9 @@ class RasaClient:
     async def probe(self, url: str) -> bool:
         """Whether `url` answers 200 (the action server's /health, say)."""
         try:
-            return (await self._http.get(url, timeout=2.0)).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    async def ready(self) -> bool:
-        try:
-            response = await self._http.get(f"{self.base_url}/status", params={"token": self.token})
-            return response.status_code == 200 and bool(response.json().get("model_file"))
-        except (httpx.HTTPError, ValueError):
+            async with self._http().get(url, timeout=timeout(connect=2.0, read=2.0, write=2.0)) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError):
             return False
 
 
