@@ -1,0 +1,142 @@
+"""The bot's HTTP over aiohttp (bot/transport.py, bot/rasa_client.py): what python-telegram-bot
+and the handlers expect of it, on the good path and when the other side fails."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import pytest
+from telegram import Bot, InputFile
+from telegram.error import NetworkError, TimedOut
+
+from bot.emulator import BotApiEmulator
+from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.transport import TelegramRequest
+from tests.harness import TOKEN, StubRasa, free_port
+
+
+@pytest.fixture
+def emulator():
+    server = BotApiEmulator().start()
+    yield server
+    server.stop()
+
+
+class Silent:
+    """A server that accepts connections and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.held: list[socket.socket] = []
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+async def test_messages_buttons_and_uploads_reach_telegram_as_python_telegram_bot_sends_them(emulator):
+    async with Bot(TOKEN, base_url=emulator.base_url, request=TelegramRequest()) as bot:
+        sent = await bot.send_message(501, "Bonjour Élodie ✓ <b>-15 %</b>", parse_mode="HTML")
+        await bot.send_document(501, InputFile("nom;prénom\nMartin;Élodie\n".encode(), filename="données.csv"),
+                                caption="Vos données")
+    [text, document] = emulator.messages_to(501)
+    assert sent.message_id == text.message_id
+    assert text.text == "Bonjour Élodie ✓ <b>-15 %</b>" and text.params["parse_mode"] == "HTML"
+    assert document.method == "sendDocument" and document.params["caption"] == "Vos données"
+    assert document.params["document_bytes"].decode() == "nom;prénom\nMartin;Élodie\n"
+
+
+async def test_telegram_unreachable_is_a_network_error_and_silence_a_time_out():
+    # Not `async with Bot(...)`: its get_me would fail first.
+    bot = Bot(TOKEN, base_url=f"http://127.0.0.1:{free_port()}/bot", request=TelegramRequest())
+    await bot.request.initialize()
+    with pytest.raises(NetworkError) as refused:
+        await bot.send_message(501, "Bonjour")
+    assert not isinstance(refused.value, TimedOut)
+    await bot.request.shutdown()
+    silent = Silent()
+    try:
+        bot = Bot(TOKEN, base_url=f"{silent.url}/bot", request=TelegramRequest(read_timeout=0.5))
+        await bot.request.initialize()
+        with pytest.raises(TimedOut):
+            await bot.send_message(501, "Bonjour")
+        await bot.request.shutdown()
+    finally:
+        silent.close()
+
+
+async def test_an_uninitialised_request_is_refused_rather_than_sent():
+    with pytest.raises(RuntimeError):
+        await TelegramRequest().do_request("http://127.0.0.1:1/botX/getMe", "POST")
+
+
+async def test_rasa_answers_are_parsed_and_each_failure_is_rasa_unavailable():
+    replies = iter([
+        [{"recipient_id": "7", "text": "Bonjour", "buttons": [{"title": "Oui", "payload": "/affirm"}]}],
+        (500, {"error": "boom"}),
+        (200, "not a list"),
+    ])
+    stub = StubRasa(lambda sender, message, metadata: next(replies))
+    rasa = RasaClient(stub.url, "token", 5.0)
+    try:
+        [answer] = await rasa.send("7", "salut", {"language": "fr"})
+        assert (answer.text, answer.buttons) == ("Bonjour", [{"title": "Oui", "payload": "/affirm"}])
+        assert stub.received[0] == {"sender": "7", "message": "salut", "metadata": {"language": "fr"}}
+        for _ in range(2):
+            with pytest.raises(RasaUnavailable):
+                await rasa.send("7", "salut", {})
+    finally:
+        await rasa.close()
+        stub.close()
+    down = RasaClient(f"http://127.0.0.1:{free_port()}", "token", 5.0)
+    with pytest.raises(RasaUnavailable):
+        await down.send("7", "salut", {})
+    assert await down.probe(f"http://127.0.0.1:{free_port()}/health") is False
+    await down.close()
+
+
+async def test_rasa_silent_past_its_timeout_is_unavailable_not_a_hang():
+    silent = Silent()
+    rasa = RasaClient(silent.url, "token", 0.5)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RasaUnavailable):
+            await rasa.send("7", "salut", {})
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        await rasa.close()
+        silent.close()
+
+
+def test_one_rasa_client_serves_event_loops_one_after_the_other():
+    """The CLI and the tests run several asyncio.run() in a process: a session opened in a loop
+    that ended is not reused."""
+    stub = StubRasa(lambda sender, message, metadata: [{"recipient_id": sender, "text": message.upper()}])
+    rasa = RasaClient(stub.url, "token", 5.0)
+    try:
+        for said in ("un", "deux"):
+            [answer] = asyncio.run(rasa.send("7", said, {}))
+            assert answer.text == said.upper()
+    finally:
+        stub.close()
+
