@@ -53,6 +53,7 @@ from crm.clients import (
     recorded,
     recorded_message,
     record_answers,
+    record_incoming,
     record_message,
     register_client,
     set_language,
@@ -176,13 +177,12 @@ class Assistant:
             said = (typed_choice(session, client, text) if kind == "text" else None) or text
             # Read by the model (the action server notes a fallback), or not at all.
             read = True if kind == "text" and said == text and not text.startswith("/") else None
-            orphan = message is not None
             if message is None:
-                message = record_message(session, client, "in", text, kind=kind, answered=False,
-                                         update_id=update_id, understood=read)
-            elif read:
+                return client.id, client.language, record_incoming(session, client.id, text, kind, update_id, read), \
+                    said, False
+            if read:
                 message.understood = True
-            return client.id, client.language, message.id, said, orphan
+            return client.id, client.language, message.id, said, True
 
         found = await self.db(record_in)
         if found is None:

@@ -49,13 +49,23 @@ def insert_unless_exists(session: Session, model, values: dict, index_elements: 
     """INSERT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL): whether the row was inserted.
     Two processes inserting the same unique key at once: exactly one gets True, and neither
     unit of work breaks (no IntegrityError, no savepoint)."""
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    if index_where is None:  # the statement built once (building one costs more than running it)
+        statement = _insert_unless_exists(dialect, model.__table__, tuple(index_elements))
+    else:
+        statement = _build_insert_unless_exists(dialect, model.__table__, tuple(index_elements), index_where)
+    return session.execute(statement, values).rowcount == 1
+
+
+def _build_insert_unless_exists(dialect: str, table, index_elements: tuple[str, ...], index_where=None):
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=index_elements,
-                                                                     index_where=index_where)
-    return session.execute(statement).rowcount == 1
+    return insert(table).on_conflict_do_nothing(index_elements=list(index_elements), index_where=index_where)
+
+
+_insert_unless_exists = lru_cache(maxsize=64)(_build_insert_unless_exists)
 
 
 @lru_cache(maxsize=8)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -607,12 +607,19 @@ class Route:
     reachable: bool
 
 
+def _route():
+    staff = exists().where(Staff.telegram_id == bindparam("telegram_id"), Staff.active.is_(True))
+    held = exists().where(Handoff.client_id == Client.id, Handoff.status.in_(OPEN))
+    return (select(Client.vip, Client.unreachable, held.label("held"), staff.label("staff"))
+            .where(Client.telegram_id == bindparam("telegram_id")))
+
+
+_ROUTE = _route()  # read for every message: built once
+
+
 def route_of(session: Session, telegram_id: int) -> Route | None:
     """None for someone the CRM does not know yet (the handlers register them)."""
-    staff = exists().where(Staff.telegram_id == telegram_id, Staff.active.is_(True))
-    held = exists().where(Handoff.client_id == Client.id, Handoff.status.in_(OPEN))
-    row = session.execute(select(Client.vip, Client.unreachable, held.label("held"), staff.label("staff"))
-                          .where(Client.telegram_id == telegram_id)).first()
+    row = session.execute(_ROUTE, {"telegram_id": telegram_id}).first()
     if row is None:
         return None
     return Route(assistant_only=not (row.vip or row.held or row.staff), reachable=not row.unreachable)
