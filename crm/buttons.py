@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -25,14 +25,14 @@ def new_batch() -> str:
 def store_buttons(session: Session, chat_id: int, buttons: list[dict], batch: str | None = None) -> list[tuple[str, str]]:
     """Keep each payload in the CRM, the buttons of one message under one batch; return (title,
     token) pairs: the token is what the button sends back."""
-    out = []
-    for choice in buttons:
-        token = secrets.token_urlsafe(12)
-        session.add(ButtonPayload(token=token, chat_id=chat_id, title=choice["title"][:255],
-                                  payload=choice["payload"], batch=batch))
-        out.append((choice["title"], token))
-    session.flush()
-    return out
+    rows = [{"token": secrets.token_urlsafe(12), "chat_id": chat_id, "title": choice["title"][:255],
+             "payload": choice["payload"], "batch": batch} for choice in buttons]
+    if rows:
+        session.execute(_STORE, rows)
+    return [(choice["title"], row["token"]) for choice, row in zip(buttons, rows)]
+
+
+_STORE = insert(ButtonPayload.__table__)  # the buttons of most answers: built once
 
 
 def payload_for(session: Session, chat_id: int, token: str | None, sent_after: datetime | None = None) -> str | None:

@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -169,13 +169,16 @@ def choose(text: str, buttons: list[tuple[str, str]]) -> str | None:
 # --- the buttons on screen ------------------------------------------------------------------------
 
 
+# Read for every message typed while buttons are on screen: built once.
+_ON_SCREEN = (select(ButtonPayload.title, ButtonPayload.payload, ButtonPayload.created_at)
+              .where(ButtonPayload.chat_id == bindparam("chat"), ButtonPayload.batch == bindparam("batch"))
+              .order_by(ButtonPayload.id))
+
+
 def choices_on_screen(session: Session, client: Client | Known) -> list[tuple[str, str]]:
     if not client.choices_batch:
         return []
-    rows = session.execute(
-        select(ButtonPayload.title, ButtonPayload.payload, ButtonPayload.created_at)
-        .where(ButtonPayload.chat_id == client.telegram_id, ButtonPayload.batch == client.choices_batch)
-        .order_by(ButtonPayload.id)).all()
+    rows = session.execute(_ON_SCREEN, {"chat": client.telegram_id, "batch": client.choices_batch}).all()
     fresh = clock.now() - BUTTON_LIFETIME
     return [(title, payload) for title, payload, created in rows if clock.aware(created) >= fresh]
 
