@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bot.transport import session, timeout
+from bot.transport import proxy_for, session, timeout
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ class RasaClient:
         """Send one message; raise RasaUnavailable rather than hang or crash."""
         try:
             async with self._slots:
+                url = f"{self.base_url}/webhooks/rest/webhook"
                 async with self._http().post(
-                    f"{self.base_url}/webhooks/rest/webhook", timeout=self._timeout,
+                    url, timeout=self._timeout, proxy=proxy_for(url),
                     json={"sender": sender, "message": message, "metadata": metadata},
                 ) as response:
                     response.raise_for_status()
@@ -75,7 +76,8 @@ class RasaClient:
     async def probe(self, url: str) -> bool:
         """Whether `url` answers 200 (the action server's /health, say)."""
         try:
-            async with self._http().get(url, timeout=timeout(connect=2.0, read=2.0, write=2.0)) as response:
+            async with self._http().get(url, timeout=timeout(connect=2.0, read=2.0, write=2.0),
+                                        proxy=proxy_for(url)) as response:
                 return response.status == 200
         except (aiohttp.ClientError, asyncio.TimeoutError):
             return False

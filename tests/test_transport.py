@@ -140,3 +140,27 @@ def test_one_rasa_client_serves_event_loops_one_after_the_other():
     finally:
         stub.close()
 
+
+
+async def test_the_proxy_of_the_environment_is_used_and_no_proxy_respected(monkeypatch):
+    """HTTP_PROXY / HTTPS_PROXY / NO_PROXY as httpx honoured them (a company behind a proxy)."""
+    from bot import transport
+
+    proxy = StubRasa(lambda sender, message, metadata: [{"recipient_id": sender, "text": "via the proxy"}])
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "direct.invalid")
+    transport._proxy.cache_clear()
+    rasa = RasaClient("http://rasa.invalid:5005", "token", 5.0)
+    try:
+        [answer] = await rasa.send("7", "salut", {})
+        assert answer.text == "via the proxy"
+        assert transport.proxy_for("http://direct.invalid:5005/webhooks/rest/webhook") is None
+        direct = RasaClient("http://direct.invalid:5005", "token", 5.0)
+        with pytest.raises(RasaUnavailable):  # not sent to the proxy: the host does not exist
+            await direct.send("7", "salut", {})
+        await direct.close()
+        assert len(proxy.received) == 1
+    finally:
+        await rasa.close()
+        proxy.close()
+        transport._proxy.cache_clear()
