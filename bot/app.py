@@ -96,12 +96,14 @@ class Assistant:
         # repeated by another process, with an apology) has milliseconds to be caught in.
         self._after_send: ThreadPoolExecutor | None = None
 
-    async def db(self, work: Callable[[Session], T], persist: bool = False) -> T:
+    async def db(self, work: Callable[[Session], T], persist: bool = False, core: bool = False) -> T:
         """Run `work` in a unit of work, in a thread. `persist`: what was just done in Telegram
         must be written down (an answer sent): with the CRM unreachable, try again for a minute
-        rather than forget it was sent (and send it twice later)."""
+        rather than forget it was sent (and send it twice later). `core`: `work` runs SQLAlchemy
+        Core statements only (the path of every message), on a Connection in a transaction: a
+        Session's bookkeeping costs more than such a statement."""
         def run() -> T:
-            with unit_of_work(self.engine) as session:
+            with (self.engine.begin() if core else unit_of_work(self.engine)) as session:
                 return work(session)
 
         attempts, delay = (12 if persist else 1), 0.25
@@ -260,7 +262,8 @@ class Assistant:
         batch = new_batch() if answers and answers[-1].buttons else None
         for i, answer in enumerate(answers):
             mine = batch if i == len(answers) - 1 else None
-            pairs = await self.db(lambda s: store_buttons(s, chat_id, answer.buttons, mine)) if answer.buttons else []
+            pairs = await self.db(lambda s: store_buttons(s, chat_id, answer.buttons, mine), core=True) \
+                if answer.buttons else []
             markup = keyboard([(title, callback_data("choice", token)) for title, token in pairs])
             if answer.image:
                 caption = answer.text if len(answer.text) <= CAPTION_LIMIT else None
@@ -279,7 +282,7 @@ class Assistant:
             if finishing is not None:
                 inbox.done(session, finishing)
 
-        await self.db(record_out, persist=True)
+        await self.db(record_out, persist=True, core=True)
         if finishing is not None:
             self.finished.add(finishing)
         for kind in dict.fromkeys(a.privacy for a in answers if a.privacy):  # "send me my data", "erase it"
@@ -704,7 +707,7 @@ class AssistantApplication(Application):
 
         async with helper.chat_lock(chat_id):
             try:
-                earlier, mine, route = await helper.db(look)
+                earlier, mine, route = await helper.db(look, core=True)
             except DBAPIError:  # the handlers meet it too: on_error handles the update again later
                 earlier, mine, route = [], True, None
             if not mine:

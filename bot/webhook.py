@@ -60,7 +60,7 @@ class TelegramUpdates(tornado.web.RequestHandler):
         chat = update.effective_chat
         try:
             fresh = await helper.db(lambda s: inbox.keep(s, update.update_id, chat.id if chat else None,
-                                                         data, helper.replicas.me))  # as Telegram sent it
+                                                         data, helper.replicas.me), core=True)  # as sent
         except Exception as exc:  # Telegram delivers it again later
             log.error("webhook: could not write update %s down (%s): Telegram will retry", update.update_id,
                       type(exc).__name__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -22,7 +22,8 @@ def new_batch() -> str:
     return secrets.token_urlsafe(12)
 
 
-def store_buttons(session: Session, chat_id: int, buttons: list[dict], batch: str | None = None) -> list[tuple[str, str]]:
+def store_buttons(session: Session | Connection, chat_id: int, buttons: list[dict],
+                  batch: str | None = None) -> list[tuple[str, str]]:
     """Keep each payload in the CRM, the buttons of one message under one batch; return (title,
     token) pairs: the token is what the button sends back."""
     rows = [{"token": secrets.token_urlsafe(12), "chat_id": chat_id, "title": choice["title"][:255],

@@ -170,9 +170,10 @@ def choose(text: str, buttons: list[tuple[str, str]]) -> str | None:
 
 
 # Read for every message typed while buttons are on screen: built once.
-_ON_SCREEN = (select(ButtonPayload.title, ButtonPayload.payload, ButtonPayload.created_at)
-              .where(ButtonPayload.chat_id == bindparam("chat"), ButtonPayload.batch == bindparam("batch"))
-              .order_by(ButtonPayload.id))
+_buttons = ButtonPayload.__table__.c
+_ON_SCREEN = (select(_buttons.title, _buttons.payload, _buttons.created_at)
+              .where(_buttons.chat_id == bindparam("chat"), _buttons.batch == bindparam("batch"))
+              .order_by(_buttons.id))
 
 
 def choices_on_screen(session: Session, client: Client | Known) -> list[tuple[str, str]]:

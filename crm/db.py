@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from crm.settings import current as settings
@@ -45,11 +45,12 @@ def _owner_only(path: str | None) -> None:
             pass
 
 
-def insert_unless_exists(session: Session, model, values: dict, index_elements: list[str], index_where=None) -> bool:
+def insert_unless_exists(session: Session | Connection, model, values: dict, index_elements: list[str],
+                         index_where=None) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL): whether the row was inserted.
     Two processes inserting the same unique key at once: exactly one gets True, and neither
     unit of work breaks (no IntegrityError, no savepoint)."""
-    dialect = session.get_bind().dialect.name
+    dialect = (session.dialect if isinstance(session, Connection) else session.get_bind().dialect).name
     if index_where is None:  # the statement built once (building one costs more than running it)
         statement = _insert_unless_exists(dialect, model.__table__, tuple(index_elements))
     else:

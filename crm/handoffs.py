@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -608,16 +608,17 @@ class Route:
 
 
 def _route():
-    staff = exists().where(Staff.telegram_id == bindparam("telegram_id"), Staff.active.is_(True))
-    held = exists().where(Handoff.client_id == Client.id, Handoff.status.in_(OPEN))
-    return (select(Client.vip, Client.unreachable, held.label("held"), staff.label("staff"))
-            .where(Client.telegram_id == bindparam("telegram_id")))
+    clients, handoffs, staff_members = Client.__table__.c, Handoff.__table__.c, Staff.__table__.c
+    staff = exists().where(staff_members.telegram_id == bindparam("telegram_id"), staff_members.active.is_(True))
+    held = exists().where(handoffs.client_id == clients.id, handoffs.status.in_(OPEN))
+    return (select(clients.vip, clients.unreachable, held.label("held"), staff.label("staff"))
+            .where(clients.telegram_id == bindparam("telegram_id")))
 
 
-_ROUTE = _route()  # read for every message: built once
+_ROUTE = _route()  # read for every message: built once, on the tables' own columns
 
 
-def route_of(session: Session, telegram_id: int) -> Route | None:
+def route_of(session: Session | Connection, telegram_id: int) -> Route | None:
     """None for someone the CRM does not know yet (the handlers register them)."""
     row = session.execute(_ROUTE, {"telegram_id": telegram_id}).first()
     if row is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm import clock
@@ -23,7 +23,8 @@ from crm.models import InboundUpdate
 KEEP_DONE = timedelta(days=1)
 
 
-def keep(session: Session, update_id: int, chat_id: int | None, payload: dict, owner: str | None = None) -> bool:
+def keep(session: Session | Connection, update_id: int, chat_id: int | None, payload: dict,
+         owner: str | None = None) -> bool:
     """Write an update down, received by `owner` (a bot process); False when it already was
     (fetched twice, or Telegram's retry reaching another replica: handle it once)."""
     return insert_unless_exists(session, InboundUpdate, {
@@ -31,25 +32,27 @@ def keep(session: Session, update_id: int, chat_id: int | None, payload: dict, o
         "owner": owner}, ["update_id"])
 
 
-# The statements of every message, built once (building one costs more than running it).
-_DONE = update(InboundUpdate.__table__).where(InboundUpdate.update_id == bindparam("id"),
-                                              InboundUpdate.done_at.is_(None)).values(done_at=bindparam("at"))
+# The statements of every message, built once (building one costs more than running it), on the
+# table's own columns (an ORM attribute sends a statement through the ORM's execution layer).
+_inbox = InboundUpdate.__table__.c
+_DONE = update(InboundUpdate.__table__).where(_inbox.update_id == bindparam("id"),
+                                              _inbox.done_at.is_(None)).values(done_at=bindparam("at"))
 
 
 def _pending(owner_only: bool):
-    earlier_ones = InboundUpdate.done_at.is_(None)
+    earlier_ones = _inbox.done_at.is_(None)
     if owner_only:
-        earlier_ones = earlier_ones & (InboundUpdate.owner == bindparam("owner"))
-    return (select(InboundUpdate.update_id, InboundUpdate.payload, InboundUpdate.owner, InboundUpdate.done_at)
-            .where(InboundUpdate.chat_id == bindparam("chat"), InboundUpdate.update_id <= bindparam("id"),
-                   or_(earlier_ones, InboundUpdate.update_id == bindparam("id")))
-            .order_by(InboundUpdate.update_id))
+        earlier_ones = earlier_ones & (_inbox.owner == bindparam("owner"))
+    return (select(_inbox.update_id, _inbox.payload, _inbox.owner, _inbox.done_at)
+            .where(_inbox.chat_id == bindparam("chat"), _inbox.update_id <= bindparam("id"),
+                   or_(earlier_ones, _inbox.update_id == bindparam("id")))
+            .order_by(_inbox.update_id))
 
 
 _PENDING, _PENDING_OWNED = _pending(False), _pending(True)
 
 
-def done(session: Session, update_id: int) -> None:
+def done(session: Session | Connection, update_id: int) -> None:
     session.execute(_DONE, {"id": update_id, "at": clock.now()})
 
 
@@ -78,7 +81,7 @@ def take_over(session: Session, me: str, dead: list[str | None], limit: int = 10
         .order_by(InboundUpdate.update_id)))
 
 
-def pending_through(session: Session, chat_id: int, update_id: int,
+def pending_through(session: Session | Connection, chat_id: int, update_id: int,
                     owner: str | None = None) -> tuple[list[tuple[dict, str | None]], bool]:
     """What the holder of a chat's lock handles before this update: the chat's earlier updates not
     done yet (another bot process received them and waits for the lock, or died; only `owner`'s
