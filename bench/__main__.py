@@ -2,7 +2,8 @@
 against baselines measured in the same run. Prints one table; writes every figure (per-intent
 scores, confusions, per-size and per-load details) to bench/results/bench-<time>.json.
 
-    python -m bench [nlu] [search] [e2e] [broadcast] [report] [scale]   (default: all; cost comes with e2e)"""
+    python -m bench [nlu] [search] [e2e] [broadcast] [report] [scale] [botpath]
+    (default: all; cost comes with e2e)"""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import broadcast, e2e, nlu, report, scale, search, search_quality
+from bench import botpath, broadcast, e2e, nlu, report, scale, search, search_quality
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEARCH_SIZES = (1_000, 10_000, 100_000)
 LOADS = (10, 50, 200)
 BROADCAST_RECIPIENTS, BROADCAST_LIMIT = 10_000, 200.0
 REPORT_SIZES = (1_000, 100_000)
-BENCHMARKS = ("nlu", "search", "e2e", "broadcast", "report", "scale")
+BENCHMARKS = ("nlu", "search", "e2e", "broadcast", "report", "scale", "botpath")
 
 
 def rows_nlu(result: dict) -> list[tuple]:
@@ -150,6 +151,17 @@ def rows_scale(result: dict) -> list[tuple]:
     return rows
 
 
+def rows_botpath(result: dict) -> list[tuple]:
+    if result.get("skipped"):
+        return [("bot path", "the bot alone", "", f"skipped: {result['skipped']}", "", "")]
+    return [("bot path", f"the bot alone, instant Rasa stand-in: {r['clients']} client(s), {r['messages']} messages",
+             "bot CPU ms a message; msg/s; median ms",
+             f"{r['bot_cpu_ms_per_message']:.2f}; {r['messages_per_s']:.0f}/s; {r['median_ms']:.1f}",
+             f"{r['straight_median_ms']:.1f} (the stand-in asked straight)",
+             f"{r['median_ms'] / r['straight_median_ms']:.1f}" if r["straight_median_ms"] else "")
+            for r in result["rows"]]
+
+
 def training_record() -> dict | None:
     from bot.rasa_model import model_path, training_record as record
 
@@ -200,6 +212,9 @@ def main() -> None:
     if "scale" in chosen:
         figures["scale"] = scale.run()
         rows += rows_scale(figures["scale"])
+    if "botpath" in chosen:
+        figures["botpath"] = botpath.run()
+        rows += rows_botpath(figures["botpath"])
     print()
     print_table(rows)
     RESULTS.mkdir(exist_ok=True)

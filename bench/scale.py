@@ -44,10 +44,15 @@ REDIS_DB = os.environ.get("BENCH_REDIS_DB", "0")
 
 
 def unavailable() -> str | None:
-    import redis
-
     if shutil.which("haproxy") is None:
         return "haproxy is not installed (make replicas-setup)"
+    return services_unavailable()
+
+
+def services_unavailable() -> str | None:
+    """Why PostgreSQL or Redis cannot be used here, or None."""
+    import redis
+
     try:
         with create_engine(PG_URL).connect() as conn:
             conn.execute(text("select 1"))

@@ -4,7 +4,7 @@ of latencies, the cross-validation config, the table."""
 from __future__ import annotations
 
 from bench import broadcast, e2e, nlu
-from bench.__main__ import print_table, rows_broadcast, rows_e2e, rows_report
+from bench.__main__ import print_table, rows_botpath, rows_broadcast, rows_e2e, rows_report
 
 
 def test_the_fake_bot_api_enforces_its_limit():
@@ -81,6 +81,14 @@ def test_one_table(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() [:3] == ["area", "case", "measure"] and len(out) == 4
     assert "150.0/s, 2, 0, 0" in out[2] and "0.750" in out[2] and "1.25" in out[3]
+
+
+def test_the_bot_path_rows_say_its_cost_or_why_it_was_skipped():
+    [row] = rows_botpath({"rows": [{"clients": 20, "messages": 1000, "answered": 1000, "bot_cpu_ms_per_message": 5.25,
+                                    "messages_per_s": 170.0, "median_ms": 90.0, "straight_median_ms": 30.0}]})
+    assert row[3] == "5.25; 170/s; 90.0" and row[5] == "3.0"
+    [skipped] = rows_botpath({"benchmark": "botpath", "skipped": "PostgreSQL or Redis unreachable"})
+    assert "skipped: PostgreSQL or Redis unreachable" in skipped[3]
 
 
 def test_the_report_bench_builds_a_month_on_a_generated_crm(capsys):
