@@ -155,8 +155,9 @@ def rows_botpath(result: dict) -> list[tuple]:
     if result.get("skipped"):
         return [("bot path", "the bot alone", "", f"skipped: {result['skipped']}", "", "")]
     return [("bot path", f"the bot alone, instant Rasa stand-in: {r['clients']} client(s), {r['messages']} messages",
-             "bot CPU ms a message; msg/s; median ms",
-             f"{r['bot_cpu_ms_per_message']:.2f}; {r['messages_per_s']:.0f}/s; {r['median_ms']:.1f}",
+             "bot CPU ms a message; msg/s; median ms; checked",
+             f"{r['bot_cpu_ms_per_message']:.2f}; {r['messages_per_s']:.0f}/s; {r['median_ms']:.1f}; "
+             f"{r['messages'] - r['answered']} lost, {r['doubled']} doubled",
              f"{r['straight_median_ms']:.1f} (the stand-in asked straight)",
              f"{r['median_ms'] / r['straight_median_ms']:.1f}" if r["straight_median_ms"] else "")
             for r in result["rows"]]

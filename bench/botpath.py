@@ -3,9 +3,8 @@ Redis as in the replica layout, against an instant stand-in for Rasa (so that no
 bot's path is measured), Telegram's pace lifted. The bot process's CPU is read from /proc.
 
 Clients write through the emulator, each the next message once the answer came (closed loop),
-at 1 and at CLIENTS clients. The stand-in answers every message at once with the shape of the
-assistant's answers: one line, and for a question a second with three buttons (so two or three
-sends a message, and the buttons stored). Baseline, in the same run: the same messages straight
+at 1 and at 20 clients. The stand-in answers every message at once with the shape of the
+assistant's answers: one message, with three buttons for a question (so the buttons are stored). Baseline, in the same run: the same messages straight
 to the stand-in's REST webhook at the same concurrency (its latency is what the bot adds to).
 
 The stand-in is for this measurement only: `python -m bench.botpath --stand-in PORT` serves it.
@@ -30,23 +29,25 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from bench.e2e import MESSAGES, REPLY_TIMEOUT
-from bench.scale import PG_URL, REDIS_DB, Replies, services_unavailable
-from bot.emulator import BotApiEmulator, User
+from bench.scale import PG_URL, REDIS_DB, closed_loop, services_unavailable
+from bot.emulator import BotApiEmulator
 
 LOADS = ((1, 200), (20, 50))  # (clients, messages each)
 WARM_UP = (10, 5)
 
 
 def answer(sender: str, message: str) -> list[dict]:
-    """What the stand-in answers: the assistant's shape, at no cost."""
-    answers = [{"recipient_id": sender, "text": f"Bonjour ! Vous avez écrit : {message[:40]}"}]
-    if "?" in message:
-        answers.append({"recipient_id": sender, "text": "Voici ce que j'ai trouvé :\n- Imprimante laser : 129,90 €\n"
-                                                         "- Imprimante jet d'encre : 89,00 €",
-                        "buttons": [{"title": "Imprimante laser", "payload": "/product_details"},
-                                    {"title": "Jet d'encre", "payload": "/product_details"},
-                                    {"title": "Parler à un conseiller", "payload": "/human_handoff"}]})
-    return answers
+    """What the stand-in answers: the assistant's shape, at no cost. One message an answer (as the
+    assistant answers the bench's messages): a second one would be taken for the answer to the
+    client's next message."""
+    text = f"Bonjour ! Vous avez écrit : {message[:40]}"
+    if "?" not in message:
+        return [{"recipient_id": sender, "text": text}]
+    return [{"recipient_id": sender, "text": f"{text}\nVoici ce que j'ai trouvé :\n- Imprimante laser : 129,90 €\n"
+                                              "- Imprimante jet d'encre : 89,00 €",
+             "buttons": [{"title": "Imprimante laser", "payload": "/product_details"},
+                         {"title": "Jet d'encre", "payload": "/product_details"},
+                         {"title": "Parler à un conseiller", "payload": "/human_handoff"}]}]
 
 
 def serve_stand_in(port: int) -> None:
@@ -84,27 +85,6 @@ def wait_for(url: str, timeout: float = 30.0) -> None:
 def cpu_of(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def through_the_bot(emulator: BotApiEmulator, first_id: int, clients: int, each: int) -> tuple[list[float], float]:
-    replies = Replies(asyncio.get_running_loop())
-    emulator.listeners.append(replies)
-
-    async def client(number: int) -> None:
-        user = User(id=first_id + number, first_name=f"Path{number}", language_code="fr")
-        for i in range(each):
-            future = replies.sent(user.id)
-            emulator.user_says(user, MESSAGES[(number + i) % len(MESSAGES)])
-            try:
-                await asyncio.wait_for(future, REPLY_TIMEOUT)
-            except asyncio.TimeoutError:
-                pass
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client(n) for n in range(clients)))
-    seconds = time.perf_counter() - started
-    emulator.listeners.remove(replies)
-    return replies.latencies, seconds
 
 
 async def straight(url: str, first_id: int, clients: int, each: int) -> list[float]:
@@ -159,14 +139,15 @@ def run() -> dict:
             layout.wait_bots(60)
             pid = layout.services.processes["bot1"].pid
             ids = itertools.count(8_000_000, 10_000)
-            asyncio.run(through_the_bot(emulator, next(ids), *WARM_UP))
+            asyncio.run(closed_loop(emulator, next(ids), *WARM_UP))
             for clients, each in LOADS:
                 before = cpu_of(pid)
-                latencies, seconds = asyncio.run(through_the_bot(emulator, next(ids), clients, each))
+                (latencies, _, seconds), check = asyncio.run(closed_loop(emulator, next(ids), clients, each))
                 spent = cpu_of(pid) - before
                 raw = asyncio.run(straight(rasa_url, next(ids), clients, each))
                 messages = clients * each
                 rows.append({"clients": clients, "messages": messages, "answered": len(latencies),
+                             "doubled": check["doubled"],
                              "bot_cpu_ms_per_message": spent * 1000 / max(1, len(latencies)),
                              "messages_per_s": len(latencies) / seconds,
                              "median_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),

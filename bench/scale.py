@@ -101,7 +101,8 @@ def row(latencies: list[float], expected: int, seconds: float) -> dict:
             "p95_ms": percentile(latencies, 0.95) * 1000, "messages_per_s": len(latencies) / seconds}
 
 
-async def closed_loop(emulator: BotApiEmulator, first_id: int) -> tuple[tuple[list[float], int, float], dict]:
+async def closed_loop(emulator: BotApiEmulator, first_id: int, clients: int = CLIENTS,
+                      per_client: int = PER_CLIENT) -> tuple[tuple[list[float], int, float], dict]:
     replies = Replies(asyncio.get_running_loop())
     emulator.listeners.append(replies)
     written: dict[int, list[str]] = {}
@@ -109,7 +110,7 @@ async def closed_loop(emulator: BotApiEmulator, first_id: int) -> tuple[tuple[li
     async def client(number: int) -> None:
         user = User(id=first_id + number, first_name=f"Scale{number}", language_code="fr")
         written[user.id] = []
-        for i in range(PER_CLIENT):
+        for i in range(per_client):
             said = MESSAGES[(number + i) % len(MESSAGES)]
             written[user.id].append(said)
             future = replies.sent(user.id)
@@ -120,12 +121,12 @@ async def closed_loop(emulator: BotApiEmulator, first_id: int) -> tuple[tuple[li
                 pass
 
     started = time.perf_counter()
-    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
+    await asyncio.gather(*(client(n) for n in range(clients)))
     seconds = time.perf_counter() - started
     await asyncio.sleep(1.0)  # a doubled answer lands now
     emulator.listeners.remove(replies)
     doubled = sum(max(0, replies.counts[chat] - len(said)) for chat, said in written.items())
-    return (replies.latencies, CLIENTS * PER_CLIENT, seconds), {"written": written, "doubled": doubled}
+    return (replies.latencies, clients * per_client, seconds), {"written": written, "doubled": doubled}
 
 
 async def straight_to_rasa(rasa_url: str, first_id: int) -> tuple[list[float], int, float]:

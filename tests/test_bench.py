@@ -84,9 +84,10 @@ def test_one_table(capsys):
 
 
 def test_the_bot_path_rows_say_its_cost_or_why_it_was_skipped():
-    [row] = rows_botpath({"rows": [{"clients": 20, "messages": 1000, "answered": 1000, "bot_cpu_ms_per_message": 5.25,
-                                    "messages_per_s": 170.0, "median_ms": 90.0, "straight_median_ms": 30.0}]})
-    assert row[3] == "5.25; 170/s; 90.0" and row[5] == "3.0"
+    [row] = rows_botpath({"rows": [{"clients": 20, "messages": 1000, "answered": 998, "doubled": 1,
+                                    "bot_cpu_ms_per_message": 5.25, "messages_per_s": 170.0, "median_ms": 90.0,
+                                    "straight_median_ms": 30.0}]})
+    assert row[3] == "5.25; 170/s; 90.0; 2 lost, 1 doubled" and row[5] == "3.0"
     [skipped] = rows_botpath({"benchmark": "botpath", "skipped": "PostgreSQL or Redis unreachable"})
     assert "skipped: PostgreSQL or Redis unreachable" in skipped[3]
 
