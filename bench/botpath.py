@@ -4,8 +4,9 @@ bot's path is measured), Telegram's pace lifted. The bot process's CPU is read f
 
 Clients write through the emulator, each the next message once the answer came (closed loop),
 at 1 and at 20 clients. The stand-in answers every message at once with the shape of the
-assistant's answers: one message, with three buttons for a question (so the buttons are stored). Baseline, in the same run: the same messages straight
-to the stand-in's REST webhook at the same concurrency (its latency is what the bot adds to).
+assistant's answers: one message, with three buttons for a question (so the buttons are stored).
+Baseline, in the same run: the same messages straight to the stand-in's REST webhook at the same
+concurrency (its latency is what the bot adds to).
 
 The stand-in is for this measurement only: `python -m bench.botpath --stand-in PORT` serves it.
 
