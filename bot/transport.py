@@ -104,5 +104,5 @@ class TelegramRequest(BaseRequest):
                 return response.status, await response.read()
         except asyncio.TimeoutError as err:  # aiohttp's ServerTimeoutError is one too
             raise TimedOut from err
-        except aiohttp.ClientError as err:
-            raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
+        except aiohttp.ClientError as err:  # the URL holds the bot's token: never in the message (nor the log)
+            raise NetworkError(f"aiohttp.{err.__class__.__name__}: {str(err).replace(url, '<Bot API URL>')}") from err

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import threading
 
+import aiohttp
 import pytest
 from telegram import Bot, InputFile
 from telegram.error import NetworkError, TimedOut
@@ -72,7 +73,7 @@ async def test_telegram_unreachable_is_a_network_error_and_silence_a_time_out():
     await bot.request.initialize()
     with pytest.raises(NetworkError) as refused:
         await bot.send_message(501, "Bonjour")
-    assert not isinstance(refused.value, TimedOut)
+    assert not isinstance(refused.value, TimedOut) and TOKEN not in str(refused.value)
     await bot.request.shutdown()
     silent = Silent()
     try:
@@ -83,6 +84,21 @@ async def test_telegram_unreachable_is_a_network_error_and_silence_a_time_out():
         await bot.request.shutdown()
     finally:
         silent.close()
+
+
+async def test_an_error_naming_the_url_does_not_carry_the_bots_token(monkeypatch):
+    request = TelegramRequest()
+    await request.initialize()
+    url = f"http://127.0.0.1:1/bot{TOKEN}/sendMessage"
+
+    def refuse(*args, **kwargs):
+        raise aiohttp.InvalidURL(url)
+
+    monkeypatch.setattr(request._session, "request", refuse)
+    with pytest.raises(NetworkError) as raised:
+        await request.do_request(url, "POST")
+    assert TOKEN not in str(raised.value) and "<Bot API URL>" in str(raised.value)
+    await request.shutdown()
 
 
 async def test_an_uninitialised_request_is_refused_rather_than_sent():
