@@ -35,9 +35,8 @@ class RasaClient:
     order, instead of timing out inside Rasa (the client told Rasa is down, then answered twice).
     Over aiohttp (bot/transport.py): its session opened in the event loop that first uses it."""
 
-    def __init__(self, base_url: str, token: str, timeout_seconds: float, concurrency: int = 16):
+    def __init__(self, base_url: str, timeout_seconds: float, concurrency: int = 16):
         self.base_url = base_url.rstrip("/")
-        self.token = token
         self._limit = concurrency + 4
         self._timeout = timeout(connect=3.0, read=timeout_seconds, write=timeout_seconds)
         self._slots = asyncio.Semaphore(concurrency)

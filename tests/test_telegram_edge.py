@@ -223,7 +223,7 @@ async def test_messages_written_while_rasa_is_down_are_answered_once_when_it_is_
                 assert [owed.text for owed in backlog(s)] == ["hello?", "et des souris ?"]
             down["on"] = False
             # Two bot processes (two Assistants on one database) catch up at the same instant.
-            twin = Assistant(helper.engine, RasaClient(stub.url, "test-token-for-rasa-0123", 5.0))
+            twin = Assistant(helper.engine, RasaClient(stub.url, 5.0))
             done = await asyncio.gather(helper.answer_backlog(bot.application.bot),
                                         twin.answer_backlog(bot.application.bot))
             await twin.rasa.close()

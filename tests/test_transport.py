@@ -113,7 +113,7 @@ async def test_rasa_answers_are_parsed_and_each_failure_is_rasa_unavailable():
         (200, "not a list"),
     ])
     stub = StubRasa(lambda sender, message, metadata: next(replies))
-    rasa = RasaClient(stub.url, "token", 5.0)
+    rasa = RasaClient(stub.url, 5.0)
     try:
         [answer] = await rasa.send("7", "salut", {"language": "fr"})
         assert (answer.text, answer.buttons) == ("Bonjour", [{"title": "Oui", "payload": "/affirm"}])
@@ -124,7 +124,7 @@ async def test_rasa_answers_are_parsed_and_each_failure_is_rasa_unavailable():
     finally:
         await rasa.close()
         stub.close()
-    down = RasaClient(f"http://127.0.0.1:{free_port()}", "token", 5.0)
+    down = RasaClient(f"http://127.0.0.1:{free_port()}", 5.0)
     with pytest.raises(RasaUnavailable):
         await down.send("7", "salut", {})
     assert await down.probe(f"http://127.0.0.1:{free_port()}/health") is False
@@ -133,7 +133,7 @@ async def test_rasa_answers_are_parsed_and_each_failure_is_rasa_unavailable():
 
 async def test_rasa_silent_past_its_timeout_is_unavailable_not_a_hang():
     silent = Silent()
-    rasa = RasaClient(silent.url, "token", 0.5)
+    rasa = RasaClient(silent.url, 0.5)
     try:
         started = asyncio.get_running_loop().time()
         with pytest.raises(RasaUnavailable):
@@ -148,7 +148,7 @@ def test_one_rasa_client_serves_event_loops_one_after_the_other():
     """The CLI and the tests run several asyncio.run() in a process: a session opened in a loop
     that ended is not reused."""
     stub = StubRasa(lambda sender, message, metadata: [{"recipient_id": sender, "text": message.upper()}])
-    rasa = RasaClient(stub.url, "token", 5.0)
+    rasa = RasaClient(stub.url, 5.0)
     try:
         for said in ("un", "deux"):
             [answer] = asyncio.run(rasa.send("7", said, {}))
@@ -166,12 +166,12 @@ async def test_the_proxy_of_the_environment_is_used_and_no_proxy_respected(monke
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "direct.invalid")
     transport._proxy.cache_clear()
-    rasa = RasaClient("http://rasa.invalid:5005", "token", 5.0)
+    rasa = RasaClient("http://rasa.invalid:5005", 5.0)
     try:
         [answer] = await rasa.send("7", "salut", {})
         assert answer.text == "via the proxy"
         assert transport.proxy_for("http://direct.invalid:5005/webhooks/rest/webhook") is None
-        direct = RasaClient("http://direct.invalid:5005", "token", 5.0)
+        direct = RasaClient("http://direct.invalid:5005", 5.0)
         with pytest.raises(RasaUnavailable):  # not sent to the proxy: the host does not exist
             await direct.send("7", "salut", {})
         await direct.close()
