@@ -8,10 +8,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update, User
@@ -46,11 +47,13 @@ from bot.staff import order_command, resolve_command
 from bot.texts import TEXTS, commands
 from bot.transport import TelegramRequest
 from crm.clients import (
+    Known,
     TelegramProfile,
     backlog,
     claim_unanswered,
     mark_answered,
     recorded,
+    recorded_id,
     recorded_message,
     record_answers,
     record_incoming,
@@ -75,6 +78,9 @@ from crm.staff import staff_role
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_TEXT = 4096
+# (update id, what converse's record_in returns) of the update this task handles, when
+# AssistantApplication.process_update recorded its message with the chat's look-up.
+RECORDED: ContextVar = ContextVar("recorded", default=None)
 
 
 class Assistant:
@@ -169,24 +175,22 @@ class Assistant:
             message = recorded_message(session, update_id)
             if message is not None and (message.answered or message.direction != "in" or not orphans):
                 return None
-            if message is not None:  # recorded by a process that died before answering: ours now
-                message.claimed_at = clock.now()
-                client = session.get(Client, message.client_id)
-            else:
-                client = touch_client(session, profile(user)) or register_client(session, profile(user))[0]
-            # A typed answer naming one of the buttons on screen ("livraison", "mardi 10h") is
-            # that button pressed; anything else goes to Rasa as written.
-            said = (typed_choice(session, client, text) if kind == "text" else None) or text
-            # Read by the model (the action server notes a fallback), or not at all.
-            read = True if kind == "text" and said == text and not text.startswith("/") else None
             if message is None:
-                return client.id, client.language, record_incoming(session, client.id, text, kind, update_id, read), \
-                    said, False
+                client = touch_client(session, profile(user)) or register_client(session, profile(user))[0]
+                return record_new(session, client, text, kind, update_id)
+            # Recorded by a process that died before answering: ours now.
+            message.claimed_at = clock.now()
+            client = session.get(Client, message.client_id)
+            said, read = what_goes_to_rasa(session, client, text, kind)
             if read:
                 message.understood = True
             return client.id, client.language, message.id, said, True
 
-        found = await self.db(record_in)
+        prefetched = RECORDED.get()
+        if prefetched is not None and update_id is not None and prefetched[0] == update_id and kind == "text":
+            found = prefetched[1]  # recorded with the chat's look-up (AssistantApplication.process_update)
+        else:
+            found = await self.db(record_in)
         if found is None:
             return
         client_id, language, message_id, said, orphan = found
@@ -289,6 +293,29 @@ class Assistant:
             await privacy.deliver_privacy(bot, self, User(chat_id, "", False), chat_id, kind)
 
 
+def what_goes_to_rasa(session: Session | Connection, client: Client | Known, text: str,
+                      kind: str) -> tuple[str, bool | None]:
+    """What Rasa is sent for a client's message, and whether the model reads it (True: the action
+    server notes a fallback on it; None: not read by the model). A typed answer naming one of the
+    buttons on screen ("livraison", "mardi 10h") is that button pressed; anything else goes to
+    Rasa as written."""
+    said = (typed_choice(session, client, text) if kind == "text" else None) or text
+    return said, (True if kind == "text" and said == text and not text.startswith("/") else None)
+
+
+def record_new(session: Session | Connection, client: Client | Known, text: str, kind: str,
+               update_id: int | None) -> tuple[int, str, int, str, bool]:
+    """A known client's message not recorded yet, recorded owed its answer: (client id, language,
+    message id, what goes to Rasa, False: no process answered it before)."""
+    said, read = what_goes_to_rasa(session, client, text, kind)
+    return client.id, client.language, record_incoming(session, client.id, text, kind, update_id, read), said, False
+
+
+def typed_text(update: Update) -> str:
+    """What a text message says, as the assistant reads it."""
+    return (update.effective_message.text or "").strip()[:MAX_TEXT]
+
+
 def back_text(quoted: str, language: str) -> str:
     """The apology before a late answer, quoting the message it answers (a text)."""
     return TEXTS.t("back" if quoted else "back_no_quote", language, text=shorten(quoted, 120))
@@ -367,7 +394,7 @@ async def language_chosen(update: Update, context: Context) -> None:
 
 async def text_message(update: Update, context: Context) -> None:
     message = update.effective_message
-    text = (message.text or "").strip()[:MAX_TEXT]
+    text = typed_text(update)
     if not text:
         _, language = await context.assistant.client(update.effective_user)
         await safe_send(context.bot, message.chat_id, TEXTS.t("empty", language))
@@ -700,16 +727,28 @@ class AssistantApplication(Application):
             await self._handle(update)
             return
         helper = self.assistant
+        # A known client's text to the assistant (the path of most messages) is recorded in the same
+        # unit of work as the look-up, when nothing comes before it: text_message would record it
+        # next (converse finds it in RECORDED).
+        text = typed_text(update) if update.message is not None and update.effective_user is not None else ""
+        text = text if not text.startswith("/") else ""
 
-        def look(session):  # one round trip: the chat's earlier updates, and who is concerned
+        def look(session):  # the chat's earlier updates, and who is concerned
             mine_only = None if helper.replicas.shared else helper.replicas.me
-            return (*inbox.pending_through(session, chat_id, update.update_id, mine_only), route_of(session, chat_id))
+            earlier, mine = inbox.pending_through(session, chat_id, update.update_id, mine_only)
+            route = route_of(session, chat_id)
+            recorded = None
+            if text and mine and not earlier and route is not None and route.assistant_only \
+                    and recorded_id(session, update.update_id) is None:
+                client = touch_client(session, profile(update.effective_user))
+                recorded = record_new(session, client, text, "text", update.update_id) if client else None
+            return earlier, mine, route, recorded
 
         async with helper.chat_lock(chat_id):
             try:
-                earlier, mine, route = await helper.db(look, core=True)
+                earlier, mine, route, recorded = await helper.db(look, core=True)
             except DBAPIError:  # the handlers meet it too: on_error handles the update again later
-                earlier, mine, route = [], True, None
+                earlier, mine, route, recorded = [], True, None, None
             if not mine:
                 return
             # A live process's updates wait for this lock, whatever their age: handled in turn.
@@ -723,9 +762,11 @@ class AssistantApplication(Application):
                     continue
                 await self._handle(before)
             token = ROUTE.set((update.update_id, route))
+            recorded_token = RECORDED.set((update.update_id, recorded) if recorded else None)
             try:
                 await self._handle(update)
             finally:
+                RECORDED.reset(recorded_token)
                 ROUTE.reset(token)
 
     async def _handle(self, update: object) -> None:

@@ -148,10 +148,15 @@ def recorded_message(session: Session, update_id: int | None) -> ConversationMes
     """The message of this Telegram update if it is already recorded (the update is replayed
     after a crash: what was done for it is not done twice). Only recent messages count: update
     ids are not unique over time."""
+    found = recorded_id(session, update_id)
+    return session.get(ConversationMessage, found) if found is not None else None
+
+
+def recorded_id(session: Session | Connection, update_id: int | None) -> int | None:
+    """The id of the message of this update if it is already recorded (recorded_message)."""
     if update_id is None:
         return None
-    found = session.scalar(_RECORDED, {"update": update_id, "since": clock.now() - REPLAY_WINDOW})
-    return session.get(ConversationMessage, found) if found is not None else None
+    return session.scalar(_RECORDED, {"update": update_id, "since": clock.now() - REPLAY_WINDOW})
 
 
 def recorded(session: Session, update_id: int | None) -> bool:

@@ -94,6 +94,33 @@ async def test_a_typed_answer_naming_a_button_on_screen_presses_it(bot, stub):
     assert "livraison" in typed, "the client's own words are what the conversation log keeps"
 
 
+async def test_each_message_is_recorded_once_and_named_to_the_assistant(bot, stub):
+    """A known client's text is recorded with the chat's look-up (one unit of work): each message
+    once, in order, answered, and the row Rasa is told about (the one the action server marks when
+    the model falls back) is that message's."""
+    stub.reply = lambda s, m, md: [{"text": "Choisissez :", "buttons": [
+        {"title": "Livraison", "payload": '/inform{"complaint_category":"delivery"}'}]}] if m == "menu" \
+        else echo(s, m, md)
+    written = ["bonjour", "menu", "livraison", "vous livrez le samedi ?"]
+    for text in written:
+        await bot.say(FR, text)
+    deadline = time.monotonic() + 10  # the last answer's record follows its send
+    while True:
+        with crm(bot) as s:
+            rows = s.execute(select(ConversationMessage.id, ConversationMessage.text, ConversationMessage.answered,
+                                    ConversationMessage.understood)
+                             .where(ConversationMessage.direction == "in").order_by(ConversationMessage.id)).all()
+        if all(row.answered for row in rows) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert [row.text for row in rows] == written
+    assert all(row.answered for row in rows)
+    assert [m["metadata"]["message"] for m in stub.received] == [row.id for row in rows]
+    # Read by the model, except the word that pressed the button on screen.
+    assert [row.understood for row in rows] == [True, True, None, True]
+    assert stub.received[2]["message"] == '/inform{"complaint_category":"delivery"}'
+
+
 async def test_buttons_of_an_earlier_answer_are_not_on_screen(bot, stub):
     stub.reply = lambda s, m, md: ([{"text": "Choisissez :", "buttons": [
         {"title": "Livraison", "payload": '/inform{"complaint_category":"delivery"}'}]}, {"text": "Autre chose ?"}]
