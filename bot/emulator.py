@@ -8,19 +8,20 @@ is kept in `sent`. `responder` may answer a call with an error (429, 403, 5xx) t
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 BOT_ID = 999_000_001
+# Telegram keeps its webhook connections open, up to setWebhook's max_connections (40 by default).
+MAX_CONNECTIONS = 40
 JSON_FIELDS = {
     "reply_markup", "entities", "caption_entities", "allowed_updates", "commands", "scope",
     "link_preview_options", "reply_parameters", "media",
@@ -99,6 +100,7 @@ class BotApiEmulator:
         self._deliveries: dict[int | None, list[dict]] = {}  # chat -> its updates not delivered yet
         self._spread: itertools.cycle | None = None  # balance(): a load balancer's round robin
         self.undelivered: list[dict] = []  # updates the webhook refused for two minutes
+        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}  # kept-alive connections
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -117,6 +119,9 @@ class BotApiEmulator:
     def stop(self) -> None:
         with self._cond:
             self._cond.notify_all()
+            idle, self._idle = self._idle, {}
+        for connection in itertools.chain.from_iterable(idle.values()):
+            connection.close()
         self._server.shutdown()
         self._server.server_close()
 
@@ -222,18 +227,49 @@ class BotApiEmulator:
         headers = {"Content-Type": "application/json",
                    **({"X-Telegram-Bot-Api-Secret-Token": webhook["secret_token"]}
                       if webhook.get("secret_token") else {})}
+        body = json.dumps(update).encode()
         # Telegram retries a failed delivery for hours; here for about two minutes, backing off.
         for attempt in range(30):
             with self._cond:
                 url = next(self._spread) if self._spread is not None else webhook["url"]
-            request = urllib.request.Request(url, data=json.dumps(update).encode(), method="POST", headers=headers)
-            try:
-                with urllib.request.urlopen(request, timeout=10):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(min(0.2 * (attempt + 1), 5.0))
+            if self._post(url, body, headers):
+                return
+            time.sleep(min(0.2 * (attempt + 1), 5.0))
         with self._cond:
             self.undelivered.append(update)
+
+    def _post(self, url: str, body: bytes, headers: dict) -> bool:
+        """One webhook call, on a connection kept open from an earlier one when there is one (as
+        Telegram keeps them): whether the webhook took the update (a 2xx answer)."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        with self._cond:
+            idle = self._idle.get(key)
+            connection = idle.pop() if idle else None
+        reused = connection is not None
+        while True:
+            if connection is None:
+                kind = http.client.HTTPSConnection if key[0] == "https" else http.client.HTTPConnection
+                connection = kind(key[1], key[2], timeout=10)
+            try:
+                connection.request("POST", target, body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                if reused:  # closed by the other end while it was idle: once more, on a new connection
+                    connection, reused = None, False
+                    continue
+                return False
+            break
+        with self._cond:
+            idle = self._idle.setdefault(key, [])
+            if response.will_close or len(idle) >= MAX_CONNECTIONS:
+                connection.close()
+            else:
+                idle.append(connection)
+        return 200 <= response.status < 300
 
     # --- waiting for the bot ---------------------------------------------------------------------
     def messages_to(self, chat_id: int) -> list[Sent]:

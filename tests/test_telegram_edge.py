@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -375,6 +376,52 @@ class WebhookBot:
         if not done:  # stopping waits for every update in hand: a stuck one must not stall the suite
             self.task.cancel()
             await asyncio.wait({self.task}, timeout=10)
+
+
+def test_the_emulator_keeps_its_webhook_connections_open_as_telegram_does():
+    """Telegram calls a webhook on connections it keeps open (so the bench charges the bot no
+    connection per update); one the webhook closed in between is replaced, the update not lost."""
+    import http.server
+    import threading
+
+    from bot.emulator import BotApiEmulator
+
+    received, connections = [], []
+
+    class Webhook(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            connections.append(self.client_address)
+            super().setup()
+
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["update_id"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.close_connection = len(received) == 3  # closed after the third, without saying so
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    emulator = BotApiEmulator().start()
+    try:
+        emulator.webhook = {"url": f"http://127.0.0.1:{server.server_address[1]}/telegram", "secret_token": "s"}
+        sent = []
+        for text in ["un", "deux", "trois", "quatre", "cinq"]:
+            sent.append(emulator.user_says(FR, text))
+            deadline = time.monotonic() + 10
+            while len(received) < len(sent) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert received == sent and emulator.undelivered == []
+        assert len(connections) == 2, "one connection for the first three updates, a new one after it was closed"
+    finally:
+        emulator.stop()
+        server.shutdown()
+        server.server_close()
 
 
 async def test_webhook_mode_checks_the_secret_token_and_refuses_what_is_no_update(database_url, stub):
