@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from datetime import datetime
 from typing import TypeVar
 
@@ -78,9 +77,6 @@ from crm.staff import staff_role
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_TEXT = 4096
-# (update id, what converse's record_in returns) of the update this task handles, when
-# AssistantApplication.process_update recorded its message with the chat's look-up.
-RECORDED: ContextVar = ContextVar("recorded", default=None)
 
 
 class Assistant:
@@ -186,9 +182,9 @@ class Assistant:
                 message.understood = True
             return client.id, client.language, message.id, said, True
 
-        prefetched = RECORDED.get()
-        if prefetched is not None and update_id is not None and prefetched[0] == update_id and kind == "text":
-            found = prefetched[1]  # recorded with the chat's look-up (AssistantApplication.process_update)
+        looked = ROUTE.get()
+        if looked is not None and looked[0] == update_id and looked[2] is not None and kind == "text":
+            found = looked[2]  # recorded with the chat's look-up (AssistantApplication.process_update)
         else:
             found = await self.db(record_in)
         if found is None:
@@ -729,7 +725,7 @@ class AssistantApplication(Application):
         helper = self.assistant
         # A known client's text to the assistant (the path of most messages) is recorded in the same
         # unit of work as the look-up, when nothing comes before it: text_message would record it
-        # next (converse finds it in RECORDED).
+        # next (converse finds it in ROUTE).
         text = typed_text(update) if update.message is not None and update.effective_user is not None else ""
         text = text if not text.startswith("/") else ""
 
@@ -761,12 +757,10 @@ class AssistantApplication(Application):
                     await helper.db(lambda s: inbox.done(s, before.update_id))
                     continue
                 await self._handle(before)
-            token = ROUTE.set((update.update_id, route))
-            recorded_token = RECORDED.set((update.update_id, recorded) if recorded else None)
+            token = ROUTE.set((update.update_id, route, recorded))
             try:
                 await self._handle(update)
             finally:
-                RECORDED.reset(recorded_token)
                 ROUTE.reset(token)
 
     async def _handle(self, update: object) -> None:

@@ -246,9 +246,9 @@ class BotApiEmulator:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         with self._cond:
             idle = self._idle.get(key)
-            connection = idle.pop() if idle else None
-        reused = connection is not None
-        while True:
+            kept = idle.pop() if idle else None
+        # A kept connection the other end closed while it was idle: once more at once, on a new one.
+        for connection in ([kept] if kept else []) + [None]:
             if connection is None:
                 kind = http.client.HTTPSConnection if key[0] == "https" else http.client.HTTPConnection
                 connection = kind(key[1], key[2], timeout=10)
@@ -256,13 +256,11 @@ class BotApiEmulator:
                 connection.request("POST", target, body=body, headers=headers)
                 response = connection.getresponse()
                 response.read()
+                break
             except (OSError, http.client.HTTPException):
                 connection.close()
-                if reused:  # closed by the other end while it was idle: once more, on a new connection
-                    connection, reused = None, False
-                    continue
-                return False
-            break
+        else:
+            return False
         with self._cond:
             idle = self._idle.setdefault(key, [])
             if response.will_close or len(idle) >= MAX_CONNECTIONS:

@@ -16,8 +16,10 @@ from telegram.ext import CallbackContext, ExtBot
 
 from bot.callbacks import parse
 
-# (update id, crm.handoffs.Route) of the update this task handles: bot.app's process_update reads
-# it with the chat's earlier updates, in the same query; the handlers skip what it rules out.
+# (update id, crm.handoffs.Route, its message recorded or None) of the update this task handles:
+# bot.app's process_update reads it with the chat's earlier updates, in the same unit of work; the
+# handlers skip what the route rules out, and converse takes the message recorded there (a known
+# client's text to the assistant) instead of recording it.
 ROUTE: ContextVar = ContextVar("route", default=None)
 
 
