@@ -117,7 +117,8 @@ async def through_telegram(emulator: BotApiEmulator, clients: int, per_client: i
 async def straight_to_rasa(settings: Settings, clients: int, per_client: int, first_id: int) -> dict:
     latencies: list[float] = []
     url = f"{settings.rasa_url}/webhooks/rest/webhook"
-    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=clients)) as http:
+    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=clients),
+                                 headers={"Authorization": f"Bearer {settings.rasa_token}"}) as http:
         async def client(number: int) -> None:
             sender = str(first_id + number)
             for i in range(per_client):

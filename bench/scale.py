@@ -129,9 +129,15 @@ async def closed_loop(emulator: BotApiEmulator, first_id: int, clients: int = CL
     return (replies.latencies, clients * per_client, seconds), {"written": written, "doubled": doubled}
 
 
-async def straight_to_rasa(rasa_url: str, first_id: int) -> tuple[list[float], int, float]:
+def rasa_http(token: str, connections: int) -> httpx.AsyncClient:
+    """A client of Rasa's REST channel, with the token it asks of every call (as the bot's)."""
+    return httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=connections),
+                             headers={"Authorization": f"Bearer {token}"})
+
+
+async def straight_to_rasa(rasa_url: str, token: str, first_id: int) -> tuple[list[float], int, float]:
     latencies: list[float] = []
-    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=CLIENTS)) as http:
+    async with rasa_http(token, CLIENTS) as http:
         async def client(number: int) -> None:
             for i in range(PER_CLIENT):
                 await rasa_message(http, rasa_url, first_id + number, MESSAGES[(number + i) % len(MESSAGES)], latencies)
@@ -183,14 +189,14 @@ async def open_loop(emulator: BotApiEmulator, rate: float, first_id: int, seed: 
     return result
 
 
-async def open_loop_rasa(rasa_url: str, rate: float, first_id: int, seed: int) -> dict:
+async def open_loop_rasa(rasa_url: str, token: str, rate: float, first_id: int, seed: int) -> dict:
     """The same schedule as open_loop (same seed), straight to Rasa's REST webhook."""
     latencies: list[float] = []
     clients = max(1, round(rate * 10))
     deadline = time.perf_counter() + OPEN_SECONDS
     rng = random.Random(seed)
     asked: list[asyncio.Task] = []
-    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=clients + 10)) as http:
+    async with rasa_http(token, clients + 10) as http:
         async def client(number: int) -> None:
             await asyncio.sleep(rng.uniform(0, 10))
             i = 0
@@ -290,7 +296,7 @@ def run() -> dict:
                     ours_parts.append(part)
                     written.update(check["written"])
                     doubled += check["doubled"]
-                    raw_parts.append(asyncio.run(straight_to_rasa(settings.rasa_url, next(ids))))
+                    raw_parts.append(asyncio.run(straight_to_rasa(settings.rasa_url, settings.rasa_token, next(ids))))
                 ours, raw = combine(ours_parts), combine(raw_parts)
                 answered = max(1, ours["answered"])
                 cpu = {name: seconds * 1000 / answered for name, seconds in spent.items()}
@@ -303,8 +309,8 @@ def run() -> dict:
                     for share in OPEN_LOOP:
                         seed = next(ids)
                         result = asyncio.run(open_loop(emulator, share * capacity, next(ids), seed))
-                        result["rasa_only"] = asyncio.run(open_loop_rasa(settings.rasa_url, share * capacity,
-                                                                         next(ids), seed))
+                        result["rasa_only"] = asyncio.run(open_loop_rasa(
+                            settings.rasa_url, settings.rasa_token, share * capacity, next(ids), seed))
                         result["share"] = share
                         open_rows.append(result)
             finally:

@@ -798,7 +798,7 @@ class AssistantApplication(Application):
 
 def build_application(settings: Settings, token: str | None = None) -> Application:
     engine = engine_for(settings.database_url)
-    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout, settings.rasa_concurrency)
+    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout, settings.rasa_concurrency, settings.rasa_token)
     application = (
         ApplicationBuilder()
         .application_class(AssistantApplication)

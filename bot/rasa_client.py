@@ -33,10 +33,13 @@ class RasaClient:
     """At most `concurrency` messages of this process in Rasa at once (RASA_CONCURRENCY): Rasa
     works through a burst at the same pace either way, but the messages beyond wait here, in
     order, instead of timing out inside Rasa (the client told Rasa is down, then answered twice).
-    Over aiohttp (bot/transport.py): its session opened in the event loop that first uses it."""
+    Over aiohttp (bot/transport.py): its session opened in the event loop that first uses it.
+    Every message carries `token` (RASA_TOKEN): our REST channel (nlu_components/channel.py)
+    answers nothing without it."""
 
-    def __init__(self, base_url: str, timeout_seconds: float, concurrency: int = 16):
+    def __init__(self, base_url: str, timeout_seconds: float, concurrency: int = 16, token: str = ""):
         self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._limit = concurrency + 4
         self._timeout = timeout(connect=3.0, read=timeout_seconds, write=timeout_seconds)
         self._slots = asyncio.Semaphore(concurrency)
@@ -60,12 +63,14 @@ class RasaClient:
             async with self._slots:
                 url = f"{self.base_url}/webhooks/rest/webhook"
                 async with self._http().post(
-                    url, timeout=self._timeout, proxy=proxy_for(url),
+                    url, timeout=self._timeout, proxy=proxy_for(url), headers=self._headers,
                     json={"sender": sender, "message": message, "metadata": metadata},
                 ) as response:
                     response.raise_for_status()
                     payload = await response.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 401:
+                log.error("Rasa refused the bot's token (401): set the same RASA_TOKEN for the bot and Rasa")
             log.warning("Rasa unavailable for %s: %s %s", sender, type(exc).__name__, exc)
             raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
         if not isinstance(payload, list):

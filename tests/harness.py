@@ -101,6 +101,7 @@ class StubRasa:
     def __init__(self, reply):
         self.reply = reply
         self.received: list[dict] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each call
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -110,6 +111,7 @@ class StubRasa:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.received.append(body)
+                stub.authorizations.append(self.headers.get("Authorization"))
                 answer = stub.reply(body["sender"], body["message"], body.get("metadata") or {})
                 status, payload = answer if isinstance(answer, tuple) else (200, answer)
                 data = json.dumps(payload).encode()

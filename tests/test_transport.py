@@ -131,6 +131,27 @@ async def test_rasa_answers_are_parsed_and_each_failure_is_rasa_unavailable():
     await down.close()
 
 
+async def test_every_message_to_rasa_carries_the_token_and_a_refusal_says_so(caplog):
+    """Our REST channel answers only the holder of RASA_TOKEN: the bot sends it with each message;
+    refused (tokens that differ), the message is Rasa unavailable (kept, answered later) and the
+    log says what to fix, without the token."""
+    token = "a-rasa-token-0123456789"
+    stub = StubRasa(lambda sender, message, metadata: [{"recipient_id": sender, "text": "ok"}] if len(stub.received) == 1
+                    else (401, {"error": "unauthorized"}))
+    rasa = RasaClient(stub.url, 5.0, token=token)
+    try:
+        [answer] = await rasa.send("7", "salut", {})
+        assert answer.text == "ok"
+        with pytest.raises(RasaUnavailable):
+            await rasa.send("7", "encore", {})
+    finally:
+        await rasa.close()
+        stub.close()
+    assert stub.authorizations == [f"Bearer {token}"] * 2
+    assert "Rasa refused the bot's token (401): set the same RASA_TOKEN" in caplog.text
+    assert token not in caplog.text
+
+
 async def test_rasa_silent_past_its_timeout_is_unavailable_not_a_hang():
     silent = Silent()
     rasa = RasaClient(silent.url, 0.5)

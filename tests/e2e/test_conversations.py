@@ -147,3 +147,34 @@ def test_no_secret_shows_on_a_command_line_and_the_stack_listens_on_loopback(sta
         assert settings.rasa_token not in words and settings.action_token not in words, name
     forged = {"next_action": "action_order_status", "sender_id": "1", "tracker": {"sender_id": "1"}, "domain": {}}
     assert httpx.post(f"{settings.action_url}/webhook", json=forged, timeout=10).status_code == 401
+
+
+def test_rasa_answers_only_the_bot_that_holds_its_token(stack):
+    """Rasa's port reached without RASA_TOKEN (a wrong one, none, a tampered body): 401 or 400,
+    and nothing reaches the conversation: nobody can write as a client (the actions trust the
+    sender id) or read their answers. With the token, the client is answered."""
+    import httpx
+
+    settings = stack.settings
+    webhook = f"{settings.rasa_url}/webhooks/rest/webhook"
+    sender = str(random.randint(10**9, 2 * 10**9))
+    said = {"sender": sender, "message": "où en est ma commande ?", "metadata": {"language": "fr"}}
+    refused = [
+        httpx.post(webhook, json=said, timeout=30),
+        httpx.post(webhook, json=said, headers={"Authorization": "Bearer not-the-token-0123456789"}, timeout=30),
+        httpx.post(webhook, json=said, headers={"Authorization": settings.rasa_token}, timeout=30),
+        httpx.post(webhook, json=said, params={"token": settings.rasa_token}, timeout=30),
+    ]
+    assert [r.status_code for r in refused] == [401] * 4
+    assert all("commande" not in r.text for r in refused)
+    tracker = httpx.get(f"{settings.rasa_url}/conversations/{sender}/tracker",
+                        params={"token": settings.rasa_token}, timeout=30).json()
+    assert [e for e in tracker["events"] if e["event"] == "user"] == []
+
+    bearer = {"Authorization": f"Bearer {settings.rasa_token}"}
+    for tampered in ({"sender": int(sender), "message": "bonjour"}, {"sender": sender}, ["bonjour"]):
+        assert httpx.post(webhook, json=tampered, headers=bearer, timeout=30).status_code == 400
+    assert httpx.post(webhook, content=b"{not json", headers=bearer, timeout=30).status_code == 400
+
+    answers = httpx.post(webhook, json={**said, "message": "bonjour"}, headers=bearer, timeout=60).json()
+    assert answers[0]["text"].startswith("Bonjour ! Je suis l'assistant relations clients.")
