@@ -21,6 +21,7 @@ Without Redis there is one process, and at start every unfinished update is a pr
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import secrets
@@ -49,6 +50,9 @@ def lock_name(key: Hashable) -> str:
 class Replicas:
     def __init__(self, redis_url: str | None = None, lease: float = LEASE):
         self.me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[-80:]
+        # Each hold's token in Redis: this process and a count, unique everywhere (redis-py would
+        # draw a uuid1, a call to libuuid's daemon socket at every message).
+        self._holds = itertools.count(1)
         self.lease = lease
         self._local: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._owners: dict[str, asyncio.Task] = {}
@@ -104,7 +108,7 @@ class Replicas:
 
         lock = self._client().lock(PREFIX + name, timeout=self.lease, sleep=0.01, thread_local=False)
         try:
-            if not await lock.acquire(blocking_timeout=MAX_HOLD):
+            if not await lock.acquire(blocking_timeout=MAX_HOLD, token=f"{self.me}:{next(self._holds)}"):
                 log.error("chat %s: its lock was held over %.0f s: going on without it", name, MAX_HOLD)
                 self.unshared += 1
                 lock = None

@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import func, select, update
 
 from bot.emulator import BotApiEmulator, User
-from bot.replicas import ALIVE_PREFIX, Replicas
+from bot.replicas import ALIVE_PREFIX, PREFIX, Replicas
 from crm import clock, inbox
 from crm.db import unit_of_work
 from crm.models import ConversationMessage, InboundUpdate
@@ -221,9 +221,13 @@ async def test_the_chat_lock_is_shared_by_two_processes_and_reentrant_in_a_task(
     key = f"k{random.randint(0, 10**9)}"
     first = asyncio.create_task(hold(one, key, 0.3))
     await asyncio.sleep(0.05)
+    # Who holds a chat, for an operator (`redis-cli get assistant:chat:…`): the holder process.
+    holder = await one._client().get(f"{PREFIX}test:{key}")
     await hold(two, key, 0)
     await first
     assert order == [f"{key} in", f"{key} out", f"{key} in", f"{key} out"]
+    assert holder.decode().startswith(f"{one.me}:")
+    assert await one._client().get(f"{PREFIX}test:{key}") is None  # released
     await one.beat()
     assert await two.dead([one.me, "never-seen", None]) == ["never-seen", None]
     await one.close()
