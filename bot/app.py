@@ -38,7 +38,7 @@ from bot.replicas import HEARTBEAT, Replicas
 from bot.render import CAPTION_LIMIT, keyboard, split_text
 from crm import clock, inbox, retention
 from crm.alerts import alert_profile_refused
-from crm.buttons import new_batch, payload_for, purge_buttons, store_buttons
+from crm.buttons import keep_buttons, new_batch, payload_for, plan_buttons, purge_buttons
 from crm.choices import typed_choice
 from bot.settings import Settings
 from bot.shared import ROUTE, Context, assistant_only, route as route_read, safe_send, score_button
@@ -257,14 +257,16 @@ class Assistant:
     async def deliver(self, bot, chat_id: int, client_id: int, answers: list[Answer],
                       message_id: int | None = None, update_id: int | None = None) -> None:
         """Send Rasa's answers, then record them (and the message they answer as answered, and
-        the update `update_id` done in the inbox when nothing is left to do for it). The buttons
-        of the last answer are the client's choices on screen (crm/choices.py)."""
+        the update `update_id` done in the inbox when nothing is left to do for it) with their
+        buttons' payloads, in one unit of work after the sends: the caller holds the chat's lock
+        until then, and a press is handled under that lock, so it always finds its payload. The
+        buttons of the last answer are the client's choices on screen (crm/choices.py)."""
         batch = new_batch() if answers and answers[-1].buttons else None
+        buttons: list[dict] = []  # kept with the answers, after the sends (crm.buttons.plan_buttons)
         for i, answer in enumerate(answers):
-            mine = batch if i == len(answers) - 1 else None
-            pairs = await self.db(lambda s: store_buttons(s, chat_id, answer.buttons, mine), core=True) \
-                if answer.buttons else []
-            markup = keyboard([(title, callback_data("choice", token)) for title, token in pairs])
+            rows = plan_buttons(chat_id, answer.buttons, batch if i == len(answers) - 1 else None)
+            buttons += rows
+            markup = keyboard([(row["title"], callback_data("choice", row["token"])) for row in rows])
             if answer.image:
                 caption = answer.text if len(answer.text) <= CAPTION_LIMIT else None
                 await safe_send(bot, chat_id, caption, photo=answer.image,
@@ -278,6 +280,7 @@ class Assistant:
         finishing = update_id if not any(a.privacy for a in answers) else None
 
         def record_out(session):
+            keep_buttons(session, buttons)
             record_answers(session, client_id, texts, batch, message_id)
             if finishing is not None:
                 inbox.done(session, finishing)

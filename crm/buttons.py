@@ -26,11 +26,22 @@ def store_buttons(session: Session | Connection, chat_id: int, buttons: list[dic
                   batch: str | None = None) -> list[tuple[str, str]]:
     """Keep each payload in the CRM, the buttons of one message under one batch; return (title,
     token) pairs: the token is what the button sends back."""
-    rows = [{"token": secrets.token_urlsafe(12), "chat_id": chat_id, "title": choice["title"][:255],
+    rows = plan_buttons(chat_id, buttons, batch)
+    keep_buttons(session, rows)
+    return [(row["title"], row["token"]) for row in rows]
+
+
+def plan_buttons(chat_id: int, buttons: list[dict], batch: str | None = None) -> list[dict]:
+    """The rows of `buttons` (each with its new token), not written yet: the bot sends an answer's
+    buttons, then keeps them with the answer in one unit of work (keep_buttons), holding the
+    chat's lock all along, so a press (handled under that lock) always finds them."""
+    return [{"token": secrets.token_urlsafe(12), "chat_id": chat_id, "title": choice["title"][:255],
              "payload": choice["payload"], "batch": batch} for choice in buttons]
+
+
+def keep_buttons(session: Session | Connection, rows: list[dict]) -> None:
     if rows:
         session.execute(_STORE, rows)
-    return [(choice["title"], row["token"]) for choice, row in zip(buttons, rows)]
 
 
 _STORE = insert(ButtonPayload.__table__)  # the buttons of most answers: built once

@@ -388,6 +388,29 @@ def test_the_crm_database_unreachable_for_a_few_seconds(world, pg_behind_a_proxy
     assert told, "clients who wrote during the outage were told their answer is coming"
 
 
+def test_connections_cut_while_idle_are_replaced_before_they_fail_a_message(pg_behind_a_proxy, monkeypatch):
+    """The CRM restarted (or a firewall dropped idle connections) while the processes waited: the
+    next unit of work gets a new connection, no error; a connection back in use at once is not
+    tested first (a round trip less on the path of every message)."""
+    import crm.db
+
+    proxy, url = pg_behind_a_proxy
+    monkeypatch.setattr(crm.db, "PING_AFTER_IDLE", 0.3)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            first = conn.scalar(text("select pg_backend_pid()"))
+        with engine.begin() as conn:  # back at once: the same connection, untested
+            assert conn.scalar(text("select pg_backend_pid()")) == first
+        proxy.down()
+        proxy.restore()
+        time.sleep(0.5)
+        with engine.begin() as conn:  # idle past PING_AFTER_IDLE and cut: replaced, not an error
+            assert conn.scalar(text("select pg_backend_pid()")) != first
+    finally:
+        engine.dispose()
+
+
 def test_the_bot_api_answering_429_500_and_time_outs_in_bursts(world):
     w = world()
     w.bot()
