@@ -35,7 +35,14 @@ class RasaClient:
     order, instead of timing out inside Rasa (the client told Rasa is down, then answered twice).
     Over aiohttp (bot/transport.py): its session opened in the event loop that first uses it.
     Every message carries `token` (RASA_TOKEN): our REST channel (nlu_components/channel.py)
-    answers nothing without it."""
+    answers nothing without it.
+
+    Each message goes on a new connection. Rasa's Sanic workers share one listening socket: a
+    kept-open connection stays with the worker that accepted it, and aiohttp reuses the connection
+    released last, so one worker got a bot's messages while another idled (2 workers, open loop at
+    half the capacity: median 183 ms against 131, p95 630 against 360). A new connection is
+    accepted by a worker that is waiting, an idle one. It costs a TCP handshake, ~0.1 ms of CPU,
+    beside Rasa's 100 ms a message."""
 
     def __init__(self, base_url: str, timeout_seconds: float, concurrency: int = 16, token: str = ""):
         self.base_url = base_url.rstrip("/")
@@ -49,7 +56,7 @@ class RasaClient:
     def _http(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
-            self._session, self._loop = session(self._limit), loop
+            self._session, self._loop = session(self._limit, force_close=True), loop
         return self._session
 
     async def close(self) -> None:

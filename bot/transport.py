@@ -30,9 +30,11 @@ def timeout(connect: float | None, read: float | None, write: float | None = Non
     return aiohttp.ClientTimeout(total=total, connect=waiting, sock_connect=connect, sock_read=read)
 
 
-def session(limit: int) -> aiohttp.ClientSession:
-    """A session for one event loop: at most `limit` connections, no cookies kept."""
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit), cookie_jar=aiohttp.DummyCookieJar())
+def session(limit: int, force_close: bool = False) -> aiohttp.ClientSession:
+    """A session for one event loop: at most `limit` connections, no cookies kept; `force_close`:
+    a new connection for each request (bot/rasa_client.py says why)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit, force_close=force_close),
+                                 cookie_jar=aiohttp.DummyCookieJar())
 
 
 @lru_cache(maxsize=64)

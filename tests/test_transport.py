@@ -152,6 +152,49 @@ async def test_every_message_to_rasa_carries_the_token_and_a_refusal_says_so(cap
     assert token not in caplog.text
 
 
+async def test_each_message_reaches_rasa_on_a_new_connection_so_its_workers_share_them():
+    """Rasa's workers share one listening socket: a message on a kept-open connection would go to
+    the worker that accepted it, busy or not. The server here keeps connections open (HTTP/1.1);
+    the bot still opens one a message."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections = []
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            connections.append(self.client_address)
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            data = json.dumps([{"recipient_id": body["sender"], "text": body["message"]}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rasa = RasaClient(f"http://127.0.0.1:{server.server_address[1]}", 5.0)
+    try:
+        for said in ("un", "deux", "trois"):
+            [answer] = await rasa.send("7", said, {})
+            assert answer.text == said
+    finally:
+        await rasa.close()
+        server.shutdown()
+        server.server_close()
+    assert len(connections) == 3
+
+
 async def test_rasa_silent_past_its_timeout_is_unavailable_not_a_hang():
     silent = Silent()
     rasa = RasaClient(silent.url, 0.5)
