@@ -9,7 +9,7 @@ Checked for every message: answered, once, and each client's messages recorded i
 written. Then, on the largest shape, an open-loop load:
 clients writing every 5 to 15 s (independent arrivals, near Poisson), at 25 %, 50 % and 90 % of
 the capacity just measured, through the bots and, on the same schedule, straight to Rasa; the
-latency at each is what clients feel in practice.
+latency at each is what clients feel in practice; ROUNDS rounds of each, alternating too.
 
 Needs PostgreSQL, Redis (127.0.0.1) and haproxy; skipped with the reason otherwise."""
 
@@ -36,6 +36,9 @@ from bot.emulator import BotApiEmulator, User
 
 CLIENTS, PER_CLIENT = 60, 4
 ROUNDS = 2  # closed-loop rounds of each load, alternating
+# Not counted, through both paths: the first messages after the layout starts (connections and
+# pools opened, Rasa's first inferences), which the first load would pay for alone.
+WARM_UP = (10, 2)  # clients, messages each
 SHAPES = ((1, 1), (2, 1), (1, 2), (2, 2))  # (Rasa workers, bot processes)
 OPEN_LOOP = (0.25, 0.5, 0.9)
 OPEN_SECONDS = 30.0
@@ -135,16 +138,17 @@ def rasa_http(token: str, connections: int) -> httpx.AsyncClient:
                              headers={"Authorization": f"Bearer {token}"})
 
 
-async def straight_to_rasa(rasa_url: str, token: str, first_id: int) -> tuple[list[float], int, float]:
+async def straight_to_rasa(rasa_url: str, token: str, first_id: int, clients: int = CLIENTS,
+                           per_client: int = PER_CLIENT) -> tuple[list[float], int, float]:
     latencies: list[float] = []
-    async with rasa_http(token, CLIENTS) as http:
+    async with rasa_http(token, clients) as http:
         async def client(number: int) -> None:
-            for i in range(PER_CLIENT):
+            for i in range(per_client):
                 await rasa_message(http, rasa_url, first_id + number, MESSAGES[(number + i) % len(MESSAGES)], latencies)
 
         started = time.perf_counter()
-        await asyncio.gather(*(client(n) for n in range(CLIENTS)))
-    return latencies, CLIENTS * PER_CLIENT, time.perf_counter() - started
+        await asyncio.gather(*(client(n) for n in range(clients)))
+    return latencies, clients * per_client, time.perf_counter() - started
 
 
 async def rasa_message(http: httpx.AsyncClient, rasa_url: str, sender: int, said: str, latencies: list[float]) -> None:
@@ -158,7 +162,8 @@ async def rasa_message(http: httpx.AsyncClient, rasa_url: str, sender: int, said
         pass
 
 
-async def open_loop(emulator: BotApiEmulator, rate: float, first_id: int, seed: int) -> dict:
+async def open_loop(emulator: BotApiEmulator, rate: float, first_id: int,
+                    seed: int) -> tuple[list[float], int, float]:
     """Clients writing every 5-15 s (10 s on average), as many as make `rate` messages a second."""
     replies = Replies(asyncio.get_running_loop())
     emulator.listeners.append(replies)
@@ -184,12 +189,11 @@ async def open_loop(emulator: BotApiEmulator, rate: float, first_id: int, seed: 
     while len(replies.latencies) < sent and time.perf_counter() < waited:
         await asyncio.sleep(0.2)
     emulator.listeners.remove(replies)
-    result = row(replies.latencies, sent, OPEN_SECONDS)
-    result.update(clients=clients, offered_per_s=rate)
-    return result
+    return replies.latencies, sent, OPEN_SECONDS
 
 
-async def open_loop_rasa(rasa_url: str, token: str, rate: float, first_id: int, seed: int) -> dict:
+async def open_loop_rasa(rasa_url: str, token: str, rate: float, first_id: int,
+                         seed: int) -> tuple[list[float], int, float]:
     """The same schedule as open_loop (same seed), straight to Rasa's REST webhook."""
     latencies: list[float] = []
     clients = max(1, round(rate * 10))
@@ -208,9 +212,7 @@ async def open_loop_rasa(rasa_url: str, token: str, rate: float, first_id: int, 
 
         await asyncio.gather(*(client(n) for n in range(clients)))
         await asyncio.gather(*asked)
-    result = row(latencies, len(asked), OPEN_SECONDS)
-    result.update(clients=clients, offered_per_s=rate)
-    return result
+    return latencies, len(asked), OPEN_SECONDS
 
 
 def cpu_seconds(layout) -> dict[str, float]:
@@ -283,6 +285,8 @@ def run() -> dict:
                             log_dir=tmp / "logs")
             try:
                 layout.start()
+                asyncio.run(closed_loop(emulator, next(ids), *WARM_UP))
+                asyncio.run(straight_to_rasa(settings.rasa_url, settings.rasa_token, next(ids), *WARM_UP))
                 spent: dict[str, float] = defaultdict(float)
                 ours_parts, raw_parts, written, doubled = [], [], {}, 0
                 for _ in range(ROUNDS):
@@ -307,12 +311,14 @@ def run() -> dict:
                 if (workers, bots) == SHAPES[-1]:
                     capacity = ours["messages_per_s"]
                     for share in OPEN_LOOP:
-                        seed = next(ids)
-                        result = asyncio.run(open_loop(emulator, share * capacity, next(ids), seed))
-                        result["rasa_only"] = asyncio.run(open_loop_rasa(
-                            settings.rasa_url, settings.rasa_token, share * capacity, next(ids), seed))
-                        result["share"] = share
-                        open_rows.append(result)
+                        rate, ours_parts, raw_parts = share * capacity, [], []
+                        for _ in range(ROUNDS):  # alternating, each pair on the same schedule
+                            seed = next(ids)
+                            ours_parts.append(asyncio.run(open_loop(emulator, rate, next(ids), seed)))
+                            raw_parts.append(asyncio.run(open_loop_rasa(
+                                settings.rasa_url, settings.rasa_token, rate, next(ids), seed)))
+                        open_rows.append({**combine(ours_parts), "rasa_only": combine(raw_parts), "share": share,
+                                          "clients": max(1, round(rate * 10)), "offered_per_s": rate})
             finally:
                 layout.stop()
                 emulator.stop()
