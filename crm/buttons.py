@@ -34,9 +34,12 @@ def store_buttons(session: Session | Connection, chat_id: int, buttons: list[dic
 def plan_buttons(chat_id: int, buttons: list[dict], batch: str | None = None) -> list[dict]:
     """The rows of `buttons` (each with its new token), not written yet: the bot sends an answer's
     buttons, then keeps them with the answer in one unit of work (keep_buttons), holding the
-    chat's lock all along, so a press (handled under that lock) always finds them."""
+    chat's lock all along, so a press (handled under that lock) always finds them. Dated now,
+    before the send: a button sent before the desk took the conversation stays one
+    (payload_for's `sent_after`) even when it is written down after."""
+    now = clock.now()
     return [{"token": secrets.token_urlsafe(12), "chat_id": chat_id, "title": choice["title"][:255],
-             "payload": choice["payload"], "batch": batch} for choice in buttons]
+             "payload": choice["payload"], "batch": batch, "created_at": now} for choice in buttons]
 
 
 def keep_buttons(session: Session | Connection, rows: list[dict]) -> None:

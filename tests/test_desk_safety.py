@@ -224,6 +224,24 @@ async def test_while_the_desk_holds_the_conversation_nothing_reaches_rasa(desk, 
     assert stub.received[-1]["message"].startswith('/choose_slot{"meeting_slot":'), "the desk's own buttons work"
 
 
+def test_a_button_sent_before_the_desk_took_the_conversation_stays_old_though_written_down_after(
+        session, time_machine):
+    """The bot writes an answer's buttons down after sending them: a button made before the desk
+    took the conversation is refused as one, whenever its row was written."""
+    from crm.buttons import keep_buttons, payload_for, plan_buttons
+
+    sent = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)
+    time_machine.move_to(sent, tick=False)
+    rows = plan_buttons(CLIENT.id, [{"title": "Confirmer", "payload": "/affirm"}])
+    time_machine.move_to(sent + timedelta(seconds=2), tick=False)  # the handoff came in between
+    keep_buttons(session, rows)
+    session.flush()
+    token = rows[0]["token"]
+    assert payload_for(session, CLIENT.id, token) == "/affirm"
+    assert payload_for(session, CLIENT.id, token, sent_after=sent + timedelta(seconds=1)) is None
+    assert payload_for(session, CLIENT.id, token, sent_after=sent - timedelta(seconds=1)) == "/affirm"
+
+
 async def test_a_client_who_unblocks_the_bot_is_reachable_again(desk, stub):
     def unreachable() -> bool:
         with crm(desk) as s:
