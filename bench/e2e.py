@@ -36,6 +36,12 @@ MESSAGES = [
 REPLY_TIMEOUT = 60.0
 
 
+def rasa_http(token: str, connections: int) -> httpx.AsyncClient:
+    """A client of Rasa's REST channel, with the token it asks of every call (as the bot's)."""
+    return httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=connections),
+                             headers={"Authorization": f"Bearer {token}"})
+
+
 def free_port() -> int:
     import socket
 
@@ -117,8 +123,7 @@ async def through_telegram(emulator: BotApiEmulator, clients: int, per_client: i
 async def straight_to_rasa(settings: Settings, clients: int, per_client: int, first_id: int) -> dict:
     latencies: list[float] = []
     url = f"{settings.rasa_url}/webhooks/rest/webhook"
-    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=clients),
-                                 headers={"Authorization": f"Bearer {settings.rasa_token}"}) as http:
+    async with rasa_http(settings.rasa_token, clients) as http:
         async def client(number: int) -> None:
             sender = str(first_id + number)
             for i in range(per_client):

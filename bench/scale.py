@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, select, text
 
-from bench.e2e import MESSAGES, REPLY_TIMEOUT, percentile
+from bench.e2e import MESSAGES, REPLY_TIMEOUT, percentile, rasa_http
 from bot.emulator import BotApiEmulator, User
 
 CLIENTS, PER_CLIENT = 60, 4
@@ -130,12 +130,6 @@ async def closed_loop(emulator: BotApiEmulator, first_id: int, clients: int = CL
     emulator.listeners.remove(replies)
     doubled = sum(max(0, replies.counts[chat] - len(said)) for chat, said in written.items())
     return (replies.latencies, clients * per_client, seconds), {"written": written, "doubled": doubled}
-
-
-def rasa_http(token: str, connections: int) -> httpx.AsyncClient:
-    """A client of Rasa's REST channel, with the token it asks of every call (as the bot's)."""
-    return httpx.AsyncClient(timeout=REPLY_TIMEOUT, limits=httpx.Limits(max_connections=connections),
-                             headers={"Authorization": f"Bearer {token}"})
 
 
 async def straight_to_rasa(rasa_url: str, token: str, first_id: int, clients: int = CLIENTS,
