@@ -62,6 +62,7 @@ from crm.clients import (
     set_reachable,
     settle,
     touch_client,
+    touch_or_register,
 )
 from crm.complaints import rate_complaint
 from crm.consent import TEXTS as CONSENT_TEXTS
@@ -726,7 +727,7 @@ class AssistantApplication(Application):
             await self._handle(update)
             return
         helper = self.assistant
-        # A known client's text to the assistant (the path of most messages) is recorded in the same
+        # A text to the assistant (the path of most messages; a newcomer registered) is recorded in the same
         # unit of work as the look-up, when nothing comes before it: text_message would record it
         # next (converse finds it in ROUTE).
         text = typed_text(update) if update.message is not None and update.effective_user is not None else ""
@@ -737,10 +738,9 @@ class AssistantApplication(Application):
             earlier, mine = inbox.pending_through(session, chat_id, update.update_id, mine_only)
             route = route_of(session, chat_id)
             recorded = None
-            if text and mine and not earlier and route is not None and route.assistant_only \
-                    and recorded_id(session, update.update_id) is None:
-                client = touch_client(session, profile(update.effective_user))
-                recorded = record_new(session, client, text, "text", update.update_id) if client else None
+            if text and mine and not earlier and route.assistant_only and recorded_id(session, update.update_id) is None:
+                client = touch_or_register(session, profile(update.effective_user))
+                recorded = record_new(session, client, text, "text", update.update_id)
             return earlier, mine, route, recorded
 
         async with helper.chat_lock(chat_id):

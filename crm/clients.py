@@ -73,6 +73,20 @@ def touch_client(session: Session, profile: TelegramProfile) -> Known | None:
     return Known(*row) if row else None
 
 
+def touch_or_register(session: Session | Connection, profile: TelegramProfile) -> Known:
+    """touch_client, and for someone who is no client yet register_client's work in Core
+    statements (a newcomer's first message on the path of every message, on a Connection)."""
+    known = touch_client(session, profile)
+    if known is not None:
+        return known
+    now = clock.now()
+    insert_unless_exists(session, Client, {  # one of two first updates at once creates the client
+        "telegram_id": profile.telegram_id, "language": language_from_code(profile.language_code),
+        "first_seen": now, "last_seen": now, **_names(profile), "vip": False, "unreachable": False},
+        ["telegram_id"])
+    return touch_client(session, profile)
+
+
 def register_client(session: Session, profile: TelegramProfile) -> tuple[Client, bool]:
     """Find or create the client; keep names fresh. Returns (client, created)."""
     client = session.scalar(select(Client).where(Client.telegram_id == profile.telegram_id))

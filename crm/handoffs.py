@@ -616,13 +616,17 @@ def _route():
 
 
 _ROUTE = _route()  # read for every message: built once, on the tables' own columns
+_STAFF = select(exists().where(Staff.__table__.c.telegram_id == bindparam("telegram_id"),
+                               Staff.__table__.c.active.is_(True)))
 
 
-def route_of(session: Session | Connection, telegram_id: int) -> Route | None:
-    """None for someone the CRM does not know yet (the handlers register them)."""
+def route_of(session: Session | Connection, telegram_id: int) -> Route:
+    """Someone the CRM does not know yet is no VIP and has no conversation with the desk: theirs
+    is the assistant's unless they are staff (bot.app's look-up registers them with their first
+    message, in the same unit of work)."""
     row = session.execute(_ROUTE, {"telegram_id": telegram_id}).first()
     if row is None:
-        return None
+        return Route(assistant_only=not session.scalar(_STAFF, {"telegram_id": telegram_id}), reachable=True)
     return Route(assistant_only=not (row.vip or row.held or row.staff), reachable=not row.unreachable)
 
 

@@ -122,6 +122,26 @@ async def test_each_message_is_recorded_once_and_named_to_the_assistant(bot, stu
     assert stub.received[2]["message"] == '/inform{"complaint_category":"delivery"}'
 
 
+async def test_a_newcomers_first_words_make_them_a_client_and_are_answered(bot, stub):
+    """No /start: someone writes for the first time. They become a client with their names and
+    the language of their Telegram, their message is recorded once before Rasa is asked (the row
+    Rasa is told about), and it is answered."""
+    newcomer = User(id=503, first_name="Ana", last_name="Silva", username="ana_s", language_code="en-US")
+    [answer] = await bot.say(newcomer, "do you deliver to Lisbon?")
+    assert answer.text == "[en] do you deliver to Lisbon?"
+    with crm(bot) as s:
+        client = s.scalar(select(Client).where(Client.telegram_id == 503))
+        rows = s.execute(select(ConversationMessage.id, ConversationMessage.text)
+                         .where(ConversationMessage.client_id == client.id,
+                                ConversationMessage.direction == "in")).all()
+    assert (client.first_name, client.last_name, client.username, client.language) == ("Ana", "Silva", "ana_s", "en")
+    assert not client.unreachable and not client.vip
+    assert [row.text for row in rows] == ["do you deliver to Lisbon?"]
+    assert stub.received[0]["metadata"]["message"] == rows[0].id
+    [again] = await bot.say(newcomer, "thanks")
+    assert again.text == "[en] thanks"
+
+
 async def test_buttons_of_an_earlier_answer_are_not_on_screen(bot, stub):
     stub.reply = lambda s, m, md: ([{"text": "Choisissez :", "buttons": [
         {"title": "Livraison", "payload": '/inform{"complaint_category":"delivery"}'}]}, {"text": "Autre chose ?"}]
