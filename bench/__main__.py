@@ -130,25 +130,33 @@ def rows_scale(result: dict) -> list[tuple]:
     for r in result["rows"]:
         ours, base = r["ours"], r["rasa_only"]
         checked = f"{ours['lost']} lost, {r['doubled']} doubled, order {'kept' if r['in_order'] else 'BROKEN'}"
-        rows.append(("scale", f"{r['rasa_workers']} Rasa worker(s), {r['bots']} bot(s): {result['clients']} clients x "
-                              f"{result['per_client']}", "median / p95 ms, msg/s; checked",
+        rows.append(("scale", f"{shape_name(r)}: {result['clients']} clients x {result['per_client']}",
+                     "median / p95 ms, msg/s; checked",
                      f"{ours['median_ms']:.0f} / {ours['p95_ms']:.0f}, {ours['messages_per_s']:.1f}/s; {checked}",
                      f"{base['median_ms']:.0f} / {base['p95_ms']:.0f}, {base['messages_per_s']:.1f}/s (Rasa REST)",
                      f"{ours['median_ms'] / base['median_ms']:.2f}" if base["median_ms"] else ""))
         cpu = r["cpu_ms_per_message"]
-        rows.append(("scale", f"  CPU per message ({r['rasa_workers']} worker(s), {r['bots']} bot(s))", "ms",
+        rows.append(("scale", f"  CPU per message ({shape_name(r)})", "ms",
                      ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(cpu.items())), "", ""))
+    if result.get("apart_skipped"):
+        rows.append(("scale", "Rasa on a core of its own", "", f"skipped: {result['apart_skipped']}", "", ""))
     if result.get("workers_2_over_1"):
         rows.append(("scale", "messages a second, 2 Rasa workers over 1 (1 bot)", "ratio",
                      f"{result['workers_2_over_1']:.2f}", f"{result['workers_2_over_1_rasa_only']:.2f} (Rasa REST)", ""))
     for r in result["open_loop"]:
         base = r.get("rasa_only") or {}
-        rows.append(("scale", f"open loop at {r['share']:.0%} of capacity ({r['offered_per_s']:.1f} msg/s, "
-                              f"{r['clients']} clients every 5-15 s)", "median / p95 ms, lost",
+        rows.append(("scale", f"open loop, {shape_name(r)}, at {r['share']:.0%} of capacity ({r['offered_per_s']:.1f} "
+                              f"msg/s, {r['clients']} clients every 5-15 s)", "median / p95 ms, lost",
                      f"{r['median_ms']:.0f} / {r['p95_ms']:.0f}, {r['lost']} lost",
                      f"{base['median_ms']:.0f} / {base['p95_ms']:.0f}, {base['lost']} lost (Rasa REST)" if base else "",
                      f"{r['median_ms'] / base['median_ms']:.2f}" if base.get("median_ms") else ""))
     return rows
+
+
+def shape_name(r: dict) -> str:
+    if r.get("apart"):
+        return f"{r['rasa_workers']} Rasa worker on a core of its own, {r['bots']} bot(s) and the rest on the other"
+    return f"{r['rasa_workers']} Rasa worker(s), {r['bots']} bot(s)"
 
 
 def rows_botpath(result: dict) -> list[tuple]:

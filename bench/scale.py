@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -245,11 +246,7 @@ def in_order(engine, written: dict[int, list[str]]) -> bool:
 
 
 def run() -> dict:
-    from bot.cli import prepare_database
-    from bot.layout import Layout, Shape
     from bot.rasa_model import train_if_needed
-    from crm.db import engine_for
-    from tests.harness import always_open_profile, free_block, make_settings, production_stores
 
     reason = unavailable()
     if reason:
@@ -259,69 +256,156 @@ def run() -> dict:
     rows, open_rows = [], []
     admin = create_engine(PG_URL)
     for workers, bots in SHAPES:
-        schema = f"bench_scale_{uuid.uuid4().hex[:8]}"
-        with admin.begin() as conn:
-            conn.execute(text(f'create schema "{schema}"'))
-        database_url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-        with tempfile.TemporaryDirectory() as folder:
-            tmp = Path(folder)
-            emulator = BotApiEmulator().start()
-            url = admin.url
-            env = {**production_stores(url, REDIS_DB), "COMPANY_PROFILE": str(always_open_profile(tmp)),
-                   "RASA_TIMEOUT": "60"}
-            webhook_port, action_port, rasa_port = free_block(bots), free_block(2), free_block(0)
-            settings = make_settings(database_url, f"http://127.0.0.1:{rasa_port}", rasa_port=rasa_port,
-                                     action_port=action_port, action_url=f"http://127.0.0.1:{action_port}",
-                                     rasa_timeout=60.0, telegram_base_url=emulator.base_url, webhook_port=webhook_port,
-                                     redis_url=f"redis://127.0.0.1:6379/{REDIS_DB}", rasa_db_host=env["RASA_DB_HOST"])
-            prepare_database(database_url, demo=True)
-            layout = Layout(settings, model, Shape(bots=bots, rasa_workers=workers, action_servers=2), env=env,
-                            log_dir=tmp / "logs")
-            try:
-                layout.start()
-                asyncio.run(closed_loop(emulator, next(ids), *WARM_UP))
-                asyncio.run(straight_to_rasa(settings.rasa_url, settings.rasa_token, next(ids), *WARM_UP))
-                spent: dict[str, float] = defaultdict(float)
-                ours_parts, raw_parts, written, doubled = [], [], {}, 0
-                for _ in range(ROUNDS):
-                    before, mine = cpu_seconds(layout), os.times()
-                    part, check = asyncio.run(closed_loop(emulator, next(ids)))
-                    after, mine_after = cpu_seconds(layout), os.times()
-                    for name in after:
-                        spent[name] += after[name] - before.get(name, 0.0)
-                    spent["bench process (emulator, clients)"] += \
-                        (mine_after.user + mine_after.system) - (mine.user + mine.system)
-                    ours_parts.append(part)
-                    written.update(check["written"])
-                    doubled += check["doubled"]
-                    raw_parts.append(asyncio.run(straight_to_rasa(settings.rasa_url, settings.rasa_token, next(ids))))
-                ours, raw = combine(ours_parts), combine(raw_parts)
-                answered = max(1, ours["answered"])
-                cpu = {name: seconds * 1000 / answered for name, seconds in spent.items()}
-                rows.append({"rasa_workers": workers, "bots": bots, "ours": ours, "rasa_only": raw,
-                             "doubled": doubled, "cpu_ms_per_message": cpu,
-                             "in_order": in_order(engine_for(database_url), written),
-                             "overhead_median": ours["median_ms"] / raw["median_ms"] - 1 if raw["median_ms"] else None})
-                if (workers, bots) == SHAPES[-1]:
-                    capacity = ours["messages_per_s"]
-                    for share in OPEN_LOOP:
-                        rate, ours_parts, raw_parts = share * capacity, [], []
-                        for _ in range(ROUNDS):  # alternating, each pair on the same schedule
-                            seed = next(ids)
-                            ours_parts.append(asyncio.run(open_loop(emulator, rate, next(ids), seed)))
-                            raw_parts.append(asyncio.run(open_loop_rasa(
-                                settings.rasa_url, settings.rasa_token, rate, next(ids), seed)))
-                        open_rows.append({**combine(ours_parts), "rasa_only": combine(raw_parts), "share": share,
-                                          "clients": max(1, round(rate * 10)), "offered_per_s": rate})
-            finally:
-                layout.stop()
-                emulator.stop()
-        with admin.begin() as conn:
-            conn.execute(text(f'drop schema "{schema}" cascade'))
+        found, opened = measure(admin, model, ids, workers, bots, with_open_loop=(workers, bots) == SHAPES[-1])
+        rows.append(found)
+        open_rows += opened
+    apart = pinning_unavailable()
+    if apart is None:
+        found, opened = measure(admin, model, ids, 1, 1, with_open_loop=True, apart=True)
+        rows.append(found)
+        open_rows += opened
     admin.dispose()
-    by_shape = {(r["rasa_workers"], r["bots"]): r for r in rows}
+    by_shape = {(r["rasa_workers"], r["bots"]): r for r in rows if not r["apart"]}
     one, two = by_shape.get((1, 1)), by_shape.get((2, 1))
     ratio = two["ours"]["messages_per_s"] / one["ours"]["messages_per_s"] if one and two else None
     raw_ratio = two["rasa_only"]["messages_per_s"] / one["rasa_only"]["messages_per_s"] if one and two else None
     return {"benchmark": "scale", "clients": CLIENTS, "per_client": PER_CLIENT, "rows": rows, "open_loop": open_rows,
-            "workers_2_over_1": ratio, "workers_2_over_1_rasa_only": raw_ratio}
+            "apart_skipped": apart, "workers_2_over_1": ratio, "workers_2_over_1_rasa_only": raw_ratio}
+
+
+def measure(admin, model, ids, workers: int, bots: int, with_open_loop: bool = False,
+            apart: bool = False) -> tuple[dict, list[dict]]:
+    """One shape: its closed-loop row, and its open-loop rows when asked. `apart`: Rasa on a core
+    of its own, everything else on the other (pin_apart)."""
+    from bot.cli import prepare_database
+    from bot.layout import Layout, Shape
+    from crm.db import engine_for
+    from tests.harness import always_open_profile, free_block, make_settings, production_stores
+
+    schema = f"bench_scale_{uuid.uuid4().hex[:8]}"
+    with admin.begin() as conn:
+        conn.execute(text(f'create schema "{schema}"'))
+    database_url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    open_rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        emulator = BotApiEmulator().start()
+        url = admin.url
+        env = {**production_stores(url, REDIS_DB), "COMPANY_PROFILE": str(always_open_profile(tmp)),
+               "RASA_TIMEOUT": "60"}
+        webhook_port, action_port, rasa_port = free_block(bots), free_block(2), free_block(0)
+        settings = make_settings(database_url, f"http://127.0.0.1:{rasa_port}", rasa_port=rasa_port,
+                                 action_port=action_port, action_url=f"http://127.0.0.1:{action_port}",
+                                 rasa_timeout=60.0, telegram_base_url=emulator.base_url, webhook_port=webhook_port,
+                                 redis_url=f"redis://127.0.0.1:6379/{REDIS_DB}", rasa_db_host=env["RASA_DB_HOST"])
+        prepare_database(database_url, demo=True)
+        layout = Layout(settings, model, Shape(bots=bots, rasa_workers=workers, action_servers=2), env=env,
+                        log_dir=tmp / "logs")
+        undo = None
+        try:
+            layout.start()
+            if apart:
+                undo = pin_apart(layout)
+            asyncio.run(closed_loop(emulator, next(ids), *WARM_UP))
+            asyncio.run(straight_to_rasa(settings.rasa_url, settings.rasa_token, next(ids), *WARM_UP))
+            spent: dict[str, float] = defaultdict(float)
+            ours_parts, raw_parts, written, doubled = [], [], {}, 0
+            for _ in range(ROUNDS):
+                before, mine = cpu_seconds(layout), os.times()
+                part, check = asyncio.run(closed_loop(emulator, next(ids)))
+                after, mine_after = cpu_seconds(layout), os.times()
+                for name in after:
+                    spent[name] += after[name] - before.get(name, 0.0)
+                spent["bench process (emulator, clients)"] += \
+                    (mine_after.user + mine_after.system) - (mine.user + mine.system)
+                ours_parts.append(part)
+                written.update(check["written"])
+                doubled += check["doubled"]
+                raw_parts.append(asyncio.run(straight_to_rasa(settings.rasa_url, settings.rasa_token, next(ids))))
+            ours, raw = combine(ours_parts), combine(raw_parts)
+            answered = max(1, ours["answered"])
+            found = {"rasa_workers": workers, "bots": bots, "apart": apart, "ours": ours, "rasa_only": raw,
+                     "doubled": doubled, "cpu_ms_per_message": {name: seconds * 1000 / answered
+                                                                for name, seconds in spent.items()},
+                     "in_order": in_order(engine_for(database_url), written),
+                     "overhead_median": ours["median_ms"] / raw["median_ms"] - 1 if raw["median_ms"] else None}
+            if with_open_loop:
+                capacity = ours["messages_per_s"]
+                for share in OPEN_LOOP:
+                    rate, ours_parts, raw_parts = share * capacity, [], []
+                    for _ in range(ROUNDS):  # alternating, each pair on the same schedule
+                        seed = next(ids)
+                        ours_parts.append(asyncio.run(open_loop(emulator, rate, next(ids), seed)))
+                        raw_parts.append(asyncio.run(open_loop_rasa(
+                            settings.rasa_url, settings.rasa_token, rate, next(ids), seed)))
+                    open_rows.append({**combine(ours_parts), "rasa_only": combine(raw_parts), "share": share,
+                                      "clients": max(1, round(rate * 10)), "offered_per_s": rate,
+                                      "rasa_workers": workers, "bots": bots, "apart": apart})
+        finally:
+            if undo is not None:
+                undo()
+            layout.stop()
+            emulator.stop()
+    with admin.begin() as conn:
+        conn.execute(text(f'drop schema "{schema}" cascade'))
+    return found, open_rows
+
+
+# Rasa apart: what the layout on several hosts gives Rasa (the cores of its own hosts), on one
+# machine. Rasa's process on one core; on the other the bots, haproxy, the action servers,
+# PostgreSQL, Redis and the bench itself. Both loads (through the bots, straight to Rasa) run on
+# that arrangement; the bots then add their milliseconds to each message, not their CPU to Rasa's.
+SHARED_SERVICES = ("postgres", "redis-server")
+
+
+def pinning_unavailable() -> str | None:
+    """Why Rasa cannot be given a core apart here, or None."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "this system cannot pin processes to cores"
+    if len(os.sched_getaffinity(0)) < 2:
+        return "one core only"
+    return None
+
+
+def pin_apart(layout) -> Callable[[], None]:
+    """Pin Rasa (its process group, every thread) to the first core this process may use, and the
+    rest of the path (the layout's other processes, PostgreSQL's and Redis's, this process) to the
+    others. Returns what puts every one of them back on all the cores (PostgreSQL's backends
+    started meanwhile included: they inherit the postmaster's cores)."""
+    cores = sorted(os.sched_getaffinity(0))
+    rasa_core, others = {cores[0]}, set(cores[1:])
+    groups = {name.rstrip("0123456789"): process.pid for name, process in layout.services.processes.items()}
+    rasa_group = groups.pop("rasa")
+
+    def processes() -> dict[int, str]:
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            pgid = int(fields[2])
+            if pgid == rasa_group:
+                found[int(entry.name)] = "rasa"
+            elif pgid in groups.values() or comm in SHARED_SERVICES or int(entry.name) == os.getpid():
+                found[int(entry.name)] = "other"
+        return found
+
+    def pin(pid: int, where: set[int]) -> None:
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                os.sched_setaffinity(int(task.name), where)
+        except (OSError, ValueError):  # gone meanwhile, or not ours to pin: left where it is
+            pass
+
+    for pid, role in processes().items():
+        pin(pid, rasa_core if role == "rasa" else others)
+
+    def undo() -> None:
+        for pid in processes():
+            pin(pid, set(cores))
+
+    return undo

@@ -3,8 +3,16 @@ of latencies, the cross-validation config, the table."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
 from bench import broadcast, e2e, nlu
-from bench.__main__ import print_table, rows_botpath, rows_broadcast, rows_e2e, rows_report
+from bench.scale import pin_apart, pinning_unavailable
+from bench.__main__ import print_table, rows_botpath, rows_broadcast, rows_e2e, rows_report, rows_scale
 
 
 def test_the_fake_bot_api_enforces_its_limit():
@@ -90,6 +98,47 @@ def test_the_bot_path_rows_say_its_cost_or_why_it_was_skipped():
     assert row[3] == "5.25; 170/s; 90.0; 2 lost, 1 doubled" and row[5] == "3.0"
     [skipped] = rows_botpath({"benchmark": "botpath", "skipped": "PostgreSQL or Redis unreachable"})
     assert "skipped: PostgreSQL or Redis unreachable" in skipped[3]
+
+
+def test_the_scale_rows_name_rasa_apart_and_say_why_it_was_not_measured():
+    load = {"median_ms": 150.0, "p95_ms": 300.0, "messages_per_s": 7.0, "lost": 0}
+    shape = {"ours": load, "rasa_only": {**load, "median_ms": 140.0}, "doubled": 0, "in_order": True,
+             "cpu_ms_per_message": {"rasa": 130.0, "bot": 9.0}, "rasa_workers": 1, "bots": 1}
+    result = {"clients": 60, "per_client": 4, "rows": [{**shape, "apart": False}, {**shape, "apart": True}],
+              "open_loop": [{**load, "share": 0.9, "clients": 63, "offered_per_s": 6.3, "rasa_workers": 1, "bots": 1,
+                             "apart": True, "rasa_only": {**load, "median_ms": 100.0}}], "apart_skipped": None}
+    rows = rows_scale(result)
+    assert [row[1].split(":")[0] for row in rows[:3:2]] == [
+        "1 Rasa worker(s), 1 bot(s)", "1 Rasa worker on a core of its own, 1 bot(s) and the rest on the other"]
+    assert rows[2][5] == "1.07" and rows[-1][5] == "1.50" and "core of its own" in rows[-1][1]
+    skipped = rows_scale({**result, "rows": [], "open_loop": [], "apart_skipped": "one core only"})
+    assert skipped == [("scale", "Rasa on a core of its own", "", "skipped: one core only", "", "")]
+
+
+def test_rasa_apart_pins_rasa_to_one_core_the_rest_to_the_others_and_undoes_it():
+    reason = pinning_unavailable()
+    if reason:
+        pytest.skip(reason)
+    cores = os.sched_getaffinity(0)
+    sleeper = [sys.executable, "-c", "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start()"]
+    started = {name: subprocess.Popen(sleeper, start_new_session=True) for name in ("rasa", "bot1", "haproxy")}
+    try:
+        undo = pin_apart(SimpleNamespace(services=SimpleNamespace(processes=started)))
+        try:
+            first = {min(cores)}
+            threads = [int(t) for t in os.listdir(f"/proc/{started['rasa'].pid}/task")]
+            assert threads and all(os.sched_getaffinity(t) == first for t in threads)
+            assert os.sched_getaffinity(started["bot1"].pid) == cores - first
+            assert os.sched_getaffinity(started["haproxy"].pid) == cores - first
+            assert os.sched_getaffinity(0) == cores - first, "the bench's own process goes with the bots"
+        finally:
+            undo()
+        assert all(os.sched_getaffinity(p.pid) == cores for p in started.values())
+        assert os.sched_getaffinity(0) == cores
+    finally:
+        for process in started.values():
+            process.kill()
+            process.wait()
 
 
 def test_the_report_bench_builds_a_month_on_a_generated_crm(capsys):
