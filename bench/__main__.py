@@ -86,12 +86,17 @@ def rows_e2e(result: dict) -> list[tuple]:
     rows = []
     for r in result["rows"]:
         ours, base = r["ours"], r["rasa_only"]
-        rows.append(("end to end", f"{r['clients']} clients at once, {ours['messages']} messages",
+        rounds = f", {r['rounds']} rounds" if r.get("rounds", 1) > 1 else ""
+        rows.append(("end to end", f"{r['clients']} clients at once, {ours['messages']} messages{rounds}",
                      "median / p95 / p99 ms, msg/s, lost",
                      f"{ours['median_ms']:.0f} / {ours['p95_ms']:.0f} / {ours['p99_ms']:.0f}, "
                      f"{ours['messages_per_s']:.1f}/s, {ours['lost']} lost",
-                     f"{base['median_ms']:.0f} / {base['p95_ms']:.0f} / {base['p99_ms']:.0f} (Rasa REST)",
+                     f"{base['median_ms']:.0f} / {base['p95_ms']:.0f} / {base['p99_ms']:.0f}, "
+                     f"{base['messages_per_s']:.1f}/s, {base['lost']} lost (Rasa REST)",
                      f"{r['ratio_median']:.2f}" if r["ratio_median"] else ""))
+        if r.get("cpu_ms_per_message"):
+            rows.append(("end to end", f"  CPU per message ({r['clients']} clients)", "ms",
+                         ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(r["cpu_ms_per_message"].items())), "", ""))
     return rows
 
 

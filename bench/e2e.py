@@ -2,8 +2,10 @@
 realistic messages through the Bot API emulator, the bot (its own process), Rasa, the action
 server and the CRM (SQLite); the time from each message to its reply is measured. Baseline in
 the same run: the same messages sent straight to Rasa's REST webhook, at the same concurrency.
-Also measured: how long each process takes from start to ready, and its resident memory after
-the load (from /proc)."""
+Both paths are warmed up first, then each load runs ROUNDS times through each, alternating, so
+that neither meets Rasa cold or a slow moment of the machine alone. Also measured: the CPU each
+process spends a message through the bot, how long each takes from start to ready, and its
+resident memory after the load (from /proc)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import httpx
@@ -34,6 +37,8 @@ MESSAGES = [
     "quelles sont vos conditions de retour ?",
 ]
 REPLY_TIMEOUT = 60.0
+ROUNDS = 2  # rounds of each load through each path, alternating
+WARM_UP = (10, 2)  # clients, messages each: through both paths before the loads (not counted)
 
 
 def rasa_http(token: str, connections: int) -> httpx.AsyncClient:
@@ -73,6 +78,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
+    """CPU time so far of each process group (name: its leader's pid; Rasa's forked workers count
+    with Rasa), by kind (a name's trailing digits dropped), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = defaultdict(float)
+    kinds = {pid: name.rstrip("0123456789") for name, pid in groups.items()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kind = kinds.get(int(fields[2]))
+        if kind is not None:
+            found[kind] += (int(fields[11]) + int(fields[12])) / ticks
+    return dict(found)
+
+
+def combined(parts: list[tuple[list[float], int, float]]) -> dict:
+    """One summary of several rounds of (latencies, messages sent, seconds)."""
+    return summary([x for latencies, _, _ in parts for x in latencies], sum(p[1] for p in parts),
+                   sum(p[2] for p in parts))
+
+
 def summary(latencies: list[float], expected: int, seconds: float) -> dict:
     return {"messages": expected, "answered": len(latencies), "lost": expected - len(latencies),
             "median_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
@@ -101,7 +131,8 @@ class Replies:
             self.loop.call_soon_threadsafe(lambda: future.done() or future.set_result(time.perf_counter()))
 
 
-async def through_telegram(emulator: BotApiEmulator, clients: int, per_client: int, first_id: int) -> dict:
+async def through_telegram(emulator: BotApiEmulator, clients: int, per_client: int,
+                           first_id: int) -> tuple[list[float], int, float]:
     replies = Replies(asyncio.get_running_loop())
     emulator.listeners.append(replies)
     latencies: list[float] = []
@@ -122,10 +153,11 @@ async def through_telegram(emulator: BotApiEmulator, clients: int, per_client: i
     started = time.perf_counter()
     await asyncio.gather(*(client(n) for n in range(clients)))
     emulator.listeners.remove(replies)
-    return summary(latencies, clients * per_client, time.perf_counter() - started - 0.2 * per_client)
+    return latencies, clients * per_client, time.perf_counter() - started - 0.2 * per_client
 
 
-async def straight_to_rasa(settings: Settings, clients: int, per_client: int, first_id: int) -> dict:
+async def straight_to_rasa(settings: Settings, clients: int, per_client: int,
+                           first_id: int) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     url = f"{settings.rasa_url}/webhooks/rest/webhook"
     async with rasa_http(settings.rasa_token, clients) as http:
@@ -145,15 +177,16 @@ async def straight_to_rasa(settings: Settings, clients: int, per_client: int, fi
 
         started = time.perf_counter()
         await asyncio.gather(*(client(n) for n in range(clients)))
-    return summary(latencies, clients * per_client, time.perf_counter() - started - 0.2 * per_client)
+    return latencies, clients * per_client, time.perf_counter() - started - 0.2 * per_client
 
 
 def start_bot(settings: Settings, emulator: BotApiEmulator, env: dict, log: Path) -> tuple[subprocess.Popen, float]:
     """The bot in its own process, polling the emulator; ready when it first asks for updates."""
     calls_before = len(emulator.calls)
     started = time.perf_counter()
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # a process group of its own, as the services' (cpu_seconds)
         [sys.executable, "-m", "bench.run_bot"], cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**env, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": emulator.base_url,
              "DATABASE_URL": settings.database_url, "RASA_URL": settings.rasa_url, "RASA_TOKEN": settings.rasa_token,
              "RASA_TIMEOUT": "60"})
@@ -191,11 +224,25 @@ def run(concurrency: tuple[int, ...] = (10, 50, 200), per_client: int = 3) -> di
                 ready[name] = time.perf_counter() - started
             bot, ready["bot"] = start_bot(settings, emulator, env, tmp / "logs" / "bot.log")
             ids = itertools.count(5_000_000, 10_000)
+            groups = {**{name: process.pid for name, process in services.processes.items()}, "bot": bot.pid}
+            asyncio.run(through_telegram(emulator, *WARM_UP, next(ids)))
+            asyncio.run(straight_to_rasa(settings, *WARM_UP, next(ids)))
             rows = []
             for clients in concurrency:
-                ours = asyncio.run(through_telegram(emulator, clients, per_client, next(ids)))
-                base = asyncio.run(straight_to_rasa(settings, clients, per_client, next(ids)))
-                rows.append({"clients": clients, "ours": ours, "rasa_only": base,
+                ours_parts, base_parts, spent = [], [], defaultdict(float)
+                for _ in range(ROUNDS):
+                    before, mine = cpu_seconds(groups), os.times()
+                    ours_parts.append(asyncio.run(through_telegram(emulator, clients, per_client, next(ids))))
+                    after, mine_after = cpu_seconds(groups), os.times()
+                    for name in after:
+                        spent[name] += after[name] - before.get(name, 0.0)
+                    spent["bench process (emulator, clients)"] += \
+                        (mine_after.user + mine_after.system) - (mine.user + mine.system)
+                    base_parts.append(asyncio.run(straight_to_rasa(settings, clients, per_client, next(ids))))
+                ours, base = combined(ours_parts), combined(base_parts)
+                rows.append({"clients": clients, "rounds": ROUNDS, "ours": ours, "rasa_only": base,
+                             "cpu_ms_per_message": {name: seconds * 1000 / max(1, ours["answered"])
+                                                    for name, seconds in spent.items()},
                              "ratio_median": ours["median_ms"] / base["median_ms"] if base["median_ms"] else None})
             memory = {"rasa": rss_mb(services.processes["rasa"].pid),
                       "actions": rss_mb(services.processes["actions"].pid), "bot": rss_mb(bot.pid)}

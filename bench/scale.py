@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, select, text
 
-from bench.e2e import MESSAGES, REPLY_TIMEOUT, percentile, rasa_http
+from bench.e2e import MESSAGES, REPLY_TIMEOUT, cpu_seconds, percentile, rasa_http
 from bot.emulator import BotApiEmulator, User
 
 CLIENTS, PER_CLIENT = 60, 4
@@ -210,26 +210,6 @@ async def open_loop_rasa(rasa_url: str, token: str, rate: float, first_id: int,
     return latencies, len(asked), OPEN_SECONDS
 
 
-def cpu_seconds(layout) -> dict[str, float]:
-    """CPU time so far of each kind of process of the layout (each process group: Rasa's forked
-    workers count with Rasa), from /proc."""
-    groups = {name: process.pid for name, process in layout.services.processes.items()}
-    ticks = os.sysconf("SC_CLK_TCK")
-    found: dict[str, float] = defaultdict(float)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pgid, used = int(fields[2]), (int(fields[11]) + int(fields[12])) / ticks
-        for name, pid in groups.items():
-            if pgid == pid:
-                found[name.rstrip("0123456789")] += used
-    return dict(found)
-
-
 def in_order(engine, written: dict[int, list[str]]) -> bool:
     """Each client's messages recorded once, in the order written."""
     from crm.db import unit_of_work
@@ -309,11 +289,12 @@ def measure(admin, model, ids, workers: int, bots: int, with_open_loop: bool = F
             asyncio.run(closed_loop(emulator, next(ids), *WARM_UP))
             asyncio.run(straight_to_rasa(settings.rasa_url, settings.rasa_token, next(ids), *WARM_UP))
             spent: dict[str, float] = defaultdict(float)
+            groups = {name: process.pid for name, process in layout.services.processes.items()}
             ours_parts, raw_parts, written, doubled = [], [], {}, 0
             for _ in range(ROUNDS):
-                before, mine = cpu_seconds(layout), os.times()
+                before, mine = cpu_seconds(groups), os.times()
                 part, check = asyncio.run(closed_loop(emulator, next(ids)))
-                after, mine_after = cpu_seconds(layout), os.times()
+                after, mine_after = cpu_seconds(groups), os.times()
                 for name in after:
                     spent[name] += after[name] - before.get(name, 0.0)
                 spent["bench process (emulator, clients)"] += \

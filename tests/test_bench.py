@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from bench import broadcast, e2e, nlu
-from bench.scale import pin_apart, pinning_unavailable
 from bench.__main__ import print_table, rows_botpath, rows_broadcast, rows_e2e, rows_report, rows_scale
+from bench.scale import pin_apart, pinning_unavailable
 
 
 def test_the_fake_bot_api_enforces_its_limit():
@@ -81,14 +81,18 @@ def test_the_unseen_catalogue_imports_cleanly(session):
 def test_one_table(capsys):
     rows = rows_broadcast({"recipients": 10_000, "configured_limit_per_s": 200.0, "sent_per_s": 150.0,
                            "answers_429": 2, "lost": 0, "duplicates": 0, "ratio_to_limit": 0.75})
-    rows += rows_e2e({"rows": [{"clients": 10, "ratio_median": 1.25,
-                                "ours": {"messages": 30, "median_ms": 500, "p95_ms": 700, "p99_ms": 800,
+    rows += rows_e2e({"rows": [{"clients": 10, "ratio_median": 1.25, "rounds": 2,
+                                "ours": {"messages": 60, "median_ms": 500, "p95_ms": 700, "p99_ms": 800,
                                          "messages_per_s": 15.0, "lost": 0},
-                                "rasa_only": {"median_ms": 400, "p95_ms": 600, "p99_ms": 650}}]})
+                                "rasa_only": {"median_ms": 400, "p95_ms": 600, "p99_ms": 650,
+                                              "messages_per_s": 16.0, "lost": 3},
+                                "cpu_ms_per_message": {"rasa": 130.4, "bot": 8.6}}]})
     print_table(rows)
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() [:3] == ["area", "case", "measure"] and len(out) == 4
+    assert out[0].split() [:3] == ["area", "case", "measure"] and len(out) == 5
     assert "150.0/s, 2, 0, 0" in out[2] and "0.750" in out[2] and "1.25" in out[3]
+    assert "60 messages, 2 rounds" in out[3] and "16.0/s, 3 lost (Rasa REST)" in out[3]
+    assert "bot 9, rasa 130" in out[4]
 
 
 def test_the_bot_path_rows_say_its_cost_or_why_it_was_skipped():
