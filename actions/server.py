@@ -126,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as exc:
         print(f"Error in the company profile: {exc}", file=sys.stderr)
         return 2
+    # numpy's OpenBLAS on one thread (search by meaning: encoding the question, comparing it with
+    # the products' vectors): its idle threads wait busily long after each call, which cost the
+    # action server 25 ms of CPU a message on 2 cores against 5 on one thread (`make bench` e2e
+    # rows), for a millisecond or two less search.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     port = args.port or settings.action_port
     app = create_app(settings.action_token)
     threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
