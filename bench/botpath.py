@@ -23,14 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
 
 from bench.e2e import MESSAGES, REPLY_TIMEOUT
-from bench.scale import PG_URL, REDIS_DB, closed_loop, services_unavailable
+from bench.scale import PG_URL, REDIS_DB, closed_loop, fresh_schema, services_unavailable
 from bot.emulator import BotApiEmulator
 
 LOADS = ((1, 200), (20, 50))  # (clients, messages each)
@@ -112,10 +111,7 @@ def run() -> dict:
     if reason:
         return {"benchmark": "botpath", "skipped": reason}
     admin = create_engine(PG_URL)
-    schema = f"bench_botpath_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'create schema "{schema}"'))
-    database_url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    schema, database_url = fresh_schema(admin, "bench_botpath")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)

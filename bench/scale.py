@@ -9,7 +9,9 @@ Checked for every message: answered, once, and each client's messages recorded i
 written. Then, on the largest shape, an open-loop load:
 clients writing every 5 to 15 s (independent arrivals, near Poisson), at 25 %, 50 % and 90 % of
 the capacity just measured, through the bots and, on the same schedule, straight to Rasa; the
-latency at each is what clients feel in practice; ROUNDS rounds of each, alternating too.
+latency at each is what clients feel in practice; ROUNDS rounds of each, alternating too. Last,
+Rasa apart (pin_apart): 1 worker on a core of its own, everything else on the others, the closed
+and the open loop again: what the bots cost Rasa's clients when they take none of Rasa's CPU.
 
 Needs PostgreSQL, Redis (127.0.0.1) and haproxy; skipped with the reason otherwise."""
 
@@ -45,6 +47,15 @@ OPEN_LOOP = (0.25, 0.5, 0.9)
 OPEN_SECONDS = 30.0
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_DB = os.environ.get("BENCH_REDIS_DB", "0")
+
+
+def fresh_schema(admin, prefix: str) -> tuple[str, str]:
+    """A PostgreSQL schema of its own for one run (dropped by the caller): its name, and the
+    database URL whose connections use it."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.begin() as conn:
+        conn.execute(text(f'create schema "{schema}"'))
+    return schema, f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
 def unavailable() -> str | None:
@@ -262,10 +273,7 @@ def measure(admin, model, ids, workers: int, bots: int, with_open_loop: bool = F
     from crm.db import engine_for
     from tests.harness import always_open_profile, free_block, make_settings, production_stores
 
-    schema = f"bench_scale_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'create schema "{schema}"'))
-    database_url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    schema, database_url = fresh_schema(admin, "bench_scale")
     open_rows = []
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
