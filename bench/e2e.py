@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -84,17 +85,24 @@ def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     found: dict[str, float] = defaultdict(float)
     kinds = {pid: name.rstrip("0123456789") for name, pid in groups.items()}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
+    for _, _, fields in processes():
         kind = kinds.get(int(fields[2]))
         if kind is not None:
             found[kind] += (int(fields[11]) + int(fields[12])) / ticks
     return dict(found)
+
+
+def processes() -> Iterator[tuple[int, str, list[str]]]:
+    """Each process of the machine: its pid, its name, and the fields of /proc/<pid>/stat after
+    the name (state first: the process group is fields[2])."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, _, tail = (entry / "stat").read_text().rpartition(")")
+        except OSError:  # gone meanwhile
+            continue
+        yield int(entry.name), head.partition("(")[2], tail.split()
 
 
 def combined(parts: list[tuple[list[float], int, float]]) -> dict:

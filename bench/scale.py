@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, select, text
 
-from bench.e2e import MESSAGES, REPLY_TIMEOUT, cpu_seconds, percentile, rasa_http
+from bench.e2e import MESSAGES, REPLY_TIMEOUT, cpu_seconds, percentile, processes, rasa_http
 from bot.emulator import BotApiEmulator, User
 
 CLIENTS, PER_CLIENT = 60, 4
@@ -366,21 +366,14 @@ def pin_apart(layout) -> Callable[[], None]:
     groups = {name.rstrip("0123456789"): process.pid for name, process in layout.services.processes.items()}
     rasa_group = groups.pop("rasa")
 
-    def processes() -> dict[int, str]:
+    def concerned() -> dict[int, str]:
         found = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                comm = (entry / "comm").read_text().strip()
-            except OSError:
-                continue
+        for pid, name, fields in processes():
             pgid = int(fields[2])
             if pgid == rasa_group:
-                found[int(entry.name)] = "rasa"
-            elif pgid in groups.values() or comm in SHARED_SERVICES or int(entry.name) == os.getpid():
-                found[int(entry.name)] = "other"
+                found[pid] = "rasa"
+            elif pgid in groups.values() or name in SHARED_SERVICES or pid == os.getpid():
+                found[pid] = "other"
         return found
 
     def pin(pid: int, where: set[int]) -> None:
@@ -390,11 +383,11 @@ def pin_apart(layout) -> Callable[[], None]:
         except (OSError, ValueError):  # gone meanwhile, or not ours to pin: left where it is
             pass
 
-    for pid, role in processes().items():
+    for pid, role in concerned().items():
         pin(pid, rasa_core if role == "rasa" else others)
 
     def undo() -> None:
-        for pid in processes():
+        for pid in concerned():
             pin(pid, set(cores))
 
     return undo

@@ -79,12 +79,16 @@ def touch_or_register(session: Session | Connection, profile: TelegramProfile) -
     known = touch_client(session, profile)
     if known is not None:
         return known
-    now = clock.now()
-    insert_unless_exists(session, Client, {  # one of two first updates at once creates the client
-        "telegram_id": profile.telegram_id, "language": language_from_code(profile.language_code),
-        "first_seen": now, "last_seen": now, **_names(profile), "vip": False, "unreachable": False},
-        ["telegram_id"])
+    insert_unless_exists(session, Client, _new_client(profile), ["telegram_id"])
     return touch_client(session, profile)
+
+
+def _new_client(profile: TelegramProfile) -> dict:
+    """A new client's row. Two first updates of a new user at once (two replicas, or a message
+    and a button): one creates it, the other finds it (insert_unless_exists)."""
+    now = clock.now()
+    return {"telegram_id": profile.telegram_id, "language": language_from_code(profile.language_code),
+            "first_seen": now, "last_seen": now, **_names(profile), "vip": False, "unreachable": False}
 
 
 def register_client(session: Session, profile: TelegramProfile) -> tuple[Client, bool]:
@@ -92,13 +96,7 @@ def register_client(session: Session, profile: TelegramProfile) -> tuple[Client,
     client = session.scalar(select(Client).where(Client.telegram_id == profile.telegram_id))
     created = client is None
     if created:
-        # Two first updates of a new user at once (two replicas, or a message and a button):
-        # one creates the client, the other finds it.
-        now = clock.now()
-        created = insert_unless_exists(session, Client, {
-            "telegram_id": profile.telegram_id, "language": language_from_code(profile.language_code),
-            "first_seen": now, "last_seen": now, "first_name": "", "last_name": "", "vip": False,
-            "unreachable": False}, ["telegram_id"])
+        created = insert_unless_exists(session, Client, _new_client(profile), ["telegram_id"])
         client = session.scalar(select(Client).where(Client.telegram_id == profile.telegram_id))
     for name, value in _names(profile).items():
         setattr(client, name, value)
